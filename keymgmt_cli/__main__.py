@@ -1,0 +1,3 @@
+from keymgmt_cli.cli.main import main
+
+main()
