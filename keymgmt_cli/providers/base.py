@@ -1,0 +1,92 @@
+"""The KMS provider interface the engine talks to. ``awskms.py`` implements it with boto3;
+``memory.py`` is its in-memory twin for engine tests.
+
+Every method raises ``keymgmt_cli.errors.ProviderError`` (never a library exception) with a
+one-line message naming the AWS error code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """Everything needed to reach one KMS region. Secret fields are never printed (repr=False)."""
+
+    region: str
+    access_key: str | None = None
+    secret_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    endpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class ImportParameters:
+    key_id: str  # as returned by AWS (the key ARN)
+    public_key_der: bytes  # DER SubjectPublicKeyInfo of the wrapping key
+    import_token: bytes = field(repr=False)
+    valid_to: datetime | None = None
+
+
+@dataclass(frozen=True)
+class KeyDescription:
+    key_id: str
+    arn: str
+    state: str  # Enabled | Disabled | PendingImport | PendingDeletion | PendingReplicaDeletion | Creating | ...
+    enabled: bool
+    key_spec: str
+    key_usage: str
+    origin: str
+    multi_region: bool
+    description: str = ""
+
+
+class KmsProvider(Protocol):
+    region: str
+
+    def create_key(self, *, key_spec: str, key_usage: str, description: str,
+                   tags: dict[str, str], multi_region: bool = False) -> str:
+        """CreateKey(Origin=EXTERNAL, ...) with Tags; returns the KeyId."""
+
+    def get_parameters_for_import(self, key_id: str, wrapping_algorithm: str,
+                                  wrapping_key_spec: str) -> ImportParameters:
+        """GetParametersForImport; retries NotFoundException briefly (eventual consistency)."""
+
+    def import_key_material(self, key_id: str, import_token: bytes, encrypted_key_material: bytes,
+                            valid_to: datetime | None = None) -> None:
+        """ImportKeyMaterial with KEY_MATERIAL_DOES_NOT_EXPIRE, or KEY_MATERIAL_EXPIRES + ValidTo."""
+
+    def describe_key(self, key_id: str) -> KeyDescription | None:
+        """DescribeKey; None when the key does not exist."""
+
+    def enable_key(self, key_id: str) -> None: ...
+
+    def disable_key(self, key_id: str) -> None: ...
+
+    def schedule_key_deletion(self, key_id: str, pending_window_days: int) -> None:
+        """ScheduleKeyDeletion; a key already pending deletion (or gone) is not an error."""
+
+    def create_alias(self, alias_name: str, key_id: str) -> None: ...
+
+    def update_alias(self, alias_name: str, key_id: str) -> None: ...
+
+    def delete_alias(self, alias_name: str) -> None:
+        """DeleteAlias; an alias that does not exist is not an error."""
+
+    def get_alias_target(self, alias_name: str) -> str | None:
+        """The TargetKeyId of the alias (via ListAliases), None when there is no such alias."""
+
+    def replicate_key(self, key_id: str, replica_region: str, *, description: str,
+                      tags: dict[str, str]) -> str:
+        """ReplicateKey into ``replica_region``; returns the replica's KeyId (same as the primary's)."""
+
+    def get_public_key(self, key_id: str) -> bytes:
+        """GetPublicKey: DER SubjectPublicKeyInfo."""
+
+    def list_resource_tags(self, key_id: str) -> dict[str, str]: ...
+
+    def in_region(self, region: str) -> "KmsProvider":
+        """The same credentials and endpoint, another region (for multi-Region replicas)."""

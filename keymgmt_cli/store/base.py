@@ -1,0 +1,55 @@
+"""The state store's interface: JSON documents addressed by ids such as ``<mount>/keys/<name>``.
+
+Every backend (the local directory, its in-memory twin, later DynamoDB) implements this protocol
+and passes the one contract test in ``tests/store/test_contract.py``.
+
+Document ids are ``/``-separated segments; each segment matches ``SEGMENT_RE``. A *collection*
+is an id prefix: ``list("m1/keys")`` names the documents ``m1/keys/<name>`` directly inside it.
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+SEGMENT_RE = re.compile(r"^[A-Za-z0-9_.:@%+-]{1,240}$")
+
+
+def check_doc_id(doc_id: str) -> list[str]:
+    """Split and validate an id; raise ValueError (a programming error, never user input)."""
+    parts = doc_id.split("/")
+    for part in parts:
+        if not SEGMENT_RE.match(part) or part in (".", ".."):
+            raise ValueError(f"invalid document id segment: {part!r}")
+    return parts
+
+
+class DocumentStore(Protocol):
+    """A set of JSON documents with atomic single-document writes and named exclusive locks."""
+
+    #: Where the state lives, for ``keymgmt status`` ("/home/u/.local/share/keymgmt", "memory").
+    location: str
+    #: Backend name for ``keymgmt status`` ("file", "memory", "dynamodb").
+    backend: str
+
+    def get(self, doc_id: str) -> dict[str, Any] | None:
+        """The document, or None when it does not exist."""
+
+    def list(self, collection: str) -> list[str]:
+        """Sorted names of the documents directly inside ``collection`` ([] when none)."""
+
+    def put(self, doc_id: str, doc: dict[str, Any]) -> None:
+        """Create or replace the document atomically: readers see the old or the new, never a mix."""
+
+    def delete(self, doc_id: str) -> bool:
+        """Remove the document; True when it existed."""
+
+    def delete_collection(self, collection: str) -> None:
+        """Remove every document under ``collection`` (recursively)."""
+
+    def lock(self, name: str, timeout: float = 60.0) -> AbstractContextManager[None]:
+        """Hold an exclusive lock named ``name`` across processes (and threads) until the block ends.
+
+        Not reentrant. Raises StoreError when it cannot be had within ``timeout`` seconds.
+        """
