@@ -55,3 +55,7 @@ class ProviderError(EngineError):
         super().__init__(message, hint)
         self.code = code
         self.retryable = retryable
+
+
+class NoValue(NotFound):
+    """An empty list or a missing entity on read, printed bare as Vault does ("No value found at P")."""

@@ -1,0 +1,360 @@
+"""The command line: Vault's verbs over the engine. click lives here and nowhere else.
+
+Each verb reads top to bottom: check arity, parse DATA, call the engine, render.
+Exit codes, as Vault: 0 success, 1 a local problem (usage, unparsable data, -field not present,
+the local state), 2 the engine or AWS refused.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from keymgmt_cli import __version__
+from keymgmt_cli.cli import output
+from keymgmt_cli.cli.kv import parse_data
+from keymgmt_cli.errors import EngineError, KeymgmtError, NoValue, StoreError, UsageError
+
+EXIT_OK, EXIT_LOCAL, EXIT_ENGINE = 0, 1, 2
+
+
+def exit_code_for(error: BaseException) -> int:
+    """The one table of exit codes."""
+    if isinstance(error, (UsageError, StoreError, click.UsageError)):
+        return EXIT_LOCAL
+    if isinstance(error, EngineError):
+        return EXIT_ENGINE
+    return EXIT_ENGINE
+
+
+class Env:
+    """What a command needs from the outside world, injectable for tests (HTTPie's Environment)."""
+
+    def __init__(self, environ: dict[str, str] | None = None, engine: Any = None):
+        self.environ = dict(os.environ) if environ is None else environ
+        self._engine = engine
+
+    @property
+    def engine(self) -> Any:
+        if self._engine is None:
+            self._engine = build_engine(self.environ)
+        return self._engine
+
+
+def build_engine(environ: dict[str, str]) -> Any:
+    from keymgmt_cli.engine.core import Engine
+    from keymgmt_cli.store import open_secret_box, open_store
+
+    store = open_store(environ)
+
+    def provider_factory(config: Any) -> Any:
+        from keymgmt_cli.providers import awskms  # boto3 only when a KMS is called
+
+        return awskms.connect(config)
+
+    return Engine(store, open_secret_box(store.home, environ), provider_factory, progress=_progress)
+
+
+def _progress(message: str) -> None:
+    if sys.stderr.isatty():
+        click.echo(f"... {message}", err=True)
+
+
+# -- options shared by the verbs ---------------------------------------------------------------
+def format_option(func: Any) -> Any:
+    return click.option("-format", "--format", "fmt", default=None, metavar="FORMAT",
+                        help="Output format: table (default), json or yaml; env KEYMGMT_FORMAT.")(func)
+
+
+def field_option(func: Any) -> Any:
+    return click.option("-field", "--field", "field", default=None, metavar="NAME",
+                        help="Print only this field's raw value.")(func)
+
+
+def resolve_format(fmt: str | None, env: Env) -> str:
+    chosen = (fmt or env.environ.get("KEYMGMT_FORMAT") or "table").lower()
+    if chosen not in output.FORMATS:
+        raise UsageError(f"invalid format {chosen!r}; allowed: {', '.join(output.FORMATS)}")
+    return chosen
+
+
+CONTEXT = {"help_option_names": ["-h", "-help", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "-v", "-version", "--version", prog_name="keymgmt")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Vault's keymgmt CLI grammar, for AWS KMS, from any shell.
+
+    \b
+    Example:
+      keymgmt write keymgmt/kms/example-kms provider=awskms key_collection=us-west-1 \\
+          credentials=access_key=AKIA... credentials=secret_key=...
+      keymgmt write keymgmt/key/example-key type=aes256-gcm96
+      keymgmt write keymgmt/kms/example-kms/key/example-key purpose=encrypt,decrypt
+    """
+    if ctx.obj is None:
+        ctx.obj = Env()
+
+
+def _emit(env: Env, verb: str, path: str, response: Any, fmt: str, field: str | None) -> None:
+    for warning in response.warnings:
+        click.echo(f"WARNING: {warning}", err=True)
+    data = response.data
+    if field is not None:
+        if not data or field not in data:
+            raise UsageError(f'Field "{field}" not present in secret')
+        click.echo(output.scalar(data[field]))
+        return
+    if fmt != "table":
+        if data is None and verb in ("write", "delete"):
+            return  # as Vault: nothing to print
+        if verb == "list":
+            click.echo(output.dump(data["keys"], fmt))  # as Vault: the bare list
+            return
+        click.echo(output.dump(output.envelope(data, response.warnings), fmt))
+        return
+    if verb == "write" and data is None:
+        click.echo(f"Success! Data written to: {path}")
+    elif verb == "delete":
+        click.echo(f"Success! Data deleted (if it existed) at: {path}")
+    elif verb == "list":
+        click.echo(output.key_list(data["keys"]))
+    elif data:
+        click.echo(output.table(data))
+
+
+def _run(env: Env, verb: str, path: str, data: dict[str, Any], fmt: str, field: str | None) -> None:
+    from keymgmt_cli.engine.routing import Request
+
+    response = env.engine.handle(Request(verb, path, data))
+    _emit(env, verb, path, response, fmt, field)
+
+
+@cli.command("read", context_settings=CONTEXT)
+@format_option
+@field_option
+@click.argument("path")
+@click.pass_obj
+def read_cmd(env: Env, fmt: str | None, field: str | None, path: str) -> None:
+    """Read the data at PATH.
+
+    \b
+    Example:
+      keymgmt read keymgmt/key/example-key
+      keymgmt read -field=latest_version keymgmt/key/example-key
+      keymgmt read -format=json keymgmt/kms/example-kms/key/example-key | jq .data.versions
+    """
+    _run(env, "read", path, {}, resolve_format(fmt, env), field)
+
+
+@cli.command("list", context_settings=CONTEXT)
+@format_option
+@click.argument("path")
+@click.pass_obj
+def list_cmd(env: Env, fmt: str | None, path: str) -> None:
+    """List the names at PATH (an empty list is "No value found", exit 2, as Vault).
+
+    \b
+    Example:
+      keymgmt list keymgmt/key
+      keymgmt list -format=json keymgmt/kms/example-kms/key | jq -r '.[]'
+    """
+    _run(env, "list", path, {}, resolve_format(fmt, env), None)
+
+
+@cli.command("write", context_settings=CONTEXT)
+@format_option
+@field_option
+@click.option("-f", "-force", "--force", "force", is_flag=True,
+              help="Allow the write to run with no data (rotate, replicate).")
+@click.argument("path")
+@click.argument("data", nargs=-1)
+@click.pass_obj
+def write_cmd(env: Env, fmt: str | None, field: str | None, force: bool, path: str, data: tuple[str, ...]) -> None:
+    """Write DATA (K=V, K=@file, K=-, -, @file.json) to PATH.
+
+    \b
+    Example:
+      keymgmt write keymgmt/key/example-key type=aes256-gcm96
+      keymgmt write -f keymgmt/key/example-key/rotate
+      keymgmt write keymgmt/key/example-key min_enabled_version=2 deletion_allowed=true
+    """
+    fmt = resolve_format(fmt, env)
+    if not data and not force:
+        raise UsageError("Must supply data or use -force")
+    parsed = parse_data(data, click.get_binary_stream("stdin"))
+    _run(env, "write", path, parsed, fmt, field)
+
+
+@cli.command("delete", context_settings=CONTEXT)
+@format_option
+@click.argument("path")
+@click.argument("data", nargs=-1)
+@click.pass_obj
+def delete_cmd(env: Env, fmt: str | None, path: str, data: tuple[str, ...]) -> None:
+    """Delete the data at PATH (DATA for the few paths that take it).
+
+    \b
+    Example:
+      keymgmt delete keymgmt/kms/example-kms/key/example-key pending_window_days=7
+      keymgmt delete keymgmt/key/example-key
+    """
+    fmt = resolve_format(fmt, env)
+    parsed = parse_data(data, click.get_binary_stream("stdin"))
+    _run(env, "delete", path, parsed, fmt, None)
+
+
+# -- secrets: mounts ------------------------------------------------------------------------------
+@cli.group("secrets", context_settings=CONTEXT)
+def secrets_group() -> None:
+    """Manage mounts: independent namespaces of keys and providers (one per environment, say).
+
+    \b
+    Example:
+      keymgmt secrets enable -path=keymgmt-prod keymgmt
+      keymgmt secrets list
+    """
+
+
+@secrets_group.command("enable", context_settings=CONTEXT)
+@click.option("-path", "--path", "mount_path", default=None, metavar="PATH", help="Mount path (default: the type).")
+@click.option("-description", "--description", default="", metavar="TEXT", help="A human-friendly description.")
+@click.argument("engine_type", metavar="TYPE")
+@click.pass_obj
+def secrets_enable(env: Env, mount_path: str | None, description: str, engine_type: str) -> None:
+    """Enable a secrets engine of TYPE (keymgmt) at a path.
+
+    \b
+    Example:
+      keymgmt secrets enable -path=keymgmt-staging keymgmt
+    """
+    mount = env.engine.enable_mount(engine_type, mount_path, description)
+    click.echo(f"Success! Enabled the {engine_type} secrets engine at: {mount.path}")
+
+
+@secrets_group.command("disable", context_settings=CONTEXT)
+@click.argument("path")
+@click.pass_obj
+def secrets_disable(env: Env, path: str) -> None:
+    """Disable the mount at PATH and delete its keys (refused while keys are distributed).
+
+    \b
+    Example:
+      keymgmt secrets disable keymgmt-staging/
+    """
+    env.engine.disable_mount(path)
+    click.echo(f"Success! Disabled the secrets engine (if it existed) at: {path.strip('/')}/")
+
+
+@secrets_group.command("list", context_settings=CONTEXT)
+@format_option
+@click.pass_obj
+def secrets_list(env: Env, fmt: str | None) -> None:
+    """List the mounts.
+
+    \b
+    Example:
+      keymgmt secrets list -format=json
+    """
+    fmt = resolve_format(fmt, env)
+    mounts = env.engine.mounts()
+    if fmt != "table":
+        data = {m.path: {"type": m.type, "description": m.description, "uuid": m.uuid} for m in mounts}
+        click.echo(output.dump(data, fmt))
+        return
+    click.echo(output.rows(["Path", "Type", "Description"],
+                           [[m.path, m.type, m.description or "n/a"] for m in mounts]))
+
+
+@cli.command("status", context_settings=CONTEXT)
+@format_option
+@click.pass_obj
+def status_cmd(env: Env, fmt: str | None) -> None:
+    """Show where the state lives, the master-key source, the mounts and unfinished operations.
+
+    \b
+    Example:
+      keymgmt status
+    """
+    from keymgmt_cli.store.masterkey import describe_source
+
+    fmt = resolve_format(fmt, env)
+    engine = env.engine
+    info = engine.status()
+    data = {"backend": engine.store.backend, "location": engine.store.location,
+            "master_key": describe_source(engine.store.home, env.environ), **info}
+    if fmt != "table":
+        click.echo(output.dump(data, fmt))
+        return
+    click.echo(f"State:       {data['backend']} {data['location']}")
+    click.echo(f"Master key:  {data['master_key']}")
+    click.echo("")
+    click.echo(output.rows(["Mount", "Keys", "KMS providers", "Distributions"],
+                           [[m["path"], str(m["keys"]), str(m["kms_providers"]), str(m["distributions"])]
+                            for m in data["mounts"]]))
+    click.echo("")
+    if data["unfinished"]:
+        click.echo("Unfinished operations (re-run the command to finish):")
+        for line in data["unfinished"]:
+            click.echo(f"  {line}")
+    else:
+        click.echo("Unfinished operations: none")
+
+
+# -- entry point ------------------------------------------------------------------------------------
+_VERBING = {"read": "reading", "list": "listing", "write": "writing data to", "delete": "deleting"}
+
+
+def main(argv: list[str] | None = None, env: Env | None = None) -> None:
+    sys.exit(run(argv, env))
+
+
+def run(argv: list[str] | None = None, env: Env | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        cli.main(args=args, prog_name="keymgmt", standalone_mode=False, obj=env or Env())
+        return EXIT_OK
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.exceptions.Abort:
+        click.echo("Error: aborted", err=True)
+        return EXIT_LOCAL
+    except click.UsageError as error:
+        command = error.ctx.command_path if error.ctx else "keymgmt"
+        click.echo(f"Error: {error.format_message()} (see '{command} --help')", err=True)
+        return EXIT_LOCAL
+    except KeymgmtError as error:
+        click.echo(_describe(args, error), err=True)
+        if error.hint:
+            click.echo(f"hint: {error.hint}", err=True)
+        return exit_code_for(error)
+    except KeyboardInterrupt:
+        click.echo("Error: interrupted; what was done is recorded, re-run the command to finish", err=True)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as error:  # a bug: one line, never a traceback (KEYMGMT_DEBUG=1 shows it)
+        if os.environ.get("KEYMGMT_DEBUG"):
+            raise
+        click.echo(f"Error: internal error ({type(error).__name__}); please report it "
+                   "(KEYMGMT_DEBUG=1 shows the traceback)", err=True)
+        return EXIT_ENGINE
+
+
+def _describe(args: list[str], error: KeymgmtError) -> str:
+    message = " ".join(str(error).split("\n"))
+    if isinstance(error, NoValue):
+        return message
+    verb = next((a for a in args if a in _VERBING), None)
+    path = None
+    if verb is not None:
+        after = args[args.index(verb) + 1:]
+        path = next((a for a in after if not a.startswith("-") and "=" not in a), None)
+    if verb and path and isinstance(error, EngineError):
+        return f"Error {_VERBING[verb]} {path}: {message}"
+    return f"Error: {message}"

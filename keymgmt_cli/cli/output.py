@@ -1,0 +1,74 @@
+"""Rendering: Vault's JSON envelope, YAML, and the table format. Data alone goes to stdout."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+FORMATS = ("table", "json", "yaml")
+
+
+def envelope(data: dict[str, Any] | None, warnings: list[str]) -> dict[str, Any]:
+    """Vault's response envelope, so `jq .data.x` pipelines written for Vault keep working."""
+    return {"request_id": str(uuid.uuid4()), "lease_id": "", "lease_duration": 0, "renewable": False,
+            "data": data, "warnings": warnings or None}
+
+
+def dump(value: Any, fmt: str) -> str:
+    if fmt == "yaml":
+        import yaml  # only for -format=yaml
+
+        return yaml.safe_dump(value, sort_keys=False, default_flow_style=False).rstrip("\n")
+    return json.dumps(value, indent=2)
+
+
+def scalar(value: Any) -> str:
+    """How one value prints in a table cell or with -field."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "n/a"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"), sort_keys=False)
+    return str(value)
+
+
+def table(data: dict[str, Any]) -> str:
+    keys = sorted(data)
+    width = max([len("Key")] + [len(k) for k in keys])
+    lines = [f"{'Key'.ljust(width)}    Value", f"{'---'.ljust(width)}    -----"]
+    for key in keys:
+        value = data[key]
+        if isinstance(value, dict) and value and all(isinstance(v, (dict, str)) for v in value.values()) \
+                and any("\n" in json.dumps(v) or isinstance(v, dict) for v in value.values()):
+            # nested maps (versions, keys): one row per entry keeps tables readable
+            lines.append(f"{key.ljust(width)}    ")
+            for sub, sub_value in value.items():
+                text = scalar(sub_value) if not isinstance(sub_value, dict) else _inline(sub_value)
+                lines.append(f"{('  ' + str(sub)).ljust(width)}    {text}")
+            continue
+        lines.append(f"{key.ljust(width)}    {scalar(value)}")
+    return "\n".join(lines)
+
+
+def _inline(value: dict[str, Any]) -> str:
+    parts = []
+    for k, v in value.items():
+        text = scalar(v)
+        if "\n" in text:
+            text = text.strip().replace("\n", "\n        ")
+        parts.append(f"{k}={text}")
+    return "  ".join(parts)
+
+
+def key_list(keys: list[str]) -> str:
+    return "\n".join(["Keys", "----", *keys])
+
+
+def rows(headers: list[str], body: list[list[str]]) -> str:
+    widths = [max([len(h)] + [len(r[i]) for r in body]) for i, h in enumerate(headers)]
+    out = ["    ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
+           "    ".join(("-" * len(h)).ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    out += ["    ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in body]
+    return "\n".join(out)

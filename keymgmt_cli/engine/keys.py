@@ -1,0 +1,194 @@
+"""Handlers for key/:name, key, key/:name/rotate and key/:name/kms (Vault's keymgmt API 1-7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keymgmt_cli.engine import distribution
+from keymgmt_cli.engine.core import Engine, Mount, now_rfc3339
+from keymgmt_cli.engine.fields import Field
+from keymgmt_cli.engine.keytypes import DEFAULT_KEY_TYPE, KEY_TYPES, generate_material
+from keymgmt_cli.engine.names import REGION_RE, check_name
+from keymgmt_cli.engine.routing import Response
+from keymgmt_cli.errors import InvalidRequest, NotFound, NoValue, PreconditionFailed
+
+MUTATION_LOCK_TIMEOUT = 600.0  # a distribution at AWS's 1/s import quota can take minutes
+
+KEY_FIELDS = {
+    "type": Field("type", "choice", "Type of cryptographic key; set on creation only.",
+                  default=DEFAULT_KEY_TYPE, allowed=tuple(KEY_TYPES)),
+    "replica_regions": Field(
+        "replica_regions", "commalist",
+        "AWS regions for multi-Region replicas (aes256-gcm96 only); set on creation only.",
+        pattern=REGION_RE.pattern, pattern_hint="an AWS region such as us-east-1"),
+    "min_enabled_version": Field(
+        "min_enabled_version", "int",
+        "Versions below this are disabled in every KMS the key is distributed to; 0 enables all.",
+        default=0, minimum=0),
+    "deletion_allowed": Field("deletion_allowed", "bool", "Whether the key may be deleted.", default=False),
+}
+
+
+def material_aad(mount: Mount, name: str, version: int | str) -> str:
+    return f"{mount.doc('keys', name)}#versions/{version}/material"
+
+
+def load_key(engine: Engine, mount: Mount, name: str) -> dict[str, Any]:
+    check_name("key", name)
+    doc = engine.store.get(mount.doc("keys", name))
+    if doc is None:
+        raise NotFound(f"key {name!r} not found in {mount.path}",
+                       hint=f"create it: keymgmt write {mount.path}key/{name} type=aes256-gcm96")
+    return doc
+
+
+def new_version(engine: Engine, mount: Mount, name: str, key_type: str) -> dict[str, Any]:
+    if key_type in ("rsa-3072", "rsa-4096"):
+        engine.progress(f"generating {key_type} key material")
+    material, public_pem = generate_material(key_type)
+    version: dict[str, Any] = {"creation_time": now_rfc3339()}
+    if public_pem:
+        version["public_key"] = public_pem
+    version["_material"] = material  # sealed by store_version before it is written
+    return version
+
+
+def seal_version(engine: Engine, mount: Mount, name: str, number: int, version: dict[str, Any]) -> dict[str, Any]:
+    material = version.pop("_material")
+    version["material"] = engine.secrets.seal(material, material_aad(mount, name, number))
+    return version
+
+
+def unseal_material(engine: Engine, mount: Mount, name: str, doc: dict[str, Any], number: int) -> bytes:
+    return engine.secrets.unseal(doc["versions"][str(number)]["material"], material_aad(mount, name, number))
+
+
+# -- handlers --------------------------------------------------------------------------------------
+def list_keys(engine: Engine, mount: Mount, values: dict[str, Any]) -> Response:
+    return _listing(engine.store.list(mount.doc("keys")), mount.path + "key")
+
+
+def read_key(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -> Response:
+    doc = load_key(engine, mount, name)
+    versions = {}
+    for number, version in sorted(doc["versions"].items(), key=lambda kv: int(kv[0])):
+        entry = {"creation_time": version["creation_time"]}
+        if "public_key" in version:
+            entry["public_key"] = version["public_key"]
+        versions[number] = entry
+    data: dict[str, Any] = {
+        "deletion_allowed": doc["deletion_allowed"],
+        "keys": versions,
+        "latest_version": doc["latest_version"],
+        "min_enabled_version": doc["min_enabled_version"],
+        "name": doc["name"],
+        "type": doc["type"],
+    }
+    if doc.get("replica_regions"):
+        data["replica_regions"] = list(doc["replica_regions"])
+    return Response(data)
+
+
+def write_key(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -> Response:
+    check_name("key", name)
+    doc_id = mount.doc("keys", name)
+    with engine.store.lock(mount.lock("key", name), timeout=MUTATION_LOCK_TIMEOUT):
+        doc = engine.store.get(doc_id)
+        if doc is None:
+            return _create_key(engine, mount, name, values)
+        return _update_key(engine, mount, name, doc, values)
+
+
+def _create_key(engine: Engine, mount: Mount, name: str, values: dict[str, Any]) -> Response:
+    key_type = values.get("type", DEFAULT_KEY_TYPE)
+    replicas = values.get("replica_regions") or []
+    if replicas and key_type != "aes256-gcm96":
+        raise InvalidRequest("replica_regions is supported only for aes256-gcm96 keys (AWS multi-Region keys)")
+    min_enabled = values.get("min_enabled_version", 0)
+    if min_enabled > 1:
+        raise InvalidRequest(f"min_enabled_version {min_enabled} is above the latest version 1")
+    version = seal_version(engine, mount, name, 1, new_version(engine, mount, name, key_type))
+    doc = {
+        "name": name, "type": key_type,
+        "deletion_allowed": values.get("deletion_allowed", False),
+        "min_enabled_version": min_enabled,
+        "latest_version": 1,
+        "replica_regions": replicas,
+        "versions": {"1": version},
+    }
+    engine.put(mount.doc("keys", name), doc)
+    return Response()
+
+
+def _update_key(engine: Engine, mount: Mount, name: str, doc: dict[str, Any], values: dict[str, Any]) -> Response:
+    if "type" in values and values["type"] != doc["type"]:
+        raise InvalidRequest(f"type cannot be changed after creation (key {name!r} is {doc['type']})")
+    if "replica_regions" in values and values["replica_regions"] != doc.get("replica_regions", []):
+        raise InvalidRequest("replica_regions cannot be changed after creation")
+    if "min_enabled_version" in values and values["min_enabled_version"] > doc["latest_version"]:
+        raise InvalidRequest(f"min_enabled_version {values['min_enabled_version']} is above the latest "
+                             f"version {doc['latest_version']}")
+    changed = False
+    for field in ("deletion_allowed", "min_enabled_version"):
+        if field in values and values[field] != doc[field]:
+            doc[field] = values[field]
+            changed = True
+    if changed:
+        engine.put(mount.doc("keys", name), doc)
+    # Always reconcile: re-running the same write finishes an enable/disable that failed halfway.
+    distribution.sync_key(engine, mount, name, doc)
+    return Response()
+
+
+def rotate_key(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -> Response:
+    warnings: list[str] = []
+    with engine.store.lock(mount.lock("key", name), timeout=MUTATION_LOCK_TIMEOUT):
+        doc = load_key(engine, mount, name)
+        pending = doc.get("pending")
+        if pending and pending.get("op") == "rotate":
+            warnings.append(f"finished the interrupted rotation to version {pending['version']}; "
+                            "run rotate again for a new version")
+        else:
+            number = doc["latest_version"] + 1
+            doc["versions"][str(number)] = seal_version(
+                engine, mount, name, number, new_version(engine, mount, name, doc["type"]))
+            doc["latest_version"] = number
+            if distribution.distributed_to(engine, mount, name):
+                # Journal: until every distribution holds the new version, a re-run finishes it.
+                doc["pending"] = {"op": "rotate", "version": number}
+            engine.put(mount.doc("keys", name), doc)
+        distribution.sync_key(engine, mount, name, doc)
+        if doc.get("pending"):
+            doc.pop("pending")
+            engine.put(mount.doc("keys", name), doc)
+    return Response(warnings=warnings)
+
+
+def delete_key(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -> Response:
+    check_name("key", name)
+    with engine.store.lock(mount.lock("key", name), timeout=MUTATION_LOCK_TIMEOUT):
+        doc = engine.store.get(mount.doc("keys", name))
+        if doc is None:
+            return Response()  # as Vault: "deleted (if it existed)"; re-running is safe
+        if not doc["deletion_allowed"]:
+            raise PreconditionFailed(f"key {name!r} cannot be deleted: deletion_allowed is false",
+                                     hint=f"keymgmt write {mount.path}key/{name} deletion_allowed=true")
+        where = distribution.distributed_to(engine, mount, name)
+        if where:
+            raise PreconditionFailed(
+                f"key {name!r} is still distributed to KMS provider(s) {', '.join(where)}",
+                hint=f"remove it first: keymgmt delete {mount.path}kms/{where[0]}/key/{name}")
+        engine.store.delete(mount.doc("keys", name))
+    return Response()
+
+
+def list_key_kms(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -> Response:
+    load_key(engine, mount, name)
+    return _listing(distribution.distributed_to(engine, mount, name), f"{mount.path}key/{name}/kms")
+
+
+def _listing(names: list[str], path: str) -> Response:
+    if not names:
+        # As Vault: an empty list is "No value found" (exit 2).
+        raise NoValue(f"No value found at {path}")
+    return Response({"keys": names})

@@ -1,0 +1,72 @@
+"""Key types as data: Vault's seven types, their AWS KMS key spec and the purposes AWS can honour.
+
+Vault distributes only aes256-gcm96 to AWS; AWS has accepted imported RSA and ECC private keys
+since 2023, so we map those too (PRODUCT.md section 2).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from keymgmt_cli.errors import InvalidRequest
+
+PURPOSES = ("encrypt", "decrypt", "sign", "verify", "wrap", "unwrap")
+_ENC = frozenset({"encrypt", "decrypt"})
+_SIG = frozenset({"sign", "verify"})
+
+
+@dataclass(frozen=True)
+class KeyType:
+    name: str
+    kms_key_spec: str
+    usages: tuple[tuple[str, frozenset[str]], ...]  # (KMS KeyUsage, purposes it covers)
+    bits: int = 0  # RSA modulus size
+    curve: str = ""  # cryptography curve class name
+
+    @property
+    def asymmetric(self) -> bool:
+        return self.kms_key_spec != "SYMMETRIC_DEFAULT"
+
+
+KEY_TYPES: dict[str, KeyType] = {
+    "aes256-gcm96": KeyType("aes256-gcm96", "SYMMETRIC_DEFAULT", (("ENCRYPT_DECRYPT", _ENC),)),
+    "rsa-2048": KeyType("rsa-2048", "RSA_2048", (("ENCRYPT_DECRYPT", _ENC), ("SIGN_VERIFY", _SIG)), bits=2048),
+    "rsa-3072": KeyType("rsa-3072", "RSA_3072", (("ENCRYPT_DECRYPT", _ENC), ("SIGN_VERIFY", _SIG)), bits=3072),
+    "rsa-4096": KeyType("rsa-4096", "RSA_4096", (("ENCRYPT_DECRYPT", _ENC), ("SIGN_VERIFY", _SIG)), bits=4096),
+    "ecdsa-p256": KeyType("ecdsa-p256", "ECC_NIST_P256", (("SIGN_VERIFY", _SIG),), curve="SECP256R1"),
+    "ecdsa-p384": KeyType("ecdsa-p384", "ECC_NIST_P384", (("SIGN_VERIFY", _SIG),), curve="SECP384R1"),
+    "ecdsa-p521": KeyType("ecdsa-p521", "ECC_NIST_P521", (("SIGN_VERIFY", _SIG),), curve="SECP521R1"),
+}
+DEFAULT_KEY_TYPE = "rsa-2048"  # as Vault
+
+
+def key_usage_for(key_type: str, purposes: list[str]) -> str:
+    """The KMS KeyUsage that honours every purpose, or InvalidRequest before any AWS call."""
+    kt = KEY_TYPES[key_type]
+    wanted = frozenset(purposes)
+    if not wanted:
+        raise InvalidRequest("purpose is required: give at least one of " + ", ".join(PURPOSES))
+    for usage, covered in kt.usages:
+        if wanted <= covered:
+            return usage
+    honoured = " or ".join(",".join(sorted(c, reverse=True)) for _, c in kt.usages)
+    raise InvalidRequest(
+        f"AWS KMS cannot honour purpose {','.join(ordered_purposes(purposes))} for a {key_type} key; "
+        f"allowed: {honoured}")
+
+
+def ordered_purposes(purposes: list[str]) -> list[str]:
+    return [p for p in PURPOSES if p in purposes]
+
+
+def generate_material(key_type: str) -> tuple[bytes, str | None]:
+    """Fresh key material and its public key: 32 random bytes, or a PKCS#8 DER private key (the
+    form AWS imports) with its SubjectPublicKeyInfo PEM (what Vault's read returns)."""
+    kt = KEY_TYPES[key_type]
+    if not kt.asymmetric:
+        return os.urandom(32), None
+    from keymgmt_cli import transfer  # cryptography only on the paths that create keys
+
+    material = transfer.generate_material(kt.kms_key_spec)
+    return material, transfer.public_key_pem(kt.kms_key_spec, material)

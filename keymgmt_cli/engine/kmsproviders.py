@@ -1,0 +1,121 @@
+"""Handlers for kms/:name and kms (Vault's keymgmt API 8-11).
+
+Credentials are sealed as one JSON map bound to the provider's document; reads never return them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from keymgmt_cli.engine.core import Engine, Mount, now_rfc3339
+from keymgmt_cli.engine.fields import Field
+from keymgmt_cli.engine.names import REGION_RE, check_name
+from keymgmt_cli.engine.routing import Response
+from keymgmt_cli.errors import InvalidRequest, NotFound, NoValue, PreconditionFailed
+from keymgmt_cli.providers.base import ProviderConfig
+
+PROVIDERS = ("awskms",)
+CREDENTIAL_KEYS = ("access_key", "secret_key", "session_token", "endpoint")
+
+KMS_FIELDS = {
+    "provider": Field("provider", "choice", "The KMS provider type; cannot be changed after creation.",
+                      allowed=PROVIDERS, required=True),
+    "key_collection": Field("key_collection", "string",
+                            "For awskms, the AWS region; cannot be changed after creation.",
+                            required=True, pattern=REGION_RE.pattern,
+                            pattern_hint="an AWS region such as us-west-1"),
+    "credentials": Field("credentials", "kvmap",
+                         "Credentials as credentials=KEY=VALUE: access_key, secret_key, session_token, "
+                         "endpoint. Without them the AWS default chain applies (environment, shared "
+                         "credentials file, EC2/ECS role).",
+                         allowed=CREDENTIAL_KEYS, secret_keys=("secret_key", "session_token")),
+}
+
+
+def _credentials_aad(mount: Mount, name: str) -> str:
+    return mount.doc("kms", name) + "#credentials"
+
+
+def _check_credentials(creds: dict[str, str]) -> None:
+    if ("access_key" in creds) != ("secret_key" in creds):
+        raise InvalidRequest("credentials need both access_key and secret_key, or neither")
+    if "session_token" in creds and "access_key" not in creds:
+        raise InvalidRequest("credentials session_token needs access_key and secret_key")
+    for key in ("access_key", "secret_key", "session_token"):
+        if key in creds and (not creds[key] or any(c.isspace() for c in creds[key])):
+            raise InvalidRequest(f"credentials {key} is empty or contains whitespace")
+    endpoint = creds.get("endpoint")
+    if endpoint is not None and not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(/[^\s]*)?", endpoint):
+        raise InvalidRequest(f"credentials endpoint {endpoint[:80]!r} is not an http(s) URL")
+
+
+def load_provider(engine: Engine, mount: Mount, name: str) -> dict[str, Any]:
+    check_name("KMS provider", name)
+    doc = engine.store.get(mount.doc("kms", name))
+    if doc is None:
+        raise NotFound(f"KMS provider {name!r} not found in {mount.path}",
+                       hint=f"create it: keymgmt write {mount.path}kms/{name} provider=awskms key_collection=REGION")
+    return doc
+
+
+def provider_config(engine: Engine, mount: Mount, doc: dict[str, Any], region: str | None = None) -> ProviderConfig:
+    creds: dict[str, str] = {}
+    if doc.get("credentials"):
+        creds = json.loads(engine.secrets.unseal(doc["credentials"], _credentials_aad(mount, doc["name"])))
+    return ProviderConfig(region=region or doc["key_collection"], access_key=creds.get("access_key"),
+                          secret_key=creds.get("secret_key"), session_token=creds.get("session_token"),
+                          endpoint=creds.get("endpoint"))
+
+
+def list_providers(engine: Engine, mount: Mount, values: dict[str, Any]) -> Response:
+    names = engine.store.list(mount.doc("kms"))
+    if not names:
+        raise NoValue(f"No value found at {mount.path}kms")
+    return Response({"keys": names})
+
+
+def read_provider(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -> Response:
+    doc = load_provider(engine, mount, name)
+    return Response({"key_collection": doc["key_collection"], "provider": doc["provider"]})
+
+
+def write_provider(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -> Response:
+    check_name("KMS provider", name)
+    creds = values.get("credentials")
+    if creds is not None:
+        _check_credentials(creds)
+    with engine.store.lock(mount.lock("kms", name)):
+        doc = engine.store.get(mount.doc("kms", name))
+        if doc is None:
+            for required in ("provider", "key_collection"):
+                if required not in values:
+                    raise InvalidRequest(f"missing required field {required!r} to create KMS provider {name!r}")
+            doc = {"name": name, "provider": values["provider"], "key_collection": values["key_collection"],
+                   "credentials": None, "credential_keys": [], "created": now_rfc3339()}
+        else:
+            for immutable in ("provider", "key_collection"):
+                if immutable in values and values[immutable] != doc[immutable]:
+                    raise InvalidRequest(f"{immutable} cannot be changed after creation "
+                                         f"(KMS provider {name!r} has {doc[immutable]})")
+        if creds is not None:
+            doc["credentials"] = (engine.secrets.seal(json.dumps(creds).encode(), _credentials_aad(mount, name))
+                                  if creds else None)
+            doc["credential_keys"] = sorted(creds)
+        engine.put(mount.doc("kms", name), doc)
+    return Response()
+
+
+def delete_provider(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -> Response:
+    check_name("KMS provider", name)
+    with engine.store.lock(mount.lock("kms", name)):
+        if engine.store.get(mount.doc("kms", name)) is None:
+            return Response()
+        keys = engine.store.list(mount.doc("dist", name))
+        if keys:
+            raise PreconditionFailed(
+                f"KMS provider {name!r} still holds distributed keys: {', '.join(keys)}",
+                hint=f"remove them first: keymgmt delete {mount.path}kms/{name}/key/{keys[0]}")
+        engine.store.delete(mount.doc("kms", name))
+    return Response()
