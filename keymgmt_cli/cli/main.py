@@ -58,6 +58,11 @@ def build_engine(environ: dict[str, str]) -> Any:
     return Engine(store, open_secret_box(store.home, environ), provider_factory, progress=_progress)
 
 
+def _stdin() -> Any:
+    """Read lazily, and only when a DATA item asks for it (k=- or -)."""
+    return getattr(sys.stdin, "buffer", sys.stdin)
+
+
 def _progress(message: str) -> None:
     if sys.stderr.isatty():
         click.echo(f"... {message}", err=True)
@@ -84,7 +89,22 @@ def resolve_format(fmt: str | None, env: Env) -> str:
 CONTEXT = {"help_option_names": ["-h", "-help", "--help"], "max_content_width": 100}
 
 
-@click.group(context_settings=CONTEXT)
+class KeymgmtGroup(click.Group):
+    """Runs a command and turns every error into one stderr line and the table's exit code."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        extra.setdefault("obj", Env())
+        code = _guarded(lambda: super(KeymgmtGroup, self).main(
+            args=argv, prog_name=prog_name or "keymgmt", complete_var=complete_var,
+            standalone_mode=False, **extra), argv)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+@click.group(cls=KeymgmtGroup, context_settings=CONTEXT)
 @click.version_option(__version__, "-v", "-version", "--version", prog_name="keymgmt")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
@@ -187,7 +207,7 @@ def write_cmd(env: Env, fmt: str | None, field: str | None, force: bool, path: s
     fmt = resolve_format(fmt, env)
     if not data and not force:
         raise UsageError("Must supply data or use -force")
-    parsed = parse_data(data, click.get_binary_stream("stdin"))
+    parsed = parse_data(data, _stdin())
     _run(env, "write", path, parsed, fmt, field)
 
 
@@ -205,7 +225,7 @@ def delete_cmd(env: Env, fmt: str | None, path: str, data: tuple[str, ...]) -> N
       keymgmt delete keymgmt/key/example-key
     """
     fmt = resolve_format(fmt, env)
-    parsed = parse_data(data, click.get_binary_stream("stdin"))
+    parsed = parse_data(data, _stdin())
     _run(env, "delete", path, parsed, fmt, None)
 
 
@@ -311,14 +331,13 @@ _VERBING = {"read": "reading", "list": "listing", "write": "writing data to", "d
 
 
 def main(argv: list[str] | None = None, env: Env | None = None) -> None:
-    sys.exit(run(argv, env))
+    cli.main(args=argv, prog_name="keymgmt", obj=env or Env())
 
 
-def run(argv: list[str] | None = None, env: Env | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
+def _guarded(call: Any, args: list[str]) -> int:
     try:
-        cli.main(args=args, prog_name="keymgmt", standalone_mode=False, obj=env or Env())
-        return EXIT_OK
+        result = call()
+        return result if isinstance(result, int) else EXIT_OK
     except click.exceptions.Exit as done:
         return done.exit_code
     except click.exceptions.Abort:
