@@ -326,6 +326,28 @@ def status_cmd(env: Env, fmt: str | None) -> None:
         click.echo("Unfinished operations: none")
 
 
+@cli.command("demo", context_settings=CONTEXT)
+@click.option("--keep", is_flag=True, help="Keep the throwaway state directory afterwards.")
+def demo_cmd(keep: bool) -> None:
+    """Run a full key lifecycle against an embedded local KMS on 127.0.0.1 (no AWS account).
+
+    Needs the local extra: pip install 'keymgmt[local]'.
+
+    \b
+    Example:
+      keymgmt demo
+    """
+    try:
+        from keymgmt_cli.cli.demo import DemoFailed, run_demo
+        import moto  # noqa: F401  (the embedded KMS)
+    except ImportError:
+        raise UsageError("the demo needs the embedded local KMS: pip install 'keymgmt[local]'")
+    try:
+        run_demo(keep=keep)
+    except DemoFailed as error:
+        raise UsageError(f"demo failed: {error}")
+
+
 # -- entry point ------------------------------------------------------------------------------------
 _VERBING = {"read": "reading", "list": "listing", "write": "writing data to", "delete": "deleting"}
 
