@@ -1,17 +1,23 @@
 """The state store's interface: JSON documents addressed by ids such as ``<mount>/keys/<name>``.
 
 Every backend (the local directory, its in-memory twin, later DynamoDB) implements this protocol
-and passes the one contract test in ``tests/store/test_contract.py``.
+and passes the one contract test in ``tests/store/test_store_contract.py``.
 
 Document ids are ``/``-separated segments; each segment matches ``SEGMENT_RE``. A *collection*
 is an id prefix: ``list("m1/keys")`` names the documents ``m1/keys/<name>`` directly inside it.
+Stores validate ids with ``check_store_id``, which also refuses the top-level names the file
+store keeps for itself (a first segment starting with ``.``, ``seal``, ``master.key``); a bad id
+is a ValueError, a programming error, never user input.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
+
+from ..errors import StoreError
 
 SEGMENT_RE = re.compile(r"^[A-Za-z0-9_.:@%+-]{1,240}$")
 
@@ -23,6 +29,36 @@ def check_doc_id(doc_id: str) -> list[str]:
         if not SEGMENT_RE.match(part) or part in (".", ".."):
             raise ValueError(f"invalid document id segment: {part!r}")
     return parts
+
+
+#: Names the file store keeps for itself at the top of its directory (``seal.json``,
+#: ``master.key``, ``.locks/``, temp files). Every store refuses them, so the twins agree.
+RESERVED_ROOT_IDS = frozenset({"seal", "master.key"})
+
+
+def check_store_id(doc_id: str) -> list[str]:
+    """``check_doc_id`` plus the reserved top-level names (first segment ``.*``, ``seal``, ``master.key``)."""
+    parts = check_doc_id(doc_id)
+    if parts[0].startswith(".") or parts[0] in RESERVED_ROOT_IDS:
+        raise ValueError(f"reserved document id: {doc_id!r}")
+    return parts
+
+
+def encode_document(doc: dict[str, Any]) -> bytes:
+    """The one serialisation every store uses, so a document round-trips the same everywhere.
+
+    Raises TypeError/ValueError for a non-dict or a value JSON cannot hold (programming errors).
+    """
+    if not isinstance(doc, dict):
+        raise TypeError(f"a document must be a dict, not {type(doc).__name__}")
+    return (json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False)
+            + "\n").encode("utf-8")
+
+
+def lock_busy_error(name: str, hint: str | None = None) -> StoreError:
+    """The one message for a lock that could not be had in time, whatever the backend."""
+    return StoreError(f"state is locked by another keymgmt process (lock {name}); "
+                      "retry or check for a stuck process", hint)
 
 
 class DocumentStore(Protocol):

@@ -1,0 +1,303 @@
+"""The local state store: one JSON file per document in a private directory.
+
+Document ``a/b/c`` lives at ``<home>/a/b/c.json``. The layout has no index shared across
+documents, so writing one key costs the same at 10 and at 10,000 keys, and ``list`` is one
+``os.scandir`` of the collection's directory.
+
+Durability: a write goes to a temp file in the same directory, is fsynced, renamed over the
+document with ``os.replace`` (atomic on POSIX: readers see the old or the new file, never a
+mix) and the directory is fsynced so the rename survives a power cut. Directories are 0700 and
+files 0600, set with chmod after creation so that the umask can neither widen nor narrow them.
+
+Locks are ``flock`` on ``<home>/.locks/<name>.lock``. flock belongs to the open file
+description, so two ``open`` calls in the same process exclude each other as well: the lock
+works across processes *and* threads. Lock files are never removed (removing one races with a
+process that has just opened it).
+
+This module is on the fast ``read``/``list`` path: it imports only the standard library.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..errors import StoreError
+from .base import SEGMENT_RE, check_store_id, encode_document, lock_busy_error
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+LOCK_DIR = ".locks"
+#: Temp files and doomed directories start with a dot and never end in ``.json``, so ``list``
+#: skips them; a crash can leave one behind, which is harmless.
+TMP_PREFIX = ".tmp-"
+_DOOMED_PREFIX = ".del-"
+_SUFFIX = ".json"
+_LOCK_NAME_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _dir_segment(segment: str) -> str:
+    """A collection segment as a directory name.
+
+    ``a.json`` as a collection would collide with the file of document ``a``; ``~`` cannot
+    occur in a segment, so appending it keeps the mapping one-to-one.
+    """
+    return segment + "~" if segment.endswith(_SUFFIX) else segment
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make entries created, renamed or removed in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def ensure_dir(path: str, private_root: str) -> None:
+    """Create ``path`` and its missing parents.
+
+    Directories at or below ``private_root`` get exactly 0700; parents above it (for example
+    ``~/.local/share``) get the usual mode. Each parent that gains an entry is fsynced.
+    """
+    try:
+        os.mkdir(path, DIR_MODE)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise NotADirectoryError(20, "exists and is not a directory", path) from None
+        return
+    except FileNotFoundError:
+        parent = os.path.dirname(path)
+        if parent == path:
+            raise
+        if os.path.commonpath([path, private_root]) == private_root and path != private_root:
+            ensure_dir(parent, private_root)
+        else:
+            os.makedirs(parent, exist_ok=True)
+        try:
+            os.mkdir(path, DIR_MODE)
+        except FileExistsError:  # another process made it meanwhile
+            return
+    if os.path.commonpath([path, private_root]) == private_root:
+        os.chmod(path, DIR_MODE)
+    fsync_dir(os.path.dirname(path))
+
+
+def write_file_atomic(path: str | os.PathLike[str], data: bytes, private_root: str,
+                      mode: int = FILE_MODE) -> None:
+    """Replace ``path`` with ``data``: temp file in the same directory, fsync, rename, fsync dir.
+
+    Raises OSError; callers turn it into a StoreError that names the file.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    tmp = os.path.join(directory, f"{TMP_PREFIX}{os.getpid()}-{os.urandom(6).hex()}")
+    try:
+        fd = os.open(tmp, flags, mode)
+    except FileNotFoundError:
+        ensure_dir(directory, private_root)
+        fd = os.open(tmp, flags, mode)
+    try:
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    fsync_dir(directory)
+
+
+def lock_file_name(name: str) -> str:
+    """A lock name as a file name: bytes outside ``[A-Za-z0-9_.-]`` become ``%XX`` (one-to-one)."""
+    if not name:
+        raise ValueError("empty lock name")
+    safe = "".join(chr(b) if b in _LOCK_NAME_SAFE else f"%{b:02X}" for b in name.encode("utf-8"))
+    if len(safe) > 200:  # keep under NAME_MAX; a digest keeps distinct names distinct
+        import hashlib
+
+        safe = safe[:100] + "-" + hashlib.sha256(name.encode("utf-8")).hexdigest()
+    return safe + ".lock"
+
+
+class FileStore:
+    """``DocumentStore`` over a directory (``KEYMGMT_HOME``). Created lazily on first write."""
+
+    backend = "file"
+
+    def __init__(self, home: str | os.PathLike[str]):
+        self.home = Path(os.path.abspath(os.fspath(home)))
+        self._root = str(self.home)
+        self.location = self._root
+
+    def __repr__(self) -> str:
+        return f"FileStore({self._root!r})"
+
+    # -- paths -------------------------------------------------------------------------------
+
+    def _dir_path(self, parts: list[str]) -> str:
+        return os.path.join(self._root, *map(_dir_segment, parts))
+
+    def _doc_path(self, doc_id: str) -> str:
+        parts = check_store_id(doc_id)
+        return os.path.join(self._dir_path(parts[:-1]), parts[-1] + _SUFFIX)
+
+    def path_of(self, doc_id: str) -> Path:
+        """Where document ``doc_id`` is kept (for messages and tests)."""
+        return Path(self._doc_path(doc_id))
+
+    # -- documents ---------------------------------------------------------------------------
+
+    def get(self, doc_id: str) -> dict[str, Any] | None:
+        path = self._doc_path(doc_id)
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as e:
+            raise StoreError(f"cannot read state document {path}: {_why(e)}") from None
+        return decode_document(raw, path)
+
+    def list(self, collection: str) -> list[str]:
+        directory = self._dir_path(check_store_id(collection))
+        names = []
+        try:
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name.endswith(_SUFFIX) and entry.is_file():
+                        names.append(name[: -len(_SUFFIX)])
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as e:
+            raise StoreError(f"cannot list state directory {directory}: {_why(e)}") from None
+        return sorted(n for n in names if SEGMENT_RE.match(n))
+
+    def put(self, doc_id: str, doc: dict[str, Any]) -> None:
+        path = self._doc_path(doc_id)
+        data = encode_document(doc)
+        try:
+            write_file_atomic(path, data, self._root)
+        except OSError as e:
+            raise StoreError(f"cannot write state document {path}: {_why(e)}") from None
+
+    def delete(self, doc_id: str) -> bool:
+        path = self._doc_path(doc_id)
+        try:
+            os.unlink(path)
+            fsync_dir(os.path.dirname(path))
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except OSError as e:
+            raise StoreError(f"cannot delete state document {path}: {_why(e)}") from None
+        return True
+
+    def delete_collection(self, collection: str) -> None:
+        """Rename the directory away first (atomic), then remove it: readers see all or nothing."""
+        directory = self._dir_path(check_store_id(collection))
+        parent = os.path.dirname(directory)
+        doomed = os.path.join(parent, f"{_DOOMED_PREFIX}{os.urandom(6).hex()}")
+        try:
+            os.rename(directory, doomed)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as e:
+            raise StoreError(f"cannot delete state directory {directory}: {_why(e)}") from None
+        import shutil
+
+        try:
+            fsync_dir(parent)
+            shutil.rmtree(doomed)
+        except OSError as e:
+            raise StoreError(f"cannot delete state directory {doomed}: {_why(e)}") from None
+
+    # -- locks -------------------------------------------------------------------------------
+
+    @contextmanager
+    def lock(self, name: str, timeout: float = 60.0) -> Iterator[None]:
+        path = os.path.join(self._root, LOCK_DIR, lock_file_name(name))
+        fd = self._open_lock_file(path)
+        try:
+            deadline = time.monotonic() + timeout
+            delay = 0.001
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    pass
+                except OSError as e:
+                    raise StoreError(f"cannot lock {path}: {_why(e)}") from None
+                now = time.monotonic()
+                if now >= deadline:
+                    raise lock_busy_error(name, _holder_hint(fd))
+                time.sleep(min(delay, deadline - now))
+                delay = min(delay * 2, 0.05)
+            try:  # who holds it, for the next waiter's message; best effort
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            except OSError:
+                pass
+            yield
+        finally:
+            os.close(fd)  # releases the flock
+
+    def _open_lock_file(self, path: str) -> int:
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+        try:
+            try:
+                fd = os.open(path, flags, FILE_MODE)
+            except FileNotFoundError:
+                ensure_dir(os.path.dirname(path), self._root)
+                fd = os.open(path, flags, FILE_MODE)
+        except OSError as e:
+            raise StoreError(f"cannot open lock file {path}: {_why(e)}") from None
+        try:
+            os.fchmod(fd, FILE_MODE)
+        except OSError:
+            pass
+        return fd
+
+
+def _holder_hint(fd: int) -> str | None:
+    try:
+        pid = os.pread(fd, 32, 0).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return f"the lock was last taken by process {pid}" if pid.isdigit() else None
+
+
+def decode_document(raw: bytes, path: str) -> dict[str, Any]:
+    """Parse a stored document; anything but a JSON object is a StoreError naming the file."""
+    try:
+        doc = json.loads(raw.decode("utf-8"))  # json.loads(bytes) would also guess UTF-16/32
+    except UnicodeDecodeError:
+        reason = "not UTF-8 text"
+    except json.JSONDecodeError as e:
+        reason = f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}"
+    else:
+        if isinstance(doc, dict):
+            return doc
+        reason = f"expected a JSON object, found {type(doc).__name__}"
+    raise StoreError(f"state document {path} is corrupt ({reason})",
+                     hint="restore it from a backup, or remove it to forget that entity")
