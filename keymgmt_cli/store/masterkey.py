@@ -1,0 +1,316 @@
+"""Where the master key comes from, and proof that it is the one that sealed the state.
+
+Sources, first found wins:
+
+1. ``KEYMGMT_MASTER_KEY``: base64 of exactly 32 bytes (CI, containers).
+2. ``<home>/master.key`` if it exists. It is only ever created on a machine without a usable
+   keyring, so when it is there it is the key of this state; looking at it first also spares
+   headless machines the (slow) keyring import on every run.
+3. The OS keyring (``keyring`` package), service ``keymgmt``, username the state directory.
+
+With ``create=True`` and no key anywhere, a new random key goes into the keyring, or, when no
+keyring is usable, into ``<home>/master.key`` (0600) with a one-time warning.
+
+``<home>/seal.json`` (not secret) records which source created the key and its key check value
+(KCV, ``HMAC-SHA256(key, "keymgmt-kcv")``, first 8 bytes in hex). Every load compares the
+KCV, so a different key fails with a clear error instead of "tampered state" on every secret,
+and a lost key is reported as lost rather than silently replaced by a new one.
+
+Standard library only: no ``cryptography``; ``keyring`` is imported only when it is consulted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import StoreError
+from .filestore import FileStore, write_file_atomic
+
+ENV_VAR = "KEYMGMT_MASTER_KEY"
+ENV_SOURCE = f"env:{ENV_VAR}"
+KEY_FILE = "master.key"
+SEAL_META = "seal.json"
+KEY_BYTES = 32
+_LOCK = "master-key"
+_GENERATE_HINT = ("generate one with: python3 -c 'import base64,os; "
+                  "print(base64.b64encode(os.urandom(32)).decode())'")
+
+
+@dataclass
+class MasterKey:
+    key: bytes = field(repr=False)
+    #: "env:KEYMGMT_MASTER_KEY" | "keyring:<backend name>" | "file:<path>"
+    source: str
+
+    @property
+    def kcv(self) -> str:
+        return key_check_value(self.key)
+
+
+def key_check_value(key: bytes) -> str:
+    return hmac.new(key, b"keymgmt-kcv", hashlib.sha256).hexdigest()[:16]
+
+
+def _warn_stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def load_master_key(home: Path, environ: Mapping[str, str], *, create: bool,
+                    keyring_backend: Any = None,
+                    warn: Callable[[str], None] = _warn_stderr) -> MasterKey:
+    """The master key of the state in ``home``; StoreError when there is none or it is wrong.
+
+    ``keyring_backend``: a ``keyring`` backend to use instead of the OS one (tests).
+    """
+    home = Path(os.path.abspath(home))
+    value = environ.get(ENV_VAR)
+    if value is not None:
+        found = MasterKey(_parse_env_key(value), ENV_SOURCE)
+        _check_or_record(home, found, create)
+        return found
+
+    keyring = _Keyring(keyring_backend)
+    found = _find_stored(home, keyring)
+    if found is None:
+        if not create:
+            _raise_missing(home, _read_meta(home), keyring)
+        with FileStore(home).lock(_LOCK):
+            found = _find_stored(home, keyring)  # another process may have just made it
+            if found is None:
+                _raise_if_lost(home, _read_meta(home), keyring)
+                found = _create(home, keyring, warn)
+                _write_meta(home, found)
+                return found
+    _check_or_record(home, found, create)
+    return found
+
+
+def describe_source(home: Path, environ: Mapping[str, str]) -> str:
+    """One line for ``keymgmt status``: the source in use, or where a first write would put one.
+
+    Does not import ``cryptography``; imports ``keyring`` only when no key exists yet.
+    """
+    home = Path(os.path.abspath(home))
+    if environ.get(ENV_VAR) is not None:
+        return ENV_SOURCE
+    key_file = home / KEY_FILE
+    if key_file.exists():
+        return f"file:{key_file}"
+    try:
+        meta = _read_meta(home)
+    except StoreError as exc:
+        return f"unknown ({exc})"
+    if meta is not None:
+        return str(meta.get("source", "unknown"))
+    keyring = _Keyring(None)
+    target = f"keyring:{keyring.name}" if keyring.usable() else f"file:{key_file}"
+    return f"none yet (the first write creates one in {target})"
+
+
+# -- sources ---------------------------------------------------------------------------------
+
+
+def _parse_env_key(value: str) -> bytes:
+    """Decode ``KEYMGMT_MASTER_KEY``; errors never quote the value."""
+    text = value.strip()
+    if not text:
+        raise StoreError(f"{ENV_VAR} is set but empty; expected base64 of 32 random bytes",
+                         hint=_GENERATE_HINT)
+    key = _b64decode(text)
+    if key is None:
+        raise StoreError(f"{ENV_VAR} is not valid base64; expected base64 of 32 random bytes",
+                         hint=_GENERATE_HINT)
+    if len(key) != KEY_BYTES:
+        raise StoreError(f"{ENV_VAR} decodes to {len(key)} bytes; expected 32 random bytes",
+                         hint=_GENERATE_HINT)
+    return key
+
+
+def _b64decode(text: str) -> bytes | None:
+    """Standard or URL-safe base64, padding optional."""
+    body = text.rstrip("=")
+    padded = body + "=" * (-len(body) % 4)
+    for altchars in (None, b"-_"):
+        try:
+            return base64.b64decode(padded, altchars=altchars, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+    return None
+
+
+class _Keyring:
+    """The keyring source, imported and probed only on first use."""
+
+    def __init__(self, injected: Any):
+        self._injected = injected
+        self._probed = False
+        self._backend: Any = None
+        self.name = ""
+
+    def _probe(self) -> None:
+        if not self._probed:
+            from . import keyring_source
+
+            self._backend, self.name = keyring_source.usable_backend(self._injected)
+            self._probed = True
+
+    def usable(self) -> bool:
+        self._probe()
+        return self._backend is not None
+
+    def get(self, home: Path) -> str | None:
+        """The stored key text; None when absent or the keyring cannot be used."""
+        if not self.usable():
+            return None
+        from .keyring_source import KeyringUnavailable, get_key
+
+        try:
+            return get_key(self._backend, str(home))
+        except KeyringUnavailable as exc:
+            self._backend, self.name = None, str(exc)
+            return None
+
+    def put(self, home: Path, text: str) -> bool:
+        if not self.usable():
+            return False
+        from .keyring_source import KeyringUnavailable, set_key
+
+        try:
+            set_key(self._backend, str(home), text)
+            return True
+        except KeyringUnavailable as exc:
+            self._backend, self.name = None, str(exc)
+            return False
+
+
+def _find_stored(home: Path, keyring: _Keyring) -> MasterKey | None:
+    key_file = home / KEY_FILE
+    try:
+        text = key_file.read_text(encoding="ascii")
+    except FileNotFoundError:
+        pass
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not base64 text"
+        raise StoreError(f"cannot read master key file {key_file}: {reason}") from None
+    else:
+        key = _b64decode(text.strip())
+        if key is None or len(key) != KEY_BYTES:
+            raise StoreError(f"master key file {key_file} is corrupt "
+                             "(expected base64 of 32 bytes)")
+        return MasterKey(key, f"file:{key_file}")
+
+    text = keyring.get(home)
+    if text is None:
+        return None
+    key = _b64decode(text.strip())
+    if key is None or len(key) != KEY_BYTES:
+        raise StoreError(f"the master key in the OS keyring ({keyring.name}, service keymgmt, "
+                         f"user {home}) is corrupt (expected base64 of 32 bytes)")
+    return MasterKey(key, f"keyring:{keyring.name}")
+
+
+def _create(home: Path, keyring: _Keyring, warn: Callable[[str], None]) -> MasterKey:
+    key = os.urandom(KEY_BYTES)
+    text = base64.b64encode(key).decode("ascii")
+    if keyring.put(home, text):
+        return MasterKey(key, f"keyring:{keyring.name}")
+    key_file = home / KEY_FILE
+    try:
+        write_file_atomic(key_file, (text + "\n").encode("ascii"), str(home))
+    except OSError as exc:
+        raise StoreError(f"cannot write master key file {key_file}: "
+                         f"{exc.strerror or type(exc).__name__}") from None
+    warn(f"warning: no OS keyring available; the master key is stored in {key_file} (0600). "
+         f"Set {ENV_VAR} in CI.")
+    return MasterKey(key, f"file:{key_file}")
+
+
+# -- seal.json -------------------------------------------------------------------------------
+
+
+def _read_meta(home: Path) -> dict[str, Any] | None:
+    path = home / SEAL_META
+    try:
+        meta = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict) or not isinstance(meta.get("kcv"), str):
+        raise StoreError(f"{path} is corrupt (expected a JSON object with a \"kcv\")",
+                         hint="it records which master key sealed this state; restore it "
+                              "from a backup")
+    return meta
+
+
+def _write_meta(home: Path, key: MasterKey) -> None:
+    meta = {
+        "version": 1,
+        "source": key.source,
+        "kcv": key.kcv,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    path = home / SEAL_META
+    try:
+        write_file_atomic(path, (json.dumps(meta, indent=1) + "\n").encode(), str(home))
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc.strerror or type(exc).__name__}") from None
+
+
+def _describe(source: str) -> str:
+    kind, _, detail = source.partition(":")
+    return {"env": detail, "keyring": f"the OS keyring ({detail})"}.get(kind, detail)
+
+
+def _verify(home: Path, meta: dict[str, Any], key: MasterKey) -> None:
+    if not hmac.compare_digest(str(meta["kcv"]), key.kcv):
+        raise StoreError(
+            f"master key from {_describe(key.source)} does not match the one that sealed this "
+            f"state (kcv {key.kcv}, expected {meta['kcv']} from "
+            f"{_describe(str(meta.get('source', 'unknown')))})",
+            hint=f"use the key that sealed the state in {home}")
+
+
+def _check_or_record(home: Path, key: MasterKey, create: bool) -> None:
+    meta = _read_meta(home)
+    if meta is None and create:
+        with FileStore(home).lock(_LOCK):
+            meta = _read_meta(home)
+            if meta is None:
+                _write_meta(home, key)
+                return
+    if meta is not None:
+        _verify(home, meta, key)
+
+
+def _raise_if_lost(home: Path, meta: dict[str, Any] | None, keyring: _Keyring) -> None:
+    """Never replace a lost key with a new one: the secrets sealed under it would be garbage."""
+    if meta is not None:
+        source = str(meta.get("source", "unknown"))
+        why = ""
+        if source.startswith("keyring:") and not keyring.usable():
+            why = f" (keyring: {keyring.name})"
+        raise StoreError(
+            f"no master key: the state in {home} was sealed with a key from "
+            f"{_describe(source)} (kcv {meta['kcv']}), which is not available now{why}",
+            hint=(f"set {ENV_VAR}" if source == ENV_SOURCE else
+                  f"restore that key, or set {ENV_VAR} to it"))
+
+
+def _raise_missing(home: Path, meta: dict[str, Any] | None, keyring: _Keyring) -> None:
+    _raise_if_lost(home, meta, keyring)
+    raise StoreError(f"no master key: {ENV_VAR} is not set, and there is none in the OS keyring "
+                     f"or in {home / KEY_FILE}")
