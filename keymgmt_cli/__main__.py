@@ -1,3 +1,3 @@
-from keymgmt_cli.cli.main import main
+from keymgmt_cli.cli.entry import main
 
 main()

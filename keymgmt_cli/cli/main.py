@@ -16,18 +16,8 @@ import click
 from keymgmt_cli import __version__
 from keymgmt_cli.cli import output
 from keymgmt_cli.cli.kv import parse_data
-from keymgmt_cli.errors import EngineError, KeymgmtError, NoValue, StoreError, UsageError
-
-EXIT_OK, EXIT_LOCAL, EXIT_ENGINE = 0, 1, 2
-
-
-def exit_code_for(error: BaseException) -> int:
-    """The one table of exit codes."""
-    if isinstance(error, (UsageError, StoreError, click.UsageError)):
-        return EXIT_LOCAL
-    if isinstance(error, EngineError):
-        return EXIT_ENGINE
-    return EXIT_ENGINE
+from keymgmt_cli.cli.report import EXIT_ENGINE, EXIT_LOCAL, EXIT_OK, describe, exit_code_for
+from keymgmt_cli.errors import KeymgmtError, UsageError
 
 
 class Env:
@@ -370,9 +360,8 @@ def _guarded(call: Any, args: list[str]) -> int:
         click.echo(f"Error: {error.format_message()} (see '{command} --help')", err=True)
         return EXIT_LOCAL
     except KeymgmtError as error:
-        click.echo(_describe(args, error), err=True)
-        if error.hint:
-            click.echo(f"hint: {error.hint}", err=True)
+        for line in describe(args, error):
+            click.echo(line, err=True)
         return exit_code_for(error)
     except KeyboardInterrupt:
         click.echo("Error: interrupted; what was done is recorded, re-run the command to finish", err=True)
@@ -385,17 +374,3 @@ def _guarded(call: Any, args: list[str]) -> int:
         click.echo(f"Error: internal error ({type(error).__name__}); please report it "
                    "(KEYMGMT_DEBUG=1 shows the traceback)", err=True)
         return EXIT_ENGINE
-
-
-def _describe(args: list[str], error: KeymgmtError) -> str:
-    message = " ".join(str(error).split("\n"))
-    if isinstance(error, NoValue):
-        return message
-    verb = next((a for a in args if a in _VERBING), None)
-    path = None
-    if verb is not None:
-        after = args[args.index(verb) + 1:]
-        path = next((a for a in after if not a.startswith("-") and "=" not in a), None)
-    if verb and path and isinstance(error, EngineError):
-        return f"Error {_VERBING[verb]} {path}: {message}"
-    return f"Error: {message}"

@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import json
-import uuid
-from typing import Any
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FORMATS = ("table", "json", "yaml")
 
 
 def envelope(data: dict[str, Any] | None, warnings: list[str]) -> dict[str, Any]:
     """Vault's response envelope, so `jq .data.x` pipelines written for Vault keep working."""
-    return {"request_id": str(uuid.uuid4()), "lease_id": "", "lease_duration": 0, "renewable": False,
+    return {"request_id": _uuid4(), "lease_id": "", "lease_duration": 0, "renewable": False,
             "data": data, "warnings": warnings or None}
+
+
+def _uuid4() -> str:
+    """A random (version 4) UUID, without importing uuid on the read path."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def dump(value: Any, fmt: str) -> str:

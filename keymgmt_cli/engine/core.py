@@ -8,28 +8,35 @@ turns a ProviderConfig into a KmsProvider. It imports neither click, boto3 nor k
 from __future__ import annotations
 
 import time
-import uuid
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable
-from urllib.parse import quote, unquote
 
 from keymgmt_cli.engine.fields import ignored_warning, parse_fields
 from keymgmt_cli.engine.names import normalize_mount_path
 from keymgmt_cli.engine.routing import OPERATIONS, Request, Response, match
 from keymgmt_cli.errors import InvalidRequest, NotFound, PreconditionFailed, UnsupportedPath
 
+TYPE_CHECKING = False  # typing costs milliseconds on the read path
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
 STATE_DOC = "state"
 DEFAULT_MOUNT = "keymgmt/"
 MOUNT_TYPES = ("keymgmt",)
 
 
-@dataclass(frozen=True)
 class Mount:
-    path: str  # "keymgmt/"
-    uuid: str
-    type: str = "keymgmt"
-    description: str = ""
+    """A mount: its path ("keymgmt/") and the uuid that names its namespace in the store."""
+
+    __slots__ = ("path", "uuid", "type", "description")
+
+    def __init__(self, path: str, uuid: str, type: str = "keymgmt", description: str = ""):
+        self.path, self.uuid, self.type, self.description = path, uuid, type, description
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mount) and (self.path, self.uuid) == (other.path, other.uuid)
+
+    def __repr__(self) -> str:
+        return f"Mount({self.path!r}, {self.uuid!r})"
 
     def doc(self, *parts: str) -> str:
         return "/".join(("ns", self.uuid) + parts)
@@ -39,7 +46,14 @@ class Mount:
 
 
 def _mount_doc_id(path: str) -> str:
-    return "mounts/" + quote(path.rstrip("/"), safe="")
+    # mount paths hold only [A-Za-z0-9_.-/]; '/' becomes '%2F' to stay one id segment
+    return "mounts/" + path.rstrip("/").replace("/", "%2F")
+
+
+def _new_uuid() -> str:
+    import uuid  # only when a mount or the state is created
+
+    return uuid.uuid4().hex
 
 
 class Engine:
@@ -92,7 +106,7 @@ class Engine:
                 return
             self.store.put(_mount_doc_id(DEFAULT_MOUNT), {"path": DEFAULT_MOUNT, "uuid": "default",
                                                           "type": "keymgmt", "description": ""})
-            self.store.put(STATE_DOC, {"format": 1, "state_id": uuid.uuid4().hex, "created": now_rfc3339()})
+            self.store.put(STATE_DOC, {"format": 1, "state_id": _new_uuid(), "created": now_rfc3339()})
 
     def state_id(self) -> str:
         doc = self.store.get(STATE_DOC)
@@ -125,7 +139,7 @@ class Engine:
                 if mount_path.startswith(existing.path) or existing.path.startswith(mount_path):
                     raise PreconditionFailed(
                         f"mount path {mount_path} conflicts with the existing mount {existing.path}")
-            mount = Mount(mount_path, uuid.uuid4().hex, engine_type, description)
+            mount = Mount(mount_path, _new_uuid(), engine_type, description)
             self.put(_mount_doc_id(mount_path), {"path": mount.path, "uuid": mount.uuid,
                                                  "type": mount.type, "description": description})
         return mount
@@ -173,6 +187,3 @@ def now_rfc3339() -> str:
     """Vault's creation_time shape: 2020-11-02T15:54:58.768473-08:00 (local offset)."""
     return datetime.now(timezone.utc).astimezone().isoformat()
 
-
-def doc_name(name: str) -> str:
-    return unquote(name)

@@ -12,9 +12,7 @@ ImportKeyMaterial per version plus one alias call; DisableKey only below min_ena
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from keymgmt_cli.engine import kmsproviders
 from keymgmt_cli.engine.core import Engine, Mount, now_rfc3339
@@ -23,6 +21,10 @@ from keymgmt_cli.engine.keytypes import KEY_TYPES, PURPOSES, key_usage_for, orde
 from keymgmt_cli.engine.names import check_name
 from keymgmt_cli.engine.routing import Response
 from keymgmt_cli.errors import EngineError, InvalidRequest, NoValue, NotFound, PreconditionFailed, ProviderError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 WRAPPING_ALGORITHMS = ("RSAES_OAEP_SHA_256", "RSAES_OAEP_SHA_1", "RSA_AES_KEY_WRAP_SHA_256", "RSA_AES_KEY_WRAP_SHA_1")
 WRAPPING_KEY_SPECS = ("RSA_4096", "RSA_3072", "RSA_2048")
@@ -222,6 +224,8 @@ def sync_key(engine: Engine, mount: Mount, key_name: str, key: dict[str, Any]) -
     if len(targets) == 1:
         _reconcile(engine, mount, key, targets[0][1], targets[0][0], materials)
         return
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=min(8, len(targets))) as pool:
         futures = [(kms_doc["name"], pool.submit(_reconcile, engine, mount, key, dist, kms_doc, materials))
                    for kms_doc, dist in targets]

@@ -8,10 +8,12 @@ schemas feed `path-help` and the shell completions, so help and validation canno
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any, Callable
 
 from keymgmt_cli.errors import InvalidRequest
+
+TYPE_CHECKING = False  # typing costs milliseconds on the read path; annotations are strings
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 _TRUE = {"1", "t", "true", "T", "TRUE", "True"}
 _FALSE = {"0", "f", "false", "F", "FALSE", "False"}
@@ -26,20 +28,22 @@ def _one(name: str, raw: Any) -> Any:
     return raw
 
 
-@dataclass(frozen=True)
 class Field:
-    name: str
-    kind: str  # string | bool | int | kvmap | commalist | choice
-    description: str
-    default: Any = None
-    allowed: tuple[str, ...] | None = None  # choice values, comma-list items, or kvmap keys
-    required: bool = False
-    secret_keys: tuple[str, ...] = ()  # kvmap keys whose values are secrets (never echoed)
-    pattern: str | None = None  # a regex a string (or each list item) must match
-    pattern_hint: str = ""
-    minimum: int | None = None
-    maximum: int | None = None
-    check: Callable[[Any], None] | None = field(default=None, compare=False)
+    """One field of a path: kind (string | bool | int | kvmap | commalist | choice), default,
+    allowed values (choices, comma-list items or kvmap keys), bounds, and a description."""
+
+    __slots__ = ("name", "kind", "description", "default", "allowed", "required", "secret_keys",
+                 "pattern", "pattern_hint", "minimum", "maximum", "check")
+
+    def __init__(self, name: str, kind: str, description: str, default: Any = None,
+                 allowed: tuple[str, ...] | None = None, required: bool = False,
+                 secret_keys: tuple[str, ...] = (), pattern: str | None = None, pattern_hint: str = "",
+                 minimum: int | None = None, maximum: int | None = None,
+                 check: Callable[[Any], None] | None = None):
+        self.name, self.kind, self.description, self.default = name, kind, description, default
+        self.allowed, self.required, self.secret_keys = allowed, required, secret_keys
+        self.pattern, self.pattern_hint, self.minimum, self.maximum = pattern, pattern_hint, minimum, maximum
+        self.check = check
 
     def parse(self, raw: Any) -> Any:
         value = getattr(self, "_parse_" + self.kind)(raw)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from keymgmt_cli.engine import distribution
 from keymgmt_cli.engine.core import Engine, Mount, now_rfc3339
 from keymgmt_cli.engine.fields import Field
 from keymgmt_cli.engine.keytypes import DEFAULT_KEY_TYPE, KEY_TYPES, generate_material
 from keymgmt_cli.engine.names import REGION_RE, check_name
 from keymgmt_cli.engine.routing import Response
 from keymgmt_cli.errors import InvalidRequest, NotFound, NoValue, PreconditionFailed
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MUTATION_LOCK_TIMEOUT = 600.0  # a distribution at AWS's 1/s import quota can take minutes
 
@@ -121,6 +122,8 @@ def _create_key(engine: Engine, mount: Mount, name: str, values: dict[str, Any])
 
 
 def _update_key(engine: Engine, mount: Mount, name: str, doc: dict[str, Any], values: dict[str, Any]) -> Response:
+    from keymgmt_cli.engine import distribution
+
     if "type" in values and values["type"] != doc["type"]:
         raise InvalidRequest(f"type cannot be changed after creation (key {name!r} is {doc['type']})")
     if "replica_regions" in values and values["replica_regions"] != doc.get("replica_regions", []):
@@ -141,6 +144,8 @@ def _update_key(engine: Engine, mount: Mount, name: str, doc: dict[str, Any], va
 
 
 def rotate_key(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -> Response:
+    from keymgmt_cli.engine import distribution
+
     warnings: list[str] = []
     with engine.store.lock(mount.lock("key", name), timeout=MUTATION_LOCK_TIMEOUT):
         doc = load_key(engine, mount, name)
@@ -165,6 +170,8 @@ def rotate_key(engine: Engine, mount: Mount, values: dict[str, Any], name: str) 
 
 
 def delete_key(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -> Response:
+    from keymgmt_cli.engine import distribution
+
     check_name("key", name)
     with engine.store.lock(mount.lock("key", name), timeout=MUTATION_LOCK_TIMEOUT):
         doc = engine.store.get(mount.doc("keys", name))
@@ -183,6 +190,8 @@ def delete_key(engine: Engine, mount: Mount, values: dict[str, Any], name: str) 
 
 
 def list_key_kms(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -> Response:
+    from keymgmt_cli.engine import distribution
+
     load_key(engine, mount, name)
     return _listing(distribution.distributed_to(engine, mount, name), f"{mount.path}key/{name}/kms")
 

@@ -7,7 +7,6 @@ since 2023, so we map those too (PRODUCT.md section 2).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from keymgmt_cli.errors import InvalidRequest
 
@@ -16,13 +15,14 @@ _ENC = frozenset({"encrypt", "decrypt"})
 _SIG = frozenset({"sign", "verify"})
 
 
-@dataclass(frozen=True)
 class KeyType:
-    name: str
-    kms_key_spec: str
-    usages: tuple[tuple[str, frozenset[str]], ...]  # (KMS KeyUsage, purposes it covers)
-    bits: int = 0  # RSA modulus size
-    curve: str = ""  # cryptography curve class name
+    """usages: (KMS KeyUsage, the purposes it covers); bits: RSA modulus; curve: EC curve name."""
+
+    __slots__ = ("name", "kms_key_spec", "usages", "bits", "curve")
+
+    def __init__(self, name: str, kms_key_spec: str, usages: tuple[tuple[str, frozenset[str]], ...],
+                 bits: int = 0, curve: str = ""):
+        self.name, self.kms_key_spec, self.usages, self.bits, self.curve = name, kms_key_spec, usages, bits, curve
 
     @property
     def asymmetric(self) -> bool:

@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 from keymgmt_cli.engine.core import Engine, Mount, now_rfc3339
 from keymgmt_cli.engine.fields import Field
 from keymgmt_cli.engine.names import REGION_RE, check_name
 from keymgmt_cli.engine.routing import Response
 from keymgmt_cli.errors import InvalidRequest, NotFound, NoValue, PreconditionFailed
-from keymgmt_cli.providers.base import ProviderConfig
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from keymgmt_cli.providers.base import ProviderConfig
 
 PROVIDERS = ("awskms",)
 CREDENTIAL_KEYS = ("access_key", "secret_key", "session_token", "endpoint")
@@ -61,6 +65,8 @@ def load_provider(engine: Engine, mount: Mount, name: str) -> dict[str, Any]:
 
 
 def provider_config(engine: Engine, mount: Mount, doc: dict[str, Any], region: str | None = None) -> ProviderConfig:
+    from keymgmt_cli.providers.base import ProviderConfig
+
     creds: dict[str, str] = {}
     if doc.get("credentials"):
         creds = json.loads(engine.secrets.unseal(doc["credentials"], _credentials_aad(mount, doc["name"])))

@@ -4,45 +4,53 @@ the same way everywhere ("unsupported path", "unsupported operation")."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any, Callable
 
-from keymgmt_cli.engine.fields import Field
 from keymgmt_cli.errors import UnsupportedOperation, UnsupportedPath
+
+TYPE_CHECKING = False  # typing and dataclasses cost milliseconds on the read path
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
+    from keymgmt_cli.engine.fields import Field
 
 OPERATIONS = ("read", "list", "write", "delete")
 
 
-@dataclass
 class Request:
-    operation: str  # read | list | write | delete
-    path: str  # as typed, mount included: "keymgmt/key/example"
-    data: dict[str, Any] = field(default_factory=dict)
+    """operation: read | list | write | delete; path as typed, mount included."""
+
+    __slots__ = ("operation", "path", "data")
+
+    def __init__(self, operation: str, path: str, data: dict[str, Any] | None = None):
+        self.operation, self.path, self.data = operation, path, data if data is not None else {}
 
 
-@dataclass
 class Response:
-    data: dict[str, Any] | None = None
-    warnings: list[str] = field(default_factory=list)
+    __slots__ = ("data", "warnings")
+
+    def __init__(self, data: dict[str, Any] | None = None, warnings: list[str] | None = None):
+        self.data, self.warnings = data, warnings if warnings is not None else []
 
 
-@dataclass(frozen=True)
 class Operation:
-    handler: Callable[..., Response]
-    summary: str
-    fields: dict[str, Field] = field(default_factory=dict)
-    example: str = ""
+    __slots__ = ("handler", "summary", "fields", "example")
+
+    def __init__(self, handler: Callable[..., Response], summary: str,
+                 fields: dict[str, Field] | None = None, example: str = ""):
+        self.handler, self.summary, self.fields, self.example = handler, summary, fields or {}, example
 
 
-@dataclass(frozen=True)
 class Route:
-    pattern: str  # relative to the mount; named groups become handler parameters
-    synopsis: str
-    operations: dict[str, Operation]
-    description: str = ""
+    """pattern is relative to the mount; its named groups become handler parameters."""
+
+    __slots__ = ("pattern", "synopsis", "operations", "_regex")
+
+    def __init__(self, pattern: str, synopsis: str, operations: dict[str, Operation]):
+        self.pattern, self.synopsis, self.operations = pattern, synopsis, operations
+        self._regex = re.compile("^" + pattern + "$")
 
     def regex(self) -> re.Pattern[str]:
-        return re.compile("^" + self.pattern + "$")
+        return self._regex
 
 
 def match(routes: list[Route], rel_path: str, operation: str, mount_path: str) -> tuple[Route, Operation, dict[str, str]]:

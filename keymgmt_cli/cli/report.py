@@ -1,0 +1,40 @@
+"""How errors reach the user: one stderr line (plus a hint), and the one table of exit codes.
+
+Shared by the click commands and the fast read/list path, so both report alike. No click here.
+"""
+
+from __future__ import annotations
+
+from keymgmt_cli.errors import EngineError, KeymgmtError, NoValue, StoreError, UsageError
+
+EXIT_OK, EXIT_LOCAL, EXIT_ENGINE = 0, 1, 2
+_VERBING = {"read": "reading", "list": "listing", "write": "writing data to", "delete": "deleting"}
+
+
+def exit_code_for(error: BaseException) -> int:
+    """Vault's rule: 1 for what is found before the engine is called (and the local state),
+    2 for anything the engine or AWS reports."""
+    if isinstance(error, (UsageError, StoreError)):
+        return EXIT_LOCAL
+    return EXIT_ENGINE if isinstance(error, EngineError) else EXIT_ENGINE
+
+
+def describe(args: list[str], error: KeymgmtError) -> list[str]:
+    """The lines to print on stderr: the error, then the hint if any."""
+    message = " ".join(str(error).split())
+    lines = []
+    if isinstance(error, NoValue):
+        lines.append(message)
+    else:
+        verb = next((a for a in args if a in _VERBING), None)
+        path = None
+        if verb is not None:
+            after = args[args.index(verb) + 1:]
+            path = next((a for a in after if not a.startswith("-") and "=" not in a), None)
+        if verb and path and isinstance(error, EngineError):
+            lines.append(f"Error {_VERBING[verb]} {path}: {message}")
+        else:
+            lines.append(f"Error: {message}")
+    if error.hint:
+        lines.append(f"hint: {error.hint}")
+    return lines
