@@ -1,0 +1,136 @@
+"""Embedded local KMS: moto's server mode with the BYOK import extension, on 127.0.0.1 only.
+
+    with start() as kms:
+        client = boto3.client("kms", endpoint_url=kms.endpoint_url, region_name="us-east-1",
+                              aws_access_key_id="test", aws_secret_access_key="test")
+
+``python -m keymgmt_cli.localkms.server [--port N]`` prints the endpoint and serves until SIGINT/SIGTERM.
+
+moto keeps its state in process-global backends.  The server and any ``moto.mock_aws`` context in the
+same process share that state, and ``mock_aws`` resets it when it starts and stops.  Do not run both at
+once in one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import signal
+import sys
+import threading
+from types import FrameType, TracebackType
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from . import moto_import
+
+__all__ = ["LocalKms", "start"]
+
+_log = logging.getLogger(__name__)
+
+
+def _quiet_handler_class() -> type:
+    # Imported lazily: moto.moto_server pulls in Flask and every backend's URL map.
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    class QuietRequestHandler(MotoRequestHandler):  # type: ignore[misc, valid-type]
+        """moto's handler without werkzeug's per-request log line on stderr."""
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            pass
+
+        def log(self, type: str, message: str, *args: Any) -> None:
+            _log.debug("%s: " + message, type, *args)
+
+    return QuietRequestHandler
+
+
+class LocalKms:
+    """A running local KMS endpoint (moto server + import extension) in a daemon thread."""
+
+    def __init__(self, server: BaseWSGIServer, thread: threading.Thread) -> None:
+        self._server = server
+        self._thread = thread
+        self._stopped = False
+        host, port = server.server_address[:2]
+        self.host: str = str(host)
+        self.port: int = int(port)
+        self.endpoint_url: str = f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        """Stop serving and close the socket (idempotent)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> LocalKms:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"LocalKms({self.endpoint_url!r}{', stopped' if self._stopped else ''})"
+
+
+def start(host: str = "127.0.0.1", port: int = 0) -> LocalKms:
+    """Start the local KMS on host:port (port 0 = any free port) and return once it accepts requests."""
+    try:
+        loopback = ipaddress.IPv4Address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"the local KMS binds to an IPv4 loopback address only (e.g. 127.0.0.1), not {host!r}")
+    moto_import.install()
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    app = DomainDispatcherApplication(create_backend_app)
+    # Bound before this returns: the socket already listens, so clients can connect at once.
+    server = make_server(host, port, app, threaded=True, request_handler=_quiet_handler_class())
+    # werkzeug's server-level log carries "Error on request" tracebacks (a bug in moto or in our patch):
+    # keep those visible as logging errors; everything else stays at debug level.
+    server.log = lambda type, message, *args: _log.log(  # type: ignore[method-assign]
+        logging.ERROR if type == "error" else logging.DEBUG, message, *args
+    )
+    thread = threading.Thread(target=server.serve_forever, name="localkms-server", daemon=True)
+    thread.start()
+    return LocalKms(server, thread)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m keymgmt_cli.localkms.server",
+        description="Serve a local AWS KMS emulator (moto + BYOK import) on 127.0.0.1.",
+    )
+    parser.add_argument("--port", type=int, default=0, help="TCP port (default: any free port)")
+    args = parser.parse_args(argv)
+
+    kms = start(port=args.port)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    print(kms.endpoint_url, flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        kms.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
