@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from keymgmt_cli.engine import distribution as dist
-from keymgmt_cli.engine import keys, kmsproviders as kms
 from keymgmt_cli.engine.routing import Operation, Route
 
 N = r"(?P<name>[^/]+)"
@@ -11,50 +9,50 @@ K = r"(?P<key_name>[^/]+)"
 
 ROUTES: list[Route] = [
     Route("key", "List the keys of this mount.",
-          {"list": Operation(keys.list_keys, "List key names.", example="keymgmt list keymgmt/key")}),
+          {"list": Operation("keys:list_keys", "List key names.", example="keymgmt list keymgmt/key")}),
     Route(f"key/{N}", "Create, update, read or delete a key.", {
-        "write": Operation(keys.write_key, "Create the key (type, replica_regions) or update it "
-                           "(min_enabled_version, deletion_allowed).", keys.KEY_FIELDS,
+        "write": Operation("keys:write_key", "Create the key (type, replica_regions) or update it "
+                           "(min_enabled_version, deletion_allowed).", "keys:KEY_FIELDS",
                            example="keymgmt write keymgmt/key/example-key type=aes256-gcm96"),
-        "read": Operation(keys.read_key, "Versions, creation times and public keys (asymmetric types).",
+        "read": Operation("keys:read_key", "Versions, creation times and public keys (asymmetric types).",
                           example="keymgmt read keymgmt/key/example-key"),
-        "delete": Operation(keys.delete_key, "Delete the key; needs deletion_allowed=true and no distribution.",
+        "delete": Operation("keys:delete_key", "Delete the key; needs deletion_allowed=true and no distribution.",
                             example="keymgmt delete keymgmt/key/example-key"),
     }),
     Route(f"key/{N}/rotate", "Rotate the key: a new version, imported into every KMS it is distributed to.", {
-        "write": Operation(keys.rotate_key, "Create a new version and repoint each distribution's alias.",
+        "write": Operation("keys:rotate_key", "Create a new version and repoint each distribution's alias.",
                            example="keymgmt write -f keymgmt/key/example-key/rotate"),
     }),
     Route(f"key/{N}/kms", "List the KMS providers the key is distributed to.", {
-        "list": Operation(keys.list_key_kms, "KMS provider names.", example="keymgmt list keymgmt/key/example-key/kms"),
+        "list": Operation("keys:list_key_kms", "KMS provider names.", example="keymgmt list keymgmt/key/example-key/kms"),
     }),
     Route("kms", "List the KMS providers of this mount.",
-          {"list": Operation(kms.list_providers, "KMS provider names.", example="keymgmt list keymgmt/kms")}),
+          {"list": Operation("kmsproviders:list_providers", "KMS provider names.", example="keymgmt list keymgmt/kms")}),
     Route(f"kms/{N}", "Create, update, read or delete a KMS provider.", {
-        "write": Operation(kms.write_provider, "Create or update; provider and key_collection are fixed once set.",
-                           kms.KMS_FIELDS,
+        "write": Operation("kmsproviders:write_provider", "Create or update; provider and key_collection are fixed once set.",
+                           "kmsproviders:KMS_FIELDS",
                            example="keymgmt write keymgmt/kms/example-kms provider=awskms key_collection=us-west-1 "
                                    "credentials=access_key=AKIA... credentials=secret_key=..."),
-        "read": Operation(kms.read_provider, "provider and key_collection (never credentials).",
+        "read": Operation("kmsproviders:read_provider", "provider and key_collection (never credentials).",
                           example="keymgmt read keymgmt/kms/example-kms"),
-        "delete": Operation(kms.delete_provider, "Delete; refused while keys are distributed to it.",
+        "delete": Operation("kmsproviders:delete_provider", "Delete; refused while keys are distributed to it.",
                             example="keymgmt delete keymgmt/kms/example-kms"),
     }),
     Route(f"kms/{N}/key", "List the keys distributed to the KMS provider.", {
-        "list": Operation(dist.list_distributions, "Key names.", example="keymgmt list keymgmt/kms/example-kms/key"),
+        "list": Operation("distribution:list_distributions", "Key names.", example="keymgmt list keymgmt/kms/example-kms/key"),
     }),
     Route(f"kms/{N}/key/{K}", "Distribute a key to the KMS provider, read it there, or remove it.", {
-        "write": Operation(dist.distribute, "Import every version into its own KMS key and create the alias "
-                           "alias/hashicorp/<key_name>-<unix_timestamp>.", dist.DIST_FIELDS,
+        "write": Operation("distribution:distribute", "Import every version into its own KMS key and create the alias "
+                           "alias/hashicorp/<key_name>-<unix_timestamp>.", "distribution:DIST_FIELDS",
                            example="keymgmt write keymgmt/kms/example-kms/key/example-key purpose=encrypt,decrypt"),
-        "read": Operation(dist.read_distribution, "name, purpose, protection and versions (version -> KMS key id).",
+        "read": Operation("distribution:read_distribution", "name, purpose, protection and versions (version -> KMS key id).",
                           example="keymgmt read keymgmt/kms/example-kms/key/example-key"),
-        "delete": Operation(dist.remove, "Delete the alias and schedule deletion of every version's KMS key "
-                            "(replicas first); the key stays in keymgmt.", dist.REMOVE_FIELDS,
+        "delete": Operation("distribution:remove", "Delete the alias and schedule deletion of every version's KMS key "
+                            "(replicas first); the key stays in keymgmt.", "distribution:REMOVE_FIELDS",
                             example="keymgmt delete keymgmt/kms/example-kms/key/example-key"),
     }),
     Route(f"kms/{N}/key/{K}/replicate", "Replicate a multi-Region key to its replica_regions.", {
-        "write": Operation(dist.replicate, "ReplicateKey per region and import the same material into each replica.",
+        "write": Operation("distribution:replicate", "ReplicateKey per region and import the same material into each replica.",
                            example="keymgmt write -f keymgmt/kms/example-kms/key/example-key/replicate"),
     }),
 ]

@@ -33,11 +33,28 @@ class Response:
 
 
 class Operation:
-    __slots__ = ("handler", "summary", "fields", "example")
+    """A verb on a path. ``handler`` and ``fields`` name "module:attribute" in keymgmt_cli.engine and
+    are imported on first use, so a read imports only the module that serves it."""
 
-    def __init__(self, handler: Callable[..., Response], summary: str,
-                 fields: dict[str, Field] | None = None, example: str = ""):
-        self.handler, self.summary, self.fields, self.example = handler, summary, fields or {}, example
+    __slots__ = ("_handler", "summary", "_fields", "example")
+
+    def __init__(self, handler: str, summary: str, fields: str | None = None, example: str = ""):
+        self._handler, self.summary, self._fields, self.example = handler, summary, fields, example
+
+    @property
+    def handler(self) -> Callable[..., Response]:
+        return _resolve(self._handler)
+
+    @property
+    def fields(self) -> dict[str, Field]:
+        return _resolve(self._fields) if self._fields else {}
+
+
+def _resolve(ref: str) -> Any:
+    import importlib
+
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module("keymgmt_cli.engine." + module), attr)
 
 
 class Route:

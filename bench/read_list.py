@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Start-up cost of `keymgmt read` and `keymgmt list`, side by side with `python -c pass`.
+
+Issue 2's claim: with 1,000 keys in the state, the median wall time of `read keymgmt/key/NAME`
+and `list keymgmt/key` is at most 2.0x that of `python -c pass` (same interpreter), and neither
+imports boto3, botocore, keyring or cryptography. Also: writing one key costs the same at 10 and
+at 10,000 keys.
+
+Runs are interleaved (pass, read, list, pass, ...) so machine noise hits all three alike; medians.
+Usage: python bench/read_list.py [--runs 31] [--big 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from keymgmt_cli.engine.core import Engine  # noqa: E402
+from keymgmt_cli.engine.routing import Request  # noqa: E402
+from keymgmt_cli.store import open_secret_box, open_store  # noqa: E402
+
+
+def populate(environ: dict[str, str], count: int) -> Engine:
+    store = open_store(environ)
+    engine = Engine(store, open_secret_box(store.home, environ))
+    existing = len(store.list("ns/default/keys")) if engine.initialized() else 0
+    for i in range(existing, count):
+        engine.handle(Request("write", f"keymgmt/key/key-{i:05d}", {"type": "aes256-gcm96"}))
+    return engine
+
+
+def timed(cmd: list[str], environ: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
+
+
+def fresh_env(home: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYMGMT_")}
+    env["KEYMGMT_HOME"] = home
+    env["KEYMGMT_MASTER_KEY"] = base64.b64encode(os.urandom(32)).decode()
+    return env
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=31)
+    parser.add_argument("--big", type=int, default=10000)
+    args = parser.parse_args()
+    py = sys.executable
+    km = [py, "-m", "keymgmt_cli"]
+    with tempfile.TemporaryDirectory() as tmp:
+        env = fresh_env(os.path.join(tmp, "state-1000"))
+        populate(env, 1000)
+        samples: dict[str, list[float]] = {"python -c pass": [], "keymgmt read keymgmt/key/key-00500": [],
+                                           "keymgmt list keymgmt/key": []}
+        commands = [[py, "-c", "pass"], km + ["read", "keymgmt/key/key-00500"], km + ["list", "keymgmt/key"]]
+        for _ in range(3):  # warm the page cache
+            for cmd in commands:
+                timed(cmd, env)
+        for _ in range(args.runs):
+            for label, cmd in zip(samples, commands):
+                samples[label].append(timed(cmd, env))
+        base = statistics.median(samples["python -c pass"])
+        print(f"read/list with 1,000 keys, {args.runs} interleaved runs each, medians:")
+        for label, values in samples.items():
+            med = statistics.median(values)
+            print(f"  {label:40s} {med * 1000:7.1f} ms   {med / base:4.2f}x python -c pass")
+
+        print(f"\nwriting one key (aes256-gcm96) as a process, at 10 and at {args.big:,} keys, medians:")
+        small = fresh_env(os.path.join(tmp, "state-10"))
+        big = fresh_env(os.path.join(tmp, "state-big"))
+        populate(small, 10)
+        t0 = time.perf_counter()
+        populate(big, args.big)
+        print(f"  (populated {args.big:,} keys in {time.perf_counter() - t0:.1f} s)")
+        results: dict[str, list[float]] = {"10": [], "big": []}
+        for i in range(args.runs):
+            results["10"].append(timed(km + ["write", f"keymgmt/key/new-{i}", "type=aes256-gcm96"], small))
+            results["big"].append(timed(km + ["write", f"keymgmt/key/new-{i}", "type=aes256-gcm96"], big))
+        m10, mbig = statistics.median(results["10"]), statistics.median(results["big"])
+        print(f"  at 10 keys      {m10 * 1000:7.1f} ms")
+        print(f"  at {args.big:,} keys  {mbig * 1000:7.1f} ms   ({mbig / m10:4.2f}x)")
+        # The engine alone, in-process (no interpreter start-up), for a finer comparison.
+        inproc: dict[str, list[float]] = {"10": [], "big": []}
+        engines = {"10": populate(small, 0), "big": populate(big, 0)}
+        for i in range(args.runs * 3):
+            for label, engine in engines.items():
+                t = time.perf_counter()
+                engine.handle(Request("write", f"keymgmt/key/inproc-{i}", {"type": "aes256-gcm96"}))
+                inproc[label].append(time.perf_counter() - t)
+        i10, ibig = statistics.median(inproc["10"]), statistics.median(inproc["big"])
+        print(f"  in-process engine write: {i10 * 1000:.2f} ms at 10, {ibig * 1000:.2f} ms at {args.big:,} "
+              f"({ibig / i10:4.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
