@@ -8,13 +8,16 @@ Importing this package is cheap: ``cryptography`` (``seal``) and ``keyring``
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from .filestore import FileStore
 
+TYPE_CHECKING = False  # typing costs milliseconds on the read path
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
+
     from .masterkey import MasterKey
     from .seal import Sealer
 
@@ -28,6 +31,11 @@ def state_home(environ: Mapping[str, str]) -> Path:
     configured = environ.get(HOME_ENV)
     if configured:
         return Path(os.path.abspath(os.path.expanduser(configured)))
+    if sys.platform.startswith("linux"):
+        # platformdirs' rule on Linux, without its import on every read: $XDG_DATA_HOME or ~/.local/share
+        xdg = environ.get("XDG_DATA_HOME", "").strip()
+        base = xdg if os.path.isabs(xdg) else os.path.expanduser("~/.local/share")
+        return Path(base) / "keymgmt"
     import platformdirs
 
     return Path(platformdirs.user_data_dir("keymgmt", appauthor=False))

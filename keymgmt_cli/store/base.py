@@ -14,8 +14,13 @@ from __future__ import annotations
 
 import json
 import re
-from contextlib import AbstractContextManager
-from typing import Any, Protocol
+
+TYPE_CHECKING = False  # typing costs milliseconds on the read path; the protocol is for checkers
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+    from typing import Any, Protocol
+else:
+    Protocol = object
 
 from ..errors import StoreError
 

@@ -23,10 +23,13 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs milliseconds on the read path
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
 
 from ..errors import StoreError
 from .base import SEGMENT_RE, check_store_id, encode_document, lock_busy_error
