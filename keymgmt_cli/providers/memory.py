@@ -1,0 +1,651 @@
+"""In-memory twin of AWS KMS for engine tests: ``MemoryKms(region, world=None)``.
+
+It implements ``base.KmsProvider`` with the AWS semantics the engine relies on (reference
+sections 2.1-2.12), and fails with the error codes AWS uses, worded as ``awskms`` words them:
+
+* ``CreateKey(Origin=EXTERNAL)`` gives a key in ``PendingImport`` (disabled); ``mrk-`` key IDs for
+  multi-Region keys; KeySpec/KeyUsage pairs and tag lengths are checked.
+* ``GetParametersForImport`` returns a real RSA wrapping public key and a token bound to that key,
+  valid 24 hours; ``ImportKeyMaterial`` unwraps with ``transfer.unwrap_key_material``, checks the
+  material with ``transfer.check_material``, and only ever accepts the material first associated
+  with the key (for a multi-Region key: with its primary). ``PendingImport`` → ``Enabled``.
+* ``EnableKey``/``DisableKey`` fail on ``PendingImport`` and ``PendingDeletion``.
+* ``ScheduleKeyDeletion`` → ``PendingDeletion`` (a multi-Region primary with live replicas →
+  ``PendingReplicaDeletion``); keys really disappear, with their aliases, when the world's clock
+  (``MemoryKmsWorld.advance``) passes their deletion date. Expired material → ``PendingImport``.
+* Aliases: name rules, one name per region, ``UpdateAlias`` needs an existing alias and a target
+  of the same type and usage that is not pending deletion.
+* ``ReplicateKey`` needs an imported, enabled multi-Region primary; the replica (same key ID, in
+  the other region of the same world) starts in ``PendingImport``.
+* ``GetPublicKey`` returns the public half of the imported private key.
+
+Not modelled: eventual consistency, throttling (inject them with ``fail_next``), key policies,
+custom key stores, on-demand rotation. Protocol-level tolerance is the same as ``awskms``:
+``describe_key`` gives None for a missing key, ``schedule_key_deletion`` ignores keys already
+pending deletion or gone, ``delete_alias`` ignores missing aliases.
+
+Wrapping key pairs are generated once per spec per process (RSA-4096 generation takes about a
+second) and shared by every world: a twin for tests, not a security boundary.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from ..errors import ProviderError
+from .base import ImportParameters, KeyDescription
+from .permissions import provider_error
+
+ACCOUNT_ID = "111122223333"
+TOKEN_LIFETIME = timedelta(hours=24)
+MAX_VALID_TO = timedelta(days=365)
+
+WRAPPING_KEY_BITS = {"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4096": 4096}
+WRAPPING_ALGORITHMS = ("RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "RSA_AES_KEY_WRAP_SHA_1",
+                       "RSA_AES_KEY_WRAP_SHA_256")
+_OAEP = ("RSAES_OAEP_SHA_256", "RSAES_OAEP_SHA_1")
+_RSA_AES = ("RSA_AES_KEY_WRAP_SHA_256", "RSA_AES_KEY_WRAP_SHA_1")
+
+# KeySpec → the KeyUsage values AWS allows with it (reference 2.1).
+KEY_USAGES: dict[str, tuple[str, ...]] = {
+    "SYMMETRIC_DEFAULT": ("ENCRYPT_DECRYPT",),
+    **{f"HMAC_{n}": ("GENERATE_VERIFY_MAC",) for n in (224, 256, 384, 512)},
+    **{f"RSA_{n}": ("ENCRYPT_DECRYPT", "SIGN_VERIFY") for n in (2048, 3072, 4096)},
+    **{f"ECC_NIST_P{n}": ("SIGN_VERIFY", "KEY_AGREEMENT") for n in (256, 384, 521)},
+    "ECC_SECG_P256K1": ("SIGN_VERIFY",),
+    "ECC_NIST_EDWARDS25519": ("SIGN_VERIFY",),
+    "ML_DSA_44": ("SIGN_VERIFY",), "ML_DSA_65": ("SIGN_VERIFY",), "ML_DSA_87": ("SIGN_VERIFY",),
+    "SM2": ("ENCRYPT_DECRYPT", "SIGN_VERIFY", "KEY_AGREEMENT"),
+}
+# What Origin=EXTERNAL keys may be here: what transfer.py can produce and localkms.moto_import
+# accepts (HMAC, SM2, KEY_AGREEMENT imports exist in AWS but are refused, as the moto double does).
+IMPORTABLE: dict[str, tuple[str, ...]] = {
+    "SYMMETRIC_DEFAULT": ("ENCRYPT_DECRYPT",),
+    **{f"RSA_{n}": ("ENCRYPT_DECRYPT", "SIGN_VERIFY") for n in (2048, 3072, 4096)},
+    **{f"ECC_NIST_P{n}": ("SIGN_VERIFY",) for n in (256, 384, 521)},
+    "ECC_SECG_P256K1": ("SIGN_VERIFY",),
+}
+_ALIAS_RE = re.compile(r"^alias/[a-zA-Z0-9/_-]+$")
+_PENDING_DELETION = ("PendingDeletion", "PendingReplicaDeletion")
+
+
+def _wrap_algorithms(key_spec: str) -> tuple[str, ...]:
+    """GetParametersForImport's table (reference 2.2): which wrapping fits which material."""
+    if key_spec == "SYMMETRIC_DEFAULT" or key_spec.startswith("HMAC_"):
+        return _OAEP
+    if key_spec.startswith("RSA_"):
+        return _RSA_AES
+    return _RSA_AES + _OAEP
+
+
+def _key_kind(key_spec: str) -> str:
+    if key_spec == "SYMMETRIC_DEFAULT":
+        return "symmetric"
+    if key_spec.startswith("HMAC_"):
+        return "hmac"
+    return "asymmetric"
+
+
+_WRAPPING_KEYS: dict[str, rsa.RSAPrivateKey] = {}
+_WRAPPING_LOCK = threading.Lock()
+
+
+def _wrapping_key(spec: str) -> rsa.RSAPrivateKey:
+    with _WRAPPING_LOCK:
+        key = _WRAPPING_KEYS.get(spec)
+        if key is None:
+            key = _WRAPPING_KEYS[spec] = rsa.generate_private_key(
+                public_exponent=65537, key_size=WRAPPING_KEY_BITS[spec])
+        return key
+
+
+@dataclass
+class _Key:
+    key_id: str
+    region: str
+    key_spec: str
+    key_usage: str
+    description: str
+    multi_region: bool
+    created: datetime
+    origin: str = "EXTERNAL"
+    state: str = "PendingImport"
+    mr_type: str | None = None  # PRIMARY | REPLICA for multi-Region keys
+    primary_region: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    material: bytes | None = field(default=None, repr=False)  # imported now
+    associated: bytes | None = field(default=None, repr=False)  # forever bound to the key
+    expiration_model: str | None = None
+    valid_to: datetime | None = None
+    deletion_date: datetime | None = None
+    pending_window: int | None = None
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:kms:{self.region}:{ACCOUNT_ID}:key/{self.key_id}"
+
+    @property
+    def enabled(self) -> bool:
+        return self.state == "Enabled"
+
+
+@dataclass
+class _Token:
+    key_arn: str
+    algorithm: str
+    wrapping_key_spec: str
+    expires: datetime
+    used: bool = False
+
+
+@dataclass
+class _Region:
+    keys: dict[str, _Key] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)  # alias name → key ID
+
+
+class MemoryKmsWorld:
+    """One AWS account across regions: keys, aliases, import tokens, a clock, injected faults
+    and the log of calls shared by every ``MemoryKms`` of the world."""
+
+    def __init__(self, now: datetime | None = None):
+        self._offset = timedelta(0)
+        self._fixed_now = now
+        self.regions: dict[str, _Region] = {}
+        self.tokens: dict[bytes, _Token] = {}
+        self.calls: list[str] = []
+        self.call_log: list[tuple[str, str]] = []
+        self._faults: list[list] = []  # [region or None, operation, code, remaining, message]
+        self.lock = threading.RLock()
+
+    # -- clock ------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        base = self._fixed_now or datetime.now(timezone.utc)
+        return base + self._offset
+
+    def advance(self, delta: timedelta | None = None, **kwargs: float) -> None:
+        """Move the clock forward (``advance(days=30)``): deletions and expiries then happen."""
+        with self.lock:
+            self._offset += (delta or timedelta(0)) + timedelta(**kwargs)
+            self._sweep()
+
+    # -- faults -----------------------------------------------------------------------------
+
+    def fail_next(self, operation: str, error_code: str = "KMSInternalException", count: int = 1,
+                  *, region: str | None = None, message: str | None = None) -> None:
+        """The next ``count`` calls of ``operation`` (in ``region``, or any) fail with
+        ``error_code`` before doing anything."""
+        with self.lock:
+            self._faults.append([region, operation, error_code, count, message])
+
+    def _take_fault(self, region: str, operation: str) -> tuple[str, str | None] | None:
+        for fault in self._faults:
+            f_region, f_op, code, remaining, message = fault
+            if f_op == operation and f_region in (None, region) and remaining > 0:
+                fault[3] -= 1
+                if fault[3] <= 0:
+                    self._faults.remove(fault)
+                return code, message
+        return None
+
+    # -- state ------------------------------------------------------------------------------
+
+    def region(self, name: str) -> _Region:
+        return self.regions.setdefault(name, _Region())
+
+    def find(self, region: str, key_id: str) -> _Key | None:
+        return self.regions.get(region, _Region()).keys.get(key_id)
+
+    def all_keys(self) -> list[_Key]:
+        return [k for r in self.regions.values() for k in r.keys.values()]
+
+    def _replicas(self, primary: _Key) -> list[_Key]:
+        return [k for r, reg in self.regions.items() if r != primary.region
+                for k in [reg.keys.get(primary.key_id)] if k is not None and k.mr_type == "REPLICA"]
+
+    def _delete(self, key: _Key) -> None:
+        reg = self.regions[key.region]
+        reg.keys.pop(key.key_id, None)
+        for name in [n for n, target in reg.aliases.items() if target == key.key_id]:
+            del reg.aliases[name]
+
+    def _sweep(self) -> None:
+        now = self.now()
+        changed = True
+        while changed:
+            changed = False
+            for key in self.all_keys():
+                if key.state == "PendingDeletion" and key.deletion_date and key.deletion_date <= now:
+                    self._delete(key)
+                    changed = True
+                elif key.state == "PendingReplicaDeletion" and not self._replicas(key):
+                    key.state = "PendingDeletion"
+                    key.deletion_date = now + timedelta(days=key.pending_window or 30)
+                    changed = True
+                elif (key.expiration_model == "KEY_MATERIAL_EXPIRES" and key.valid_to
+                      and key.valid_to <= now and key.material is not None):
+                    key.material = None
+                    key.valid_to = None
+                    if key.state not in _PENDING_DELETION:
+                        key.state = "PendingImport"
+                    changed = True
+
+
+class MemoryKms:
+    """One region of a ``MemoryKmsWorld``. ``calls`` is the world's shared call log."""
+
+    def __init__(self, region: str, world: MemoryKmsWorld | None = None):
+        self.region = region
+        self.world = world if world is not None else MemoryKmsWorld()
+        self.world.region(region)
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    @property
+    def calls(self) -> list[str]:
+        return self.world.calls
+
+    @property
+    def call_log(self) -> list[tuple[str, str]]:
+        return self.world.call_log
+
+    def fail_next(self, operation: str, error_code: str = "KMSInternalException",
+                  count: int = 1, *, message: str | None = None) -> None:
+        """The next ``count`` calls of ``operation`` in this region fail with ``error_code``."""
+        self.world.fail_next(operation, error_code, count, region=self.region, message=message)
+
+    def _begin(self, operation: str, *, tags: bool = False, multi_region: bool = False) -> None:
+        self.world.calls.append(operation)
+        self.world.call_log.append((self.region, operation))
+        self.world._sweep()
+        fault = self.world._take_fault(self.region, operation)
+        if fault is not None:
+            code, message = fault
+            raise provider_error(operation, self.region, code, message or "injected fault",
+                                 tags=tags, multi_region=multi_region)
+
+    def _error(self, operation: str, code: str, message: str) -> ProviderError:
+        return provider_error(operation, self.region, code, message)
+
+    def _key(self, operation: str, key_id: str, *, allow_alias: bool = False) -> _Key:
+        reg = self.world.region(self.region)
+        ident = key_id or ""
+        if ident.startswith("arn:"):
+            parts = ident.split(":")
+            if len(parts) >= 6 and parts[2] == "kms" and parts[3] == self.region:
+                ident = parts[5]
+                if ident.startswith("alias/") and allow_alias:
+                    ident = reg.aliases.get(ident, "")
+                elif ident.startswith("key/"):
+                    ident = ident[4:]
+                else:
+                    ident = ""
+            else:
+                raise self._error(operation, "NotFoundException",
+                                  f"Invalid arn {key_id} for region {self.region}")
+        elif ident.startswith("alias/"):
+            ident = reg.aliases.get(ident, "") if allow_alias else ""
+            if not ident:
+                raise self._error(operation, "NotFoundException", f"Alias {key_id} is not found.")
+        key = reg.keys.get(ident)
+        if key is None:
+            arn = f"arn:aws:kms:{self.region}:{ACCOUNT_ID}:key/{ident or key_id}"
+            raise self._error(operation, "NotFoundException", f"Key '{arn}' does not exist")
+        return key
+
+    def _not_pending_deletion(self, operation: str, key: _Key) -> None:
+        if key.state == "PendingDeletion":
+            raise self._error(operation, "KMSInvalidStateException", f"{key.arn} is pending deletion.")
+        if key.state == "PendingReplicaDeletion":
+            raise self._error(operation, "KMSInvalidStateException",
+                              f"{key.arn} is pending replica deletion.")
+
+    # -- KmsProvider --------------------------------------------------------------------------
+
+    def create_key(self, *, key_spec: str, key_usage: str, description: str,
+                   tags: dict[str, str], multi_region: bool = False) -> str:
+        op = "CreateKey"
+        with self.world.lock:
+            self._begin(op, tags=bool(tags), multi_region=multi_region)
+            if key_spec not in KEY_USAGES:
+                raise self._error(op, "ValidationException",
+                                  f"1 validation error detected: Value '{key_spec}' at 'keySpec' "
+                                  f"failed to satisfy constraint: Member must satisfy enum value set: "
+                                  f"[{', '.join(KEY_USAGES)}]")
+            if key_usage not in KEY_USAGES[key_spec]:
+                raise self._error(op, "ValidationException",
+                                  f"KeyUsage {key_usage} is not compatible with KeySpec {key_spec}")
+            if key_usage not in IMPORTABLE.get(key_spec, ()):
+                raise self._error(op, "UnsupportedOperationException",
+                                  f"Importing key material for KeySpec {key_spec} with KeyUsage "
+                                  f"{key_usage} is not supported")
+            if len(description or "") > 8192:
+                raise self._error(op, "ValidationException",
+                                  "Description must have length less than or equal to 8192")
+            _check_tags(self, op, tags)
+            key_id = f"mrk-{uuid.uuid4().hex}" if multi_region else str(uuid.uuid4())
+            key = _Key(key_id=key_id, region=self.region, key_spec=key_spec, key_usage=key_usage,
+                       description=description or "", multi_region=bool(multi_region),
+                       created=self.world.now(), tags=dict(tags or {}),
+                       mr_type="PRIMARY" if multi_region else None,
+                       primary_region=self.region if multi_region else None)
+            self.world.region(self.region).keys[key_id] = key
+            return key_id
+
+    def get_parameters_for_import(self, key_id: str, wrapping_algorithm: str,
+                                  wrapping_key_spec: str) -> ImportParameters:
+        op = "GetParametersForImport"
+        with self.world.lock:
+            self._begin(op)
+            if wrapping_algorithm not in WRAPPING_ALGORITHMS:
+                raise self._error(op, "ValidationException",
+                                  f"1 validation error detected: Value '{wrapping_algorithm}' at "
+                                  f"'wrappingAlgorithm' failed to satisfy constraint: Member must "
+                                  f"satisfy enum value set: [{', '.join(WRAPPING_ALGORITHMS)}]")
+            if wrapping_key_spec not in WRAPPING_KEY_BITS:
+                raise self._error(op, "ValidationException",
+                                  f"1 validation error detected: Value '{wrapping_key_spec}' at "
+                                  f"'wrappingKeySpec' failed to satisfy constraint: Member must "
+                                  f"satisfy enum value set: [{', '.join(WRAPPING_KEY_BITS)}]")
+            key = self._key(op, key_id)
+            if key.origin != "EXTERNAL":
+                raise self._error(op, "UnsupportedOperationException",
+                                  f"{key.arn} origin is {key.origin} which is not valid for this operation.")
+            self._not_pending_deletion(op, key)
+            if wrapping_algorithm not in _wrap_algorithms(key.key_spec):
+                raise self._error(op, "ValidationException",
+                                  f"{wrapping_algorithm} is not supported for {key.key_spec} key "
+                                  f"material; use one of {', '.join(_wrap_algorithms(key.key_spec))}")
+            if (key.key_spec == "ECC_NIST_P521" and wrapping_key_spec == "RSA_2048"
+                    and wrapping_algorithm in _OAEP):
+                raise self._error(op, "ValidationException",
+                                  "ECC_NIST_P521 key material cannot be wrapped with an RSA_2048 "
+                                  f"wrapping key and {wrapping_algorithm}. Use a larger wrapping key "
+                                  "or an RSA_AES_KEY_WRAP_SHA_* wrapping algorithm.")
+            private = _wrapping_key(wrapping_key_spec)
+            public_der = private.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+            token = os.urandom(32) + key.key_id.encode()
+            valid_to = self.world.now() + TOKEN_LIFETIME
+            self.world.tokens[token] = _Token(key.arn, wrapping_algorithm, wrapping_key_spec, valid_to)
+            return ImportParameters(key_id=key.arn, public_key_der=public_der, import_token=token,
+                                    valid_to=valid_to)
+
+    def import_key_material(self, key_id: str, import_token: bytes, encrypted_key_material: bytes,
+                            valid_to: datetime | None = None) -> None:
+        from .. import transfer  # pure crypto; imported when an import actually happens
+
+        op = "ImportKeyMaterial"
+        with self.world.lock:
+            self._begin(op)
+            now = self.world.now()
+            if not encrypted_key_material or len(encrypted_key_material) > 6144:
+                raise self._error(op, "ValidationException",
+                                  "EncryptedKeyMaterial must have length between 1 and 6144")
+            if valid_to is not None:
+                when = valid_to if valid_to.tzinfo else valid_to.replace(tzinfo=timezone.utc)
+                if when <= now:
+                    raise self._error(op, "ValidationException", "ValidTo must be in the future.")
+                if when > now + MAX_VALID_TO:
+                    raise self._error(op, "ValidationException",
+                                      "ValidTo cannot be more than 365 days from the request date.")
+            key = self._key(op, key_id)
+            if key.origin != "EXTERNAL":
+                raise self._error(op, "UnsupportedOperationException",
+                                  f"{key.arn} origin is {key.origin} which is not valid for this operation.")
+            self._not_pending_deletion(op, key)
+            # From here on the token is spent, whatever happens (as in localkms.moto_import):
+            # every import, including a failed one, needs a fresh GetParametersForImport.
+            token = self.world.tokens.get(bytes(import_token or b""))
+            if token is None:
+                raise self._error(op, "InvalidImportTokenException",
+                                  "The import token is invalid or was not issued in this Region.")
+            if token.used:
+                raise self._error(op, "InvalidImportTokenException", "The import token has already been used.")
+            token.used = True
+            if token.expires <= now:
+                raise self._error(op, "ExpiredImportTokenException", "The import token has expired.")
+            if token.key_arn != key.arn:
+                raise self._error(op, "InvalidImportTokenException",
+                                  "The import token is associated with a different KMS key.")
+            try:
+                material = transfer.unwrap_key_material(
+                    bytes(encrypted_key_material), _wrapping_key(token.wrapping_key_spec), token.algorithm)
+            except (transfer.TransferError, ValueError):  # a ciphertext KMS cannot decrypt
+                raise self._error(op, "InvalidCiphertextException",
+                                  "KMS could not decrypt the encrypted (wrapped) key material. "
+                                  "Verify that you used the matching wrapping public key and "
+                                  "algorithm.") from None
+            try:
+                transfer.check_material(key.key_spec, material)
+            except (transfer.TransferError, ValueError):
+                raise self._error(op, "IncorrectKeyMaterialException",
+                                  f"The key material is invalid for a {key.key_spec} KMS key.") from None
+            associated = self._associated(key)
+            if associated is not None and associated != material:
+                raise self._error(op, "IncorrectKeyMaterialException",
+                                  "The key material in the request is not the same key material "
+                                  "that was previously imported into this KMS key.")
+            key.associated = material
+            key.material = material
+            if valid_to is None:
+                key.expiration_model, key.valid_to = "KEY_MATERIAL_DOES_NOT_EXPIRE", None
+            else:
+                key.expiration_model = "KEY_MATERIAL_EXPIRES"
+                key.valid_to = valid_to if valid_to.tzinfo else valid_to.replace(tzinfo=timezone.utc)
+            if key.state == "PendingImport":
+                key.state = "Enabled"
+
+    def _associated(self, key: _Key) -> bytes | None:
+        if key.associated is not None:
+            return key.associated
+        if key.mr_type == "REPLICA" and key.primary_region:
+            primary = self.world.find(key.primary_region, key.key_id)
+            if primary is not None:
+                return primary.associated
+        return None
+
+    def describe_key(self, key_id: str) -> KeyDescription | None:
+        op = "DescribeKey"
+        with self.world.lock:
+            self._begin(op)
+            try:
+                key = self._key(op, key_id, allow_alias=True)
+            except ProviderError as err:
+                if err.code == "NotFoundException":
+                    return None
+                raise
+            return KeyDescription(key_id=key.key_id, arn=key.arn, state=key.state,
+                                  enabled=key.enabled, key_spec=key.key_spec,
+                                  key_usage=key.key_usage, origin=key.origin,
+                                  multi_region=key.multi_region, description=key.description)
+
+    def enable_key(self, key_id: str) -> None:
+        self._set_enabled("EnableKey", key_id, "Enabled")
+
+    def disable_key(self, key_id: str) -> None:
+        self._set_enabled("DisableKey", key_id, "Disabled")
+
+    def _set_enabled(self, op: str, key_id: str, state: str) -> None:
+        with self.world.lock:
+            self._begin(op)
+            key = self._key(op, key_id)
+            self._not_pending_deletion(op, key)
+            if key.state == "PendingImport":
+                raise self._error(op, "KMSInvalidStateException", f"{key.arn} is pending import.")
+            key.state = state
+
+    def schedule_key_deletion(self, key_id: str, pending_window_days: int) -> None:
+        op = "ScheduleKeyDeletion"
+        with self.world.lock:
+            try:
+                self._begin(op)
+            except ProviderError as err:  # the same tolerance as awskms, for injected faults
+                if err.code == "NotFoundException" or (
+                        err.code == "KMSInvalidStateException" and "pending" in str(err).lower()
+                        and "deletion" in str(err).lower()):
+                    return
+                raise
+            if not 7 <= int(pending_window_days) <= 30:
+                raise self._error(op, "ValidationException",
+                                  f"PendingWindowInDays must be between 7 and 30, got {pending_window_days}")
+            try:
+                key = self._key(op, key_id)
+            except ProviderError as err:
+                if err.code == "NotFoundException":
+                    return  # gone already: not an error for the protocol
+                raise
+            if key.state in _PENDING_DELETION:
+                return  # AWS: KMSInvalidStateException "is pending deletion"; tolerated here
+            key.pending_window = int(pending_window_days)
+            if key.mr_type == "PRIMARY" and self.world._replicas(key):
+                key.state = "PendingReplicaDeletion"
+                key.deletion_date = None
+            else:
+                key.state = "PendingDeletion"
+                key.deletion_date = self.world.now() + timedelta(days=int(pending_window_days))
+
+    def _check_alias_name(self, op: str, alias_name: str) -> None:
+        if not alias_name.startswith("alias/"):
+            raise self._error(op, "ValidationException", "Invalid identifier")
+        if alias_name.startswith("alias/aws/"):
+            raise self._error(op, "NotAuthorizedException",
+                              "The alias name cannot begin with alias/aws/ (reserved for AWS managed keys)")
+        if len(alias_name) > 256 or not _ALIAS_RE.match(alias_name):
+            raise self._error(op, "ValidationException",
+                              f"1 validation error detected: Value '{alias_name}' at 'aliasName' "
+                              f"failed to satisfy constraint: Member must satisfy regular expression "
+                              f"pattern: ^[a-zA-Z0-9:/_-]+$ and length 1-256")
+
+    def create_alias(self, alias_name: str, key_id: str) -> None:
+        op = "CreateAlias"
+        with self.world.lock:
+            self._begin(op)
+            self._check_alias_name(op, alias_name)
+            reg = self.world.region(self.region)
+            if alias_name in reg.aliases:
+                raise self._error(op, "AlreadyExistsException",
+                                  f"An alias with the name arn:aws:kms:{self.region}:{ACCOUNT_ID}:"
+                                  f"{alias_name} already exists")
+            key = self._key(op, key_id)
+            self._not_pending_deletion(op, key)
+            reg.aliases[alias_name] = key.key_id
+
+    def update_alias(self, alias_name: str, key_id: str) -> None:
+        op = "UpdateAlias"
+        with self.world.lock:
+            self._begin(op)
+            self._check_alias_name(op, alias_name)
+            reg = self.world.region(self.region)
+            if alias_name not in reg.aliases:
+                raise self._error(op, "NotFoundException",
+                                  f"Alias arn:aws:kms:{self.region}:{ACCOUNT_ID}:{alias_name} is not found.")
+            key = self._key(op, key_id)
+            self._not_pending_deletion(op, key)
+            current = reg.keys.get(reg.aliases[alias_name])
+            if current is not None and (_key_kind(current.key_spec) != _key_kind(key.key_spec)
+                                        or current.key_usage != key.key_usage):
+                raise self._error(op, "ValidationException",
+                                  "The current and new KMS key of an alias must be the same type "
+                                  "(symmetric, asymmetric or HMAC) with the same key usage.")
+            reg.aliases[alias_name] = key.key_id
+
+    def delete_alias(self, alias_name: str) -> None:
+        op = "DeleteAlias"
+        with self.world.lock:
+            try:
+                self._begin(op)
+                self._check_alias_name(op, alias_name)
+            except ProviderError as err:
+                if err.code == "NotFoundException":
+                    return
+                raise
+            self.world.region(self.region).aliases.pop(alias_name, None)
+
+    def get_alias_target(self, alias_name: str) -> str | None:
+        with self.world.lock:
+            self._begin("ListAliases")
+            return self.world.region(self.region).aliases.get(alias_name)
+
+    def replicate_key(self, key_id: str, replica_region: str, *, description: str,
+                      tags: dict[str, str]) -> str:
+        op = "ReplicateKey"
+        with self.world.lock:
+            self._begin(op, tags=bool(tags))
+            if not re.match(r"^([a-z]+-){2,3}\d+$", replica_region or ""):
+                raise self._error(op, "ValidationException",
+                                  f"Value '{replica_region}' at 'replicaRegion' failed to satisfy constraint")
+            key = self._key(op, key_id)
+            if not key.multi_region:
+                raise self._error(op, "UnsupportedOperationException",
+                                  f"{key.arn} is not a multi-Region key.")
+            if key.mr_type != "PRIMARY":
+                raise self._error(op, "UnsupportedOperationException",
+                                  f"{key.arn} is not a multi-Region primary key.")
+            if replica_region == self.region:
+                raise self._error(op, "ValidationException",
+                                  f"The replica region {replica_region} is the primary key's region.")
+            if key.state == "Disabled":
+                raise self._error(op, "DisabledException", f"{key.arn} is disabled.")
+            self._not_pending_deletion(op, key)
+            if key.state == "PendingImport":
+                raise self._error(op, "KMSInvalidStateException", f"{key.arn} is pending import.")
+            _check_tags(self, op, tags)
+            target = self.world.region(replica_region)
+            if key.key_id in target.keys:
+                # AWS: AlreadyExistsException. awskms returns the (same) key ID: do the same.
+                return key.key_id
+            target.keys[key.key_id] = _Key(
+                key_id=key.key_id, region=replica_region, key_spec=key.key_spec,
+                key_usage=key.key_usage, description=description or "", multi_region=True,
+                created=self.world.now(), tags=dict(tags or {}), mr_type="REPLICA",
+                primary_region=self.region)
+            return key.key_id
+
+    def get_public_key(self, key_id: str) -> bytes:
+        op = "GetPublicKey"
+        with self.world.lock:
+            self._begin(op)
+            key = self._key(op, key_id, allow_alias=True)
+            if _key_kind(key.key_spec) != "asymmetric":
+                raise self._error(op, "UnsupportedOperationException",
+                                  f"{key.arn} key usage is not valid for GetPublicKey: it is not an asymmetric key.")
+            self._not_pending_deletion(op, key)
+            if key.state == "PendingImport" or key.material is None:
+                raise self._error(op, "KMSInvalidStateException", f"{key.arn} is pending import.")
+            if key.state == "Disabled":
+                raise self._error(op, "DisabledException", f"{key.arn} is disabled.")
+            private = serialization.load_der_private_key(key.material, password=None,
+                                                         unsafe_skip_rsa_key_validation=True)
+            return private.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def list_resource_tags(self, key_id: str) -> dict[str, str]:
+        op = "ListResourceTags"
+        with self.world.lock:
+            self._begin(op)
+            return dict(self._key(op, key_id).tags)
+
+    def in_region(self, region: str) -> "MemoryKms":
+        return MemoryKms(region, self.world)
+
+    def __repr__(self) -> str:
+        return f"MemoryKms(region={self.region!r})"
+
+
+def _check_tags(kms: MemoryKms, op: str, tags: dict[str, str] | None) -> None:
+    for k, v in (tags or {}).items():
+        if not 1 <= len(str(k)) <= 128 or len(str(v)) > 256:
+            raise kms._error(op, "TagException",
+                             "Tag keys must be 1-128 characters and tag values at most 256 characters")
+        if str(k).startswith("aws:"):
+            raise kms._error(op, "TagException", "Tag keys cannot begin with aws:")
