@@ -348,6 +348,6 @@ def test_open_store_uses_keymgmt_home(tmp_path, monkeypatch):
 
 
 def test_open_store_defaults_to_the_user_data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    assert open_store({}).home == tmp_path / "data" / "keymgmt"
-    assert open_store({"KEYMGMT_HOME": ""}).home == tmp_path / "data" / "keymgmt"
+    xdg = str(tmp_path / "data")
+    assert open_store({"XDG_DATA_HOME": xdg}).home == tmp_path / "data" / "keymgmt"
+    assert open_store({"KEYMGMT_HOME": "", "XDG_DATA_HOME": xdg}).home == tmp_path / "data" / "keymgmt"
