@@ -297,12 +297,26 @@ def _reconcile(engine: Engine, mount: Mount, key: dict[str, Any], dist: dict[str
     latest = key["latest_version"]
     for v in range(1, latest + 1):
         rec = dist["versions"].setdefault(str(v), {})
+        if not rec.get("key_id") and rec.get("creating"):
+            # An earlier run called CreateKey and may have died before recording the id: the
+            # key carries our operation tag, so find it instead of making a second one.
+            found = find_tagged(provider, {"keymgmt:op": rec["creating"]})
+            if found:
+                rec["key_id"] = found[0]
+                rec["imported"] = False
+                for extra in found[1:]:
+                    provider.schedule_key_deletion(extra, 7)
+                save()
         if not rec.get("key_id"):
+            rec["creating"] = _new_token()
+            save()  # the intent is on disk before the call, so a crash during it is recoverable
             engine.progress(f"{kms}: creating the KMS key for version {v}")
             rec["key_id"] = provider.create_key(
                 key_spec=dist["key_spec"], key_usage=dist["key_usage"],
                 description=_description(mount, kms, key_name, v),
-                tags=_tags(engine, mount, kms, key_name, v), multi_region=multi_region)
+                tags={**_tags(engine, mount, kms, key_name, v), "keymgmt:op": rec["creating"]},
+                multi_region=multi_region)
+            rec.pop("creating")
             rec["imported"] = False
             save()  # the key id is on disk before anything else can fail
         if not rec.get("imported"):
@@ -346,6 +360,26 @@ def _reconcile(engine: Engine, mount: Mount, key: dict[str, Any], dist: dict[str
     if dist.get("state") != "ready":
         dist["state"] = "ready"
         save()
+
+
+def _new_token() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
+
+
+def find_tagged(provider: Any, wanted: dict[str, str]) -> list[str]:
+    """Key ids in the provider's region whose tags include ``wanted`` (ListKeys + ListResourceTags:
+    a recovery path, never the happy path)."""
+    found = []
+    for key_id in provider.list_keys():
+        try:
+            tags = provider.list_resource_tags(key_id)
+        except ProviderError:
+            continue  # keys we may not read (AWS managed, other teams) are not ours
+        if all(tags.get(k) == v for k, v in wanted.items()):
+            found.append(key_id)
+    return found
 
 
 def _point_alias(provider: Any, alias: str, holder: dict[str, Any], slot: str, key_id: str, save: Any) -> None:

@@ -444,6 +444,21 @@ class AwsKmsProvider:
             if not resp.get("Truncated") or not marker:
                 return tags
 
+    def list_keys(self) -> list[str]:
+        """Every KMS key id in the region (ListKeys, paginated). Used only to find keys we
+        tagged but never recorded (recovery after a crash) and strays (verify)."""
+        ids: list[str] = []
+        marker = None
+        while True:
+            params: dict[str, Any] = {"Limit": 1000}
+            if marker:
+                params["Marker"] = marker
+            resp = self._call("ListKeys", **params)
+            ids.extend(entry["KeyId"] for entry in resp.get("Keys", []))
+            marker = resp.get("NextMarker")
+            if not resp.get("Truncated") or not marker:
+                return ids
+
     def in_region(self, region: str) -> "AwsKmsProvider":
         family = self._family
         with family.lock:

@@ -88,5 +88,8 @@ class KmsProvider(Protocol):
 
     def list_resource_tags(self, key_id: str) -> dict[str, str]: ...
 
+    def list_keys(self) -> list[str]:
+        """ListKeys: every key id in the region (recovery and drift detection only)."""
+
     def in_region(self, region: str) -> "KmsProvider":
         """The same credentials and endpoint, another region (for multi-Region replicas)."""

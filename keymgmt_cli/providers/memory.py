@@ -635,6 +635,11 @@ class MemoryKms:
             self._begin(op)
             return dict(self._key(op, key_id).tags)
 
+    def list_keys(self) -> list[str]:
+        with self.world.lock:
+            self._begin("ListKeys")
+            return list(self.world.region(self.region).keys)
+
     def in_region(self, region: str) -> "MemoryKms":
         return MemoryKms(region, self.world)
 

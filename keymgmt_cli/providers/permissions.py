@@ -30,6 +30,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "ReplicateKey": ("kms:ReplicateKey", "kms:CreateKey"),
     "GetPublicKey": ("kms:GetPublicKey",),
     "ListResourceTags": ("kms:ListResourceTags",),
+    "ListKeys": ("kms:ListKeys",),
     "TagResource": ("kms:TagResource",),
 }
 
@@ -48,7 +49,8 @@ REQUIRED_PERMISSIONS: tuple[str, ...] = (
     "kms:DeleteAlias", "kms:ListAliases", "kms:TagResource",
 )
 MULTI_REGION_PERMISSIONS: tuple[str, ...] = ("kms:ReplicateKey", "kms:DescribeKey")
-OPTIONAL_PERMISSIONS: tuple[str, ...] = ("kms:DescribeKey", "kms:ListResourceTags", "kms:GetPublicKey")
+OPTIONAL_PERMISSIONS: tuple[str, ...] = ("kms:DescribeKey", "kms:ListResourceTags", "kms:GetPublicKey",
+                                         "kms:ListKeys")
 
 # Error codes worth retrying later (the call itself was fine).
 THROTTLING_CODES = frozenset({

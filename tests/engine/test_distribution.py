@@ -295,3 +295,34 @@ def test_replicate_preconditions(eng, world):
         w(eng, "keymgmt/key/rsa", type="rsa-2048", replica_regions="us-east-1")
     with pytest.raises(InvalidRequest, match="cannot be changed"):
         w(eng, "keymgmt/key/mr", replica_regions="eu-west-1")
+
+
+class Died(BaseException):
+    """The process died: nothing after this point ran (not even except-handlers for Exception)."""
+
+
+@pytest.mark.parametrize("version_to_lose", [1, 2])
+def test_create_key_served_but_never_recorded_is_found_by_its_tag_not_duplicated(eng, world, version_to_lose):
+    w(eng, "keymgmt/key/k", type="aes256-gcm96")
+    w(eng, "keymgmt/key/k/rotate")
+    original = MemoryKms.create_key
+    seen = {"n": 0}
+
+    def create_then_die(self, **kwargs):
+        key_id = original(self, **kwargs)
+        seen["n"] += 1
+        if seen["n"] == version_to_lose:
+            raise Died()  # AWS created the key; the id never reached the state
+        return key_id
+
+    MemoryKms.create_key = create_then_die
+    try:
+        with pytest.raises(Died):
+            w(eng, "keymgmt/kms/aws1/key/k", purpose="encrypt,decrypt")
+    finally:
+        MemoryKms.create_key = original
+    assert len(world.all_keys()) == version_to_lose
+    w(eng, "keymgmt/kms/aws1/key/k", purpose="encrypt,decrypt")
+    versions = r(eng, "keymgmt/kms/aws1/key/k")["versions"]
+    assert {k.key_id for k in world.all_keys()} == set(versions.values()), "no orphan, no duplicate"
+    assert all(kms_key(world, "us-west-1", k).state == "Enabled" for k in versions.values())
