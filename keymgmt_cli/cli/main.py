@@ -316,6 +316,37 @@ def status_cmd(env: Env, fmt: str | None) -> None:
         click.echo("Unfinished operations: none")
 
 
+@cli.command("verify", context_settings=CONTEXT)
+@format_option
+@click.argument("path", required=False)
+@click.pass_obj
+def verify_cmd(env: Env, fmt: str | None, path: str | None) -> None:
+    """Compare the state with AWS KMS (drift detection); exit 0 in sync, 2 on drift.
+
+    PATH narrows the check: a mount, MOUNT/key/NAME, MOUNT/kms/NAME or MOUNT/kms/NAME/key/KEY.
+    Read-only: DescribeKey, ListResourceTags, GetPublicKey, ListAliases, ListKeys.
+
+    \b
+    Example:
+      keymgmt verify
+      keymgmt verify -format=json keymgmt/kms/example-kms | jq '.data.drift[]'
+    """
+    from keymgmt_cli.engine.verify import verify
+
+    fmt = resolve_format(fmt, env)
+    result = verify(env.engine, path)
+    if fmt != "table":
+        click.echo(output.dump(output.envelope(result, []), fmt))
+    else:
+        for item in result["drift"]:
+            version = f" v{item['version']}" if item["version"] is not None else ""
+            click.echo(f"DRIFT  {item['path']}{version}  {item['region']}  {item['key_id'] or '-'}: {item['problem']}")
+        status = "in sync" if result["in_sync"] else f"{len(result['drift'])} problem(s)"
+        click.echo(f"checked {result['distributions']} distribution(s), {result['kms_keys']} KMS key(s): {status}")
+    if not result["in_sync"]:
+        raise click.exceptions.Exit(EXIT_ENGINE)
+
+
 @cli.command("demo", context_settings=CONTEXT)
 @click.option("--keep", is_flag=True, help="Keep the throwaway state directory afterwards.")
 def demo_cmd(keep: bool) -> None:

@@ -207,6 +207,41 @@ def replicate(engine: Engine, mount: Mount, values: dict[str, Any], name: str, k
     return Response()
 
 
+def abandon_version(engine: Engine, mount: Mount, key: dict[str, Any], version: int, window: int = 7) -> None:
+    """Undo an unfinished rotation in every distribution: aliases back to the previous version,
+    the new version's KMS keys (and replicas, and any key created but never recorded) scheduled
+    for deletion, the version dropped from each record. The caller holds the key lock."""
+    previous = str(version - 1)
+    for kms in distributed_to(engine, mount, key["name"]):
+        dist_id = mount.doc("dist", kms, key["name"])
+        dist = engine.store.get(dist_id)
+        rec = dist["versions"].get(str(version)) if dist else None
+        if rec is None:
+            continue
+        provider = _connect(engine, mount, kmsproviders.load_provider(engine, mount, kms))
+        back = dist["versions"].get(previous, {}).get("key_id")
+        if rec.get("key_id") and dist.get("alias_target") == rec["key_id"] and back:
+            provider.update_alias(dist["alias"], back)
+            dist["alias_target"] = back
+            engine.put(dist_id, dist)
+        for region, replica in rec.get("replicas", {}).items():
+            regional = provider.in_region(region)
+            if dist.get("replica_alias_targets", {}).get(region) == rec.get("key_id") and back:
+                regional.update_alias(dist["alias"], back)
+                dist["replica_alias_targets"][region] = back
+            if replica.get("created") and not replica.get("deleted"):
+                regional.schedule_key_deletion(rec["key_id"], window)
+                replica["deleted"] = True
+            engine.put(dist_id, dist)
+        doomed = [rec["key_id"]] if rec.get("key_id") else []
+        if rec.get("creating"):
+            doomed += find_tagged(provider, {"keymgmt:op": rec["creating"]})
+        for key_id in dict.fromkeys(doomed):
+            provider.schedule_key_deletion(key_id, window)
+        del dist["versions"][str(version)]
+        engine.put(dist_id, dist)
+
+
 def sync_key(engine: Engine, mount: Mount, key_name: str, key: dict[str, Any]) -> None:
     """Bring every distribution of the key to its current versions and min_enabled_version.
 

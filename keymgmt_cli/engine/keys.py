@@ -169,6 +169,27 @@ def rotate_key(engine: Engine, mount: Mount, values: dict[str, Any], name: str) 
     return Response(warnings=warnings)
 
 
+def abandon_rotation(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -> Response:
+    """Give up an interrupted rotation instead of finishing it: what it created in KMS is scheduled
+    for deletion (7 days, the shortest window AWS allows) and the new version is dropped."""
+    from keymgmt_cli.engine import distribution
+
+    with engine.store.lock(mount.lock("key", name), timeout=MUTATION_LOCK_TIMEOUT):
+        doc = load_key(engine, mount, name)
+        pending = doc.get("pending")
+        if not pending or pending.get("op") != "rotate":
+            raise PreconditionFailed(f"key {name!r} has no unfinished rotation to abandon")
+        version = pending["version"]
+        distribution.abandon_version(engine, mount, doc, version)
+        del doc["versions"][str(version)]
+        doc["latest_version"] = version - 1
+        doc["min_enabled_version"] = min(doc["min_enabled_version"], version - 1)
+        doc.pop("pending")
+        engine.put(mount.doc("keys", name), doc)
+    return Response(warnings=[f"abandoned the rotation to version {version}; its KMS keys are scheduled "
+                              "for deletion"])
+
+
 def delete_key(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -> Response:
     from keymgmt_cli.engine import distribution
 

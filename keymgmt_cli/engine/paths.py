@@ -20,8 +20,12 @@ ROUTES: list[Route] = [
                             example="keymgmt delete keymgmt/key/example-key"),
     }),
     Route(f"key/{N}/rotate", "Rotate the key: a new version, imported into every KMS it is distributed to.", {
-        "write": Operation("keys:rotate_key", "Create a new version and repoint each distribution's alias.",
+        "write": Operation("keys:rotate_key", "Create a new version and repoint each distribution's alias; "
+                           "after a failure, run it again to finish the same rotation.",
                            example="keymgmt write -f keymgmt/key/example-key/rotate"),
+        "delete": Operation("keys:abandon_rotation", "Abandon an unfinished rotation: schedule deletion of the "
+                            "KMS keys it created and drop the new version.",
+                            example="keymgmt delete keymgmt/key/example-key/rotate"),
     }),
     Route(f"key/{N}/kms", "List the KMS providers the key is distributed to.", {
         "list": Operation("keys:list_key_kms", "KMS provider names.", example="keymgmt list keymgmt/key/example-key/kms"),

@@ -326,3 +326,29 @@ def test_create_key_served_but_never_recorded_is_found_by_its_tag_not_duplicated
     versions = r(eng, "keymgmt/kms/aws1/key/k")["versions"]
     assert {k.key_id for k in world.all_keys()} == set(versions.values()), "no orphan, no duplicate"
     assert all(kms_key(world, "us-west-1", k).state == "Enabled" for k in versions.values())
+
+
+def test_abandon_an_interrupted_rotation(eng, world):
+    w(eng, "keymgmt/kms/p2", provider="awskms", key_collection="eu-west-1")
+    w(eng, "keymgmt/key/k", type="aes256-gcm96")
+    w(eng, "keymgmt/kms/aws1/key/k", purpose="encrypt,decrypt")
+    w(eng, "keymgmt/kms/p2/key/k", purpose="encrypt,decrypt")
+    v1 = {kms: r(eng, f"keymgmt/kms/{kms}/key/k")["versions"]["1"] for kms in ("aws1", "p2")}
+    world.fail_next("ImportKeyMaterial", "KMSInternalException", region="eu-west-1")
+    with pytest.raises(EngineError):
+        w(eng, "keymgmt/key/k/rotate")
+    created = {k.key_id for k in world.all_keys()} - set(v1.values())
+    assert len(created) == 2  # v2 in both regions; us-west-1's alias already moved to it
+    response = eng.handle(Request("delete", "keymgmt/key/k/rotate", {}))
+    assert "abandoned the rotation to version 2" in response.warnings[0]
+    assert r(eng, "keymgmt/key/k")["latest_version"] == 1
+    for kms, region in (("aws1", "us-west-1"), ("p2", "eu-west-1")):
+        assert r(eng, f"keymgmt/kms/{kms}/key/k")["versions"] == {"1": v1[kms]}
+        assert world.region(region).aliases[f"alias/hashicorp/k-{TS}"] == v1[kms]
+    assert all(world.find(k.region, k.key_id).state == "PendingDeletion" for k in world.all_keys()
+               if k.key_id in created)
+    assert eng.status()["unfinished"] == []
+    with pytest.raises(PreconditionFailed, match="no unfinished rotation"):
+        eng.handle(Request("delete", "keymgmt/key/k/rotate", {}))
+    w(eng, "keymgmt/key/k/rotate")  # a fresh rotation works afterwards
+    assert r(eng, "keymgmt/key/k")["latest_version"] == 2

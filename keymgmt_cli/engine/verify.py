@@ -1,0 +1,164 @@
+"""Drift detection: compare the state with what AWS holds, for every distribution a path covers.
+
+For each version's KMS key (and each replica): it exists, is not pending deletion, holds its
+material (not PendingImport), has origin EXTERNAL and the recorded key spec and usage, is enabled
+exactly when the version is at or above min_enabled_version, carries our tags, and, for
+asymmetric keys, GetPublicKey equals the local public key. The alias points at the latest version.
+Keys tagged with this state's id that the state does not know are reported as strays.
+
+Read-only towards AWS: DescribeKey, ListResourceTags, GetPublicKey, ListAliases, ListKeys.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from keymgmt_cli.engine import distribution, kmsproviders
+from keymgmt_cli.engine.core import Engine, Mount
+from keymgmt_cli.errors import NotFound, UnsupportedPath
+
+PENDING_DELETION = ("PendingDeletion", "PendingReplicaDeletion")
+
+
+def _targets(engine: Engine, path: str | None) -> tuple[list[tuple[Mount, str, str]], list[tuple[Mount, str]]]:
+    """(distributions to check, providers whose strays to look for) covered by ``path``."""
+    if not path:
+        mounts = engine.mounts()
+        rel_parts: list[str] = []
+    else:
+        mount, rel = engine.resolve(path)
+        mounts = [mount]
+        rel_parts = [p for p in rel.split("/") if p]
+    dists: list[tuple[Mount, str, str]] = []
+    providers: list[tuple[Mount, str]] = []
+    for mount in mounts:
+        all_kms = engine.store.list(mount.doc("kms"))
+        if not rel_parts:
+            providers += [(mount, kms) for kms in all_kms]
+            dists += [(mount, kms, key) for kms in all_kms for key in engine.store.list(mount.doc("dist", kms))]
+        elif rel_parts[0] == "kms" and len(rel_parts) == 2:
+            kmsproviders.load_provider(engine, mount, rel_parts[1])
+            providers.append((mount, rel_parts[1]))
+            dists += [(mount, rel_parts[1], key) for key in engine.store.list(mount.doc("dist", rel_parts[1]))]
+        elif rel_parts[0] == "kms" and len(rel_parts) == 4 and rel_parts[2] == "key":
+            if engine.store.get(mount.doc("dist", rel_parts[1], rel_parts[3])) is None:
+                raise NotFound(f"key {rel_parts[3]!r} is not distributed to KMS provider {rel_parts[1]!r}")
+            dists.append((mount, rel_parts[1], rel_parts[3]))
+        elif rel_parts[0] == "key" and len(rel_parts) == 2:
+            from keymgmt_cli.engine.keys import load_key
+
+            load_key(engine, mount, rel_parts[1])
+            dists += [(mount, kms, rel_parts[1])
+                      for kms in distribution.distributed_to(engine, mount, rel_parts[1])]
+        else:
+            raise UnsupportedPath(f"verify covers a mount, key/NAME, kms/NAME or kms/NAME/key/KEY, not {path}")
+    return dists, providers
+
+
+def verify(engine: Engine, path: str | None = None) -> dict[str, Any]:
+    dists, providers = _targets(engine, path)
+    drift: list[dict[str, Any]] = []
+    known: dict[tuple[str, str], set[str]] = {}  # (mount uuid, kms) → key ids the state knows
+    connections: dict[tuple[str, str], Any] = {}
+    kms_keys = 0
+
+    def connect(mount: Mount, kms: str) -> Any:
+        if (mount.uuid, kms) not in connections:
+            doc = kmsproviders.load_provider(engine, mount, kms)
+            connections[(mount.uuid, kms)] = distribution._connect(engine, mount, doc)
+        return connections[(mount.uuid, kms)]
+
+    for mount, kms, key_name in dists:
+        dist = engine.store.get(mount.doc("dist", kms, key_name))
+        key = engine.store.get(mount.doc("keys", key_name))
+        if dist is None or key is None:
+            continue
+        where = f"{mount.path}kms/{kms}/key/{key_name}"
+        provider = connect(mount, kms)
+        ids = known.setdefault((mount.uuid, kms), set())
+
+        def report(problem: str, version: int | None = None, region: str | None = None,
+                   key_id: str | None = None) -> None:
+            drift.append({"path": where, "version": version, "region": region or provider.region,
+                          "key_id": key_id, "problem": problem})
+
+        if dist.get("state") != "ready":
+            report(f"unfinished operation ({dist.get('state')}); re-run the command that started it")
+        regions = [(provider.region, provider, None)] + [
+            (r, provider.in_region(r), r) for r in dist.get("replica_regions", [])]
+        latest = str(key["latest_version"])
+        for region, regional, replica_region in regions:
+            for v, rec in distribution._versions(dist):
+                key_id = rec.get("key_id")
+                if not key_id or rec.get("deleted"):
+                    continue
+                sub = rec if replica_region is None else rec.get("replicas", {}).get(replica_region)
+                if replica_region is not None and not (sub and sub.get("created")):
+                    continue
+                ids.add(key_id)
+                kms_keys += 1
+                for problem in _check_key(regional, key, dist, v, key_id, sub):
+                    report(problem, v, region, key_id)
+            latest_rec = dist["versions"].get(latest, {})
+            want = latest_rec.get("key_id")
+            if replica_region is not None and not latest_rec.get("replicas", {}).get(replica_region, {}).get("imported"):
+                continue
+            target = regional.get_alias_target(dist["alias"])
+            if target is None:
+                report(f"alias {dist['alias']} is missing", int(latest), region, want)
+            elif target != want:
+                report(f"alias {dist['alias']} points to {target}, expected version {latest} ({want})",
+                       int(latest), region, want)
+
+    state_id = engine.state_id()
+    for mount, kms in providers:
+        provider = connect(mount, kms)
+        ids = known.get((mount.uuid, kms), set())
+        for key_id in distribution.find_tagged(provider, {"keymgmt:state_id": state_id,
+                                                          "keymgmt:mount": mount.path, "keymgmt:kms": kms}):
+            if key_id in ids:
+                continue
+            description = provider.describe_key(key_id)
+            if description is None or description.state in PENDING_DELETION:
+                continue  # already on its way out
+            drift.append({"path": f"{mount.path}kms/{kms}", "version": None, "region": provider.region,
+                          "key_id": key_id, "problem": f"stray key tagged as ours that the state does not "
+                                                      f"know ({description.state})"})
+    return {"in_sync": not drift, "distributions": len(dists), "kms_keys": kms_keys, "drift": drift}
+
+
+def _check_key(provider: Any, key: dict[str, Any], dist: dict[str, Any], v: int, key_id: str,
+               sub: dict[str, Any] | None) -> list[str]:
+    desc = provider.describe_key(key_id)
+    if desc is None:
+        return ["missing in AWS"]
+    if desc.state in PENDING_DELETION:
+        return [f"is {desc.state} in AWS but in use in the state"]
+    problems = []
+    if desc.origin != "EXTERNAL":
+        problems.append(f"origin is {desc.origin}, expected EXTERNAL")
+    if desc.key_spec != dist["key_spec"] or desc.key_usage != dist["key_usage"]:
+        problems.append(f"is {desc.key_spec}/{desc.key_usage}, expected {dist['key_spec']}/{dist['key_usage']}")
+    if desc.state == "PendingImport":
+        problems.append("key material is not imported (PendingImport)")
+    elif desc.state in ("Enabled", "Disabled"):
+        want_enabled = v >= key["min_enabled_version"]
+        if desc.enabled != want_enabled:
+            problems.append(f"is {desc.state}, expected {'Enabled' if want_enabled else 'Disabled'} "
+                            f"(min_enabled_version {key['min_enabled_version']})")
+    tags = provider.list_resource_tags(key_id)
+    for tag, value in (("keymgmt:key_name", key["name"]), ("keymgmt:version", str(v)),
+                       ("keymgmt:kms", dist["kms_name"])):
+        if tags.get(tag) != value:
+            problems.append(f"tag {tag} is {tags.get(tag)!r}, expected {value!r}")
+    local_pem = key["versions"].get(str(v), {}).get("public_key")
+    if local_pem and desc.state in ("Enabled", "Disabled") and desc.enabled:
+        if provider.get_public_key(key_id) != _pem_to_der(local_pem):
+            problems.append("GetPublicKey differs from the local public key: the material in KMS is not ours")
+    return problems
+
+
+def _pem_to_der(pem: str) -> bytes:
+    body = "".join(line for line in pem.strip().splitlines() if not line.startswith("-----"))
+    return base64.b64decode(body)

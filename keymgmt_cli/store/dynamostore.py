@@ -1,0 +1,611 @@
+"""The team state store on Amazon DynamoDB: one item per document, versioned writes, leases.
+
+Selected with ``KEYMGMT_STORAGE=dynamodb://TABLE?region=R[&endpoint=URL]``. Together with
+``kmsseal.py`` this is the only module of the store that imports botocore; callers import it
+lazily, so the local backend never pays for it.
+
+Table layout (``keymgmt operator init`` creates it: on-demand capacity, TTL on ``lease_ttl``):
+
+=============  ====  ===========================================================================
+attribute      type  meaning
+=============  ====  ===========================================================================
+``pk``         S     partition key: ``/`` + the document's collection (``/ns/<uuid>/keys``;
+                     ``/`` alone for top-level documents such as ``state``), or ``#lease``
+``sk``         S     sort key: the document's last id segment (``k1``), or the lease name
+``doc``        S     the document as compact JSON
+``ver``        N     version: random on creation, +1 on every write
+``by``, ``at`` S, N  who wrote it last (host:pid) and when (epoch seconds), for messages
+``owner``      S     lease items: host:pid:random of the holder
+``expires``    N     lease items: epoch seconds (the holder's clock) when the lease lapses
+``lease_ttl``  N     lease items: TTL attribute, so DynamoDB eventually removes dead leases
+=============  ====  ===========================================================================
+
+Costs: ``get`` is one strongly consistent ``GetItem``; ``list`` is one ``Query`` on the
+collection's partition (keys only; a further page per ~1 MB of names); ``put`` is one
+conditional ``PutItem``; ``delete`` one conditional ``DeleteItem``. ``delete_collection`` (used
+when a mount is disabled) is a ``Scan`` of the table plus batched deletes: it is the one rare
+operation whose cost grows with the table.
+
+Consistency across machines: the store remembers the version of every document it has read (or
+written). ``put`` writes only if the item still has that version (``attribute_not_exists`` when
+it was read as missing or never read), so an update made meanwhile by another runner is never
+overwritten: the write fails with "concurrent update ... re-run the command". The engine reads
+every document under its lock right before writing it, so under the locks this never fires; it
+is the safety net for everything else.
+
+Locks are *leases*: an item ``(#lease, name)`` created with a conditional ``PutItem`` (absent, or
+expired by the taker's clock), renewed by a background thread every third of its duration while
+held (so a long AWS operation keeps it), released with a ``DeleteItem`` conditional on the
+owner. A runner that dies (kill -9, lost machine) stops renewing; its lease expires after
+``KEYMGMT_LEASE_SECONDS`` (default 30) and the next runner takes it over. A runner stalled for
+longer than that loses its lease; its next ``put`` is refused. Machines' clocks must agree to
+within a few seconds (NTP).
+
+Every botocore error becomes a ``ProviderError`` (exit 2) naming the operation, the table, the
+region and, when access is denied, the IAM action (``dynamodb:PutItem``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions as bce
+import botocore.session
+from botocore.config import Config
+
+from ..errors import ProviderError, StoreError
+from .base import check_store_id, lock_busy_error
+
+LEASE_PK = "#lease"
+DEFAULT_LEASE_SECONDS = 30.0
+LEASE_ENV = "KEYMGMT_LEASE_SECONDS"
+TTL_ATTRIBUTE = "lease_ttl"
+#: DynamoDB's item limit is 400 KB (names and values); stay clear of it with a clear message.
+MAX_DOC_BYTES = 390_000
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 20.0
+MAX_ATTEMPTS = 8
+
+_NAMES = {"#pk": "pk", "#sk": "sk", "#d": "doc", "#v": "ver"}
+_ACCESS_CODES = frozenset({"AccessDeniedException", "AccessDenied"})
+_CREDENTIAL_CODES = frozenset({"UnrecognizedClientException", "InvalidClientTokenId",
+                               "InvalidSignatureException", "ExpiredTokenException",
+                               "ExpiredToken", "MissingAuthenticationToken"})
+_THROTTLE_CODES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException",
+                             "RequestLimitExceeded", "Throttling", "LimitExceededException"})
+
+
+class SharedStateError(StoreError):
+    """The shared state refused a write or a lock: exit 2 (``exit_code``), not a local problem.
+
+    A StoreError so that every backend raises the same class for a busy lock (the contract).
+    """
+
+    exit_code = 2
+
+
+class ConcurrentUpdate(SharedStateError):
+    """The item changed since this runner read it."""
+
+
+class LeaseHeld(SharedStateError):
+    """A lease could not be had in time."""
+
+
+class LeaseLost(SharedStateError):
+    """This runner held a lease and lost it (stalled longer than the lease)."""
+
+
+class _ConditionFailed(Exception):
+    def __init__(self, item: dict[str, Any] | None):
+        super().__init__("conditional check failed")
+        self.item = item
+
+
+def runner_id() -> str:
+    """host:pid of this process, as leases and writes record it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def utc_text(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def lease_seconds_from(environ: Any) -> float:
+    raw = (environ or {}).get(LEASE_ENV)
+    if not raw:
+        return DEFAULT_LEASE_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 1.0 <= value <= 3600.0:
+        raise StoreError(f"{LEASE_ENV}={raw!r} is not a number of seconds between 1 and 3600")
+    return value
+
+
+def make_client(service: str, region: str, endpoint: str | None) -> Any:
+    """A botocore client with the default credential chain, standard retries and timeouts."""
+    session = botocore.session.get_session()
+    config = Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+                    connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT)
+    try:
+        return session.create_client(service, region_name=region, endpoint_url=endpoint or None,
+                                      config=config)
+    except (bce.BotoCoreError, ValueError) as exc:
+        raise ProviderError(f"cannot set up the AWS {service} client for {region}: {exc}") from None
+
+
+class _Lease:
+    """A held lease and the thread that renews it."""
+
+    def __init__(self, store: DynamoStore, name: str, sk: str, owner: str, expires: float):
+        self.store, self.name, self.sk, self.owner = store, name, sk, owner
+        self.expires = expires
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"keymgmt-lease-{name[:40]}",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=READ_TIMEOUT + CONNECT_TIMEOUT)
+
+    def _run(self) -> None:
+        interval = max(self.store.lease_seconds / 3.0, 0.1)
+        while not self._stop.wait(interval):
+            now = time.time()
+            try:
+                self.expires = self.store._renew(self.sk, self.owner, now)
+            except _ConditionFailed:
+                self.lost = True
+                return
+            except Exception:  # transient (network, throttling): try again at the next tick
+                if time.time() >= self.expires:
+                    self.lost = True
+                    return
+
+
+class DynamoStore:
+    """``DocumentStore`` on one DynamoDB table; passes the store contract test."""
+
+    backend = "dynamodb"
+
+    def __init__(self, table: str, region: str, endpoint: str | None = None, *,
+                 home: str | os.PathLike[str] | None = None,
+                 lease_seconds: float = DEFAULT_LEASE_SECONDS, client: Any = None):
+        self.table = table
+        self.region = region
+        self.endpoint = endpoint or None
+        self.location = f"dynamodb://{table}?region={region}" + (
+            f"&endpoint={endpoint}" if endpoint else "")
+        #: The local KEYMGMT_HOME; the shared state keeps nothing there (no master-key files).
+        self.home = Path(os.path.abspath(os.fspath(home))) if home is not None else None
+        self.lease_seconds = float(lease_seconds)
+        self._client = client
+        self._client_lock = threading.Lock()
+        self._seen: dict[str, int] = {}  # doc id -> version last read/written; 0 = missing
+        self._seen_lock = threading.Lock()
+        self._leases: set[_Lease] = set()
+        self._runner = runner_id()
+
+    def __repr__(self) -> str:
+        return f"DynamoStore({self.location!r})"
+
+    # -- the client and error translation ---------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = make_client("dynamodb", self.region, self.endpoint)
+        return self._client
+
+    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        method = getattr(self.client, _snake(operation))
+        try:
+            return method(**kwargs)
+        except bce.ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", "Unknown"))
+            if code == "ConditionalCheckFailedException":
+                raise _ConditionFailed(exc.response.get("Item")) from None
+            raise self._translate(operation, code, str(error.get("Message", ""))) from None
+        except bce.NoCredentialsError:
+            raise ProviderError(
+                f"no AWS credentials for DynamoDB {operation} on table {self.table} in {self.region}",
+                code="NoCredentials",
+                hint="set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from None
+        except (bce.EndpointConnectionError, bce.ConnectTimeoutError, bce.ReadTimeoutError,
+                bce.ConnectionClosedError) as exc:
+            where = self.endpoint or f"the {self.region} endpoint"
+            raise ProviderError(f"cannot reach DynamoDB at {where} ({operation} on table "
+                                f"{self.table}): {type(exc).__name__}", code=type(exc).__name__,
+                                retryable=True) from None
+        except bce.BotoCoreError as exc:
+            raise ProviderError(f"DynamoDB {operation} on table {self.table} in {self.region} "
+                                f"failed: {type(exc).__name__}", code=type(exc).__name__) from None
+
+    def _translate(self, operation: str, code: str, message: str) -> ProviderError:
+        where = f"table {self.table} in {self.region}"
+        if code == "ResourceNotFoundException":
+            return ProviderError(f"DynamoDB table {self.table} does not exist in {self.region}; "
+                                 "run 'keymgmt operator init'", code=code,
+                                 hint=f"or check KEYMGMT_STORAGE ({self.location})")
+        if code in _ACCESS_CODES:
+            return ProviderError(f"DynamoDB {operation} on {where} was denied: {code} "
+                                 f"(needs dynamodb:{operation})", code=code)
+        if code in _CREDENTIAL_CODES:
+            return ProviderError(f"DynamoDB {operation} on {where} was refused: {code} "
+                                 "(the AWS credentials are not valid)", code=code)
+        if code in _THROTTLE_CODES:
+            return ProviderError(f"DynamoDB {operation} on {where} was throttled ({code}); "
+                                 "retry later", code=code, retryable=True)
+        if code == "ValidationException" and "size" in message.lower():
+            return ProviderError(f"DynamoDB {operation} on {where} refused the item: {message}",
+                                 code=code)
+        short = " ".join(message.split())[:200]
+        return ProviderError(f"DynamoDB {operation} on {where} failed: {code}: {short}", code=code)
+
+    # -- keys --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _key(doc_id: str) -> dict[str, Any]:
+        parts = check_store_id(doc_id)
+        return {"pk": {"S": "/" + "/".join(parts[:-1])}, "sk": {"S": parts[-1]}}
+
+    def _remember(self, doc_id: str, version: int) -> None:
+        with self._seen_lock:
+            self._seen[doc_id] = version
+
+    def _forget(self, doc_id: str) -> None:
+        with self._seen_lock:
+            self._seen.pop(doc_id, None)
+
+    def _check_leases(self) -> None:
+        with self._seen_lock:
+            lost = [lease for lease in self._leases if lease.lost]
+        if lost:
+            raise LeaseLost(f"lease {lost[0].name} was lost (this runner stalled for more than "
+                            f"{self.lease_seconds:g} s and another may have taken it); "
+                            "nothing more is written; re-run the command")
+
+    # -- documents ---------------------------------------------------------------------------
+
+    def get(self, doc_id: str) -> dict[str, Any] | None:
+        key = self._key(doc_id)
+        item = self._call("GetItem", TableName=self.table, Key=key, ConsistentRead=True,
+                          ProjectionExpression="#d, #v",
+                          ExpressionAttributeNames={"#d": "doc", "#v": "ver"}).get("Item")
+        if not item:
+            self._remember(doc_id, 0)
+            return None
+        try:
+            doc = json.loads(item["doc"]["S"])
+            version = int(item["ver"]["N"])
+            if not isinstance(doc, dict):
+                raise ValueError(f"expected a JSON object, found {type(doc).__name__}")
+        except (KeyError, ValueError, TypeError) as exc:
+            raise StoreError(f"state document {doc_id} in {self.location} is corrupt ({exc})",
+                             hint="restore it from a backup (point-in-time recovery), or "
+                                  "remove the item to forget that entity") from None
+        self._remember(doc_id, version)
+        return doc
+
+    def list(self, collection: str) -> list[str]:
+        parts = check_store_id(collection)
+        kwargs: dict[str, Any] = {
+            "TableName": self.table, "ConsistentRead": True,
+            "KeyConditionExpression": "#pk = :pk", "ProjectionExpression": "#sk",
+            "ExpressionAttributeNames": {"#pk": "pk", "#sk": "sk"},
+            "ExpressionAttributeValues": {":pk": {"S": "/" + "/".join(parts)}},
+        }
+        names: list[str] = []
+        while True:
+            page = self._call("Query", **kwargs)
+            names.extend(item["sk"]["S"] for item in page.get("Items", []))
+            if not page.get("LastEvaluatedKey"):
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return sorted(names)
+
+    def put(self, doc_id: str, doc: dict[str, Any]) -> None:
+        key = self._key(doc_id)
+        if not isinstance(doc, dict):
+            raise TypeError(f"a document must be a dict, not {type(doc).__name__}")
+        body = json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        size = len(body.encode("utf-8"))
+        if size > MAX_DOC_BYTES:
+            raise StoreError(f"state document {doc_id} is {size // 1000} KB, over DynamoDB's "
+                             "400 KB item limit", hint="remove old key versions or use the "
+                                                       "local backend for this state")
+        self._check_leases()
+        with self._seen_lock:
+            seen = self._seen.get(doc_id, 0)
+        new = seen + 1 if seen else random.randrange(1, 2**40) * 1000
+        item = {**key, "doc": {"S": body}, "ver": {"N": str(new)},
+                "by": {"S": self._runner}, "at": {"N": f"{time.time():.3f}"}}
+        if seen:
+            condition = {"ConditionExpression": "#v = :seen",
+                         "ExpressionAttributeNames": {"#v": "ver"},
+                         "ExpressionAttributeValues": {":seen": {"N": str(seen)}}}
+        else:
+            condition = {"ConditionExpression": "attribute_not_exists(#pk)",
+                         "ExpressionAttributeNames": {"#pk": "pk"}}
+        try:
+            self._call("PutItem", TableName=self.table, Item=item,
+                       ReturnValuesOnConditionCheckFailure="ALL_OLD", **condition)
+        except _ConditionFailed as failed:
+            self._forget(doc_id)
+            raise self._conflict(doc_id, failed.item, created=not seen) from None
+        self._remember(doc_id, new)
+
+    def _conflict(self, doc_id: str, item: dict[str, Any] | None, created: bool) -> ConcurrentUpdate:
+        who = ""
+        if item and "by" in item:
+            when = item.get("at", {}).get("N")
+            who = f" ({item['by'].get('S', '?')}" + (
+                f" at {utc_text(float(when))})" if when else ")")
+        what = "created meanwhile" if created else "updated meanwhile"
+        return ConcurrentUpdate(f"concurrent update of {doc_id} by another runner{who}: it was "
+                                f"{what}, so this write was refused; re-run the command",
+                                hint="nothing was overwritten; the re-run starts from the "
+                                     "current state")
+
+    def delete(self, doc_id: str) -> bool:
+        key = self._key(doc_id)
+        self._check_leases()
+        with self._seen_lock:
+            seen = self._seen.get(doc_id, 0)
+        kwargs: dict[str, Any] = {"TableName": self.table, "Key": key, "ReturnValues": "ALL_OLD"}
+        if seen:  # only the version we read may go; already gone is fine
+            kwargs.update(ConditionExpression="attribute_not_exists(#pk) OR #v = :seen",
+                          ExpressionAttributeNames={"#pk": "pk", "#v": "ver"},
+                          ExpressionAttributeValues={":seen": {"N": str(seen)}},
+                          ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        try:
+            old = self._call("DeleteItem", **kwargs).get("Attributes")
+        except _ConditionFailed as failed:
+            self._forget(doc_id)
+            raise self._conflict(doc_id, failed.item, created=False) from None
+        self._remember(doc_id, 0)
+        return bool(old)
+
+    def delete_collection(self, collection: str) -> None:
+        """Scan for the collection's partitions, then delete in batches of 25.
+
+        Not atomic (DynamoDB has no multi-partition rename): the engine removes the mount
+        document first, so a crash midway leaves unreachable items, never a half mount.
+        """
+        parts = check_store_id(collection)
+        self._check_leases()
+        prefix = "/" + "/".join(parts)
+        keys = [item for item in self._scan_keys(prefix)]
+        for start in range(0, len(keys), 25):
+            requests = [{"DeleteRequest": {"Key": k}} for k in keys[start:start + 25]]
+            pending: dict[str, Any] = {self.table: requests}
+            for attempt in range(10):
+                out = self._call("BatchWriteItem", RequestItems=pending)
+                pending = out.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                time.sleep(min(0.05 * 2 ** attempt, 2.0))
+            else:
+                raise ProviderError(f"DynamoDB BatchWriteItem on table {self.table} in "
+                                    f"{self.region} left items undeleted after 10 attempts; "
+                                    "re-run the command", code="UnprocessedItems", retryable=True)
+        doc_prefix = collection + "/"
+        with self._seen_lock:
+            for doc_id in [d for d in self._seen if d.startswith(doc_prefix)]:
+                self._seen[doc_id] = 0
+
+    def _scan_keys(self, prefix: str) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table, "ConsistentRead": True, "ProjectionExpression": "#pk, #sk",
+            "FilterExpression": "#pk = :p OR begins_with(#pk, :pp)",
+            "ExpressionAttributeNames": {"#pk": "pk", "#sk": "sk"},
+            "ExpressionAttributeValues": {":p": {"S": prefix}, ":pp": {"S": prefix + "/"}},
+        }
+        while True:
+            page = self._call("Scan", **kwargs)
+            for item in page.get("Items", []):
+                yield {"pk": item["pk"], "sk": item["sk"]}
+            if not page.get("LastEvaluatedKey"):
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def all_ids(self) -> list[str]:
+        """Every document id in the table, sorted (one Scan; for migrate and verify)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table, "ConsistentRead": True, "ProjectionExpression": "#pk, #sk",
+            "FilterExpression": "begins_with(#pk, :slash)",
+            "ExpressionAttributeNames": {"#pk": "pk", "#sk": "sk"},
+            "ExpressionAttributeValues": {":slash": {"S": "/"}},
+        }
+        ids = []
+        while True:
+            page = self._call("Scan", **kwargs)
+            for item in page.get("Items", []):
+                pk, sk = item["pk"]["S"], item["sk"]["S"]
+                ids.append(sk if pk == "/" else f"{pk[1:]}/{sk}")
+            if not page.get("LastEvaluatedKey"):
+                return sorted(ids)
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # -- leases ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _lease_sk(name: str) -> str:
+        if not name:
+            raise ValueError("empty lock name")
+        if len(name.encode("utf-8")) > 900:  # the sort key may hold 1024 bytes
+            import hashlib
+
+            return name[:200] + "-" + hashlib.sha256(name.encode("utf-8")).hexdigest()
+        return name
+
+    @contextmanager
+    def lock(self, name: str, timeout: float = 60.0) -> Iterator[None]:
+        sk = self._lease_sk(name)
+        owner = f"{self._runner}:{os.urandom(4).hex()}"
+        deadline = time.monotonic() + max(timeout, 0.0)
+        delay = 0.02
+        while True:
+            now = time.time()
+            expires = now + self.lease_seconds
+            try:
+                self._call(
+                    "PutItem", TableName=self.table,
+                    Item={"pk": {"S": LEASE_PK}, "sk": {"S": sk}, "name": {"S": name[:1000]},
+                          "owner": {"S": owner}, "expires": {"N": f"{expires:.3f}"},
+                          TTL_ATTRIBUTE: {"N": str(int(expires) + 60)},
+                          "acquired": {"S": utc_text(now)}},
+                    ConditionExpression="attribute_not_exists(#pk) OR #exp < :now",
+                    ExpressionAttributeNames={"#pk": "pk", "#exp": "expires"},
+                    ExpressionAttributeValues={":now": {"N": f"{now:.3f}"}},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD")
+                break
+            except _ConditionFailed as failed:
+                holder = failed.item
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._busy(name, sk, holder)
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 1.6, 0.25)
+        lease = _Lease(self, name, sk, owner, expires)
+        with self._seen_lock:
+            self._leases.add(lease)
+        lease.start()
+        try:
+            yield
+        finally:
+            lease.stop()
+            with self._seen_lock:
+                self._leases.discard(lease)
+            if not lease.lost:
+                try:
+                    self._call("DeleteItem", TableName=self.table,
+                               Key={"pk": {"S": LEASE_PK}, "sk": {"S": sk}},
+                               ConditionExpression="#own = :me",
+                               ExpressionAttributeNames={"#own": "owner"},
+                               ExpressionAttributeValues={":me": {"S": owner}})
+                except _ConditionFailed:
+                    pass  # expired and taken over: nothing of ours to release
+                except ProviderError:
+                    pass  # it expires on its own; do not hide the block's own outcome
+
+    def _busy(self, name: str, sk: str, holder: dict[str, Any] | None) -> LeaseHeld:
+        if not holder:  # older DynamoDB-compatible endpoints do not return the old item
+            holder = self._call("GetItem", TableName=self.table, ConsistentRead=True,
+                                Key={"pk": {"S": LEASE_PK}, "sk": {"S": sk}}).get("Item")
+        base = lock_busy_error(name)
+        if not holder:
+            return LeaseHeld(str(base), base.hint)
+        owner = holder.get("owner", {}).get("S", "?")
+        who = ":".join(owner.split(":")[:2])
+        until = utc_text(float(holder.get("expires", {}).get("N", "0")))
+        return LeaseHeld(f"{base}: lease {name} held by {who} until {until}",
+                         hint=f"a lease left by a runner that died expires on its own "
+                              f"(after {self.lease_seconds:g} s without renewal)")
+
+    def _renew(self, sk: str, owner: str, now: float) -> float:
+        expires = now + self.lease_seconds
+        self._call("UpdateItem", TableName=self.table,
+                   Key={"pk": {"S": LEASE_PK}, "sk": {"S": sk}},
+                   UpdateExpression="SET #exp = :e, #ttl = :t",
+                   ConditionExpression="#own = :me",
+                   ExpressionAttributeNames={"#exp": "expires", "#ttl": TTL_ATTRIBUTE,
+                                             "#own": "owner"},
+                   ExpressionAttributeValues={":e": {"N": f"{expires:.3f}"},
+                                              ":t": {"N": str(int(expires) + 60)},
+                                              ":me": {"S": owner}})
+        return expires
+
+    def lease_holder(self, name: str) -> dict[str, Any] | None:
+        """The lease item for ``name`` (owner, expires) or None; for status and tests."""
+        item = self._call("GetItem", TableName=self.table, ConsistentRead=True,
+                          Key={"pk": {"S": LEASE_PK}, "sk": {"S": self._lease_sk(name)}}).get("Item")
+        if not item:
+            return None
+        return {"owner": item["owner"]["S"], "expires": float(item["expires"]["N"])}
+
+    # -- the table ---------------------------------------------------------------------------
+
+    def ensure_table(self, *, create: bool = True, wait_seconds: float = 300.0) -> str:
+        """Create the table (on-demand, pk/sk, TTL on lease_ttl) or check an existing one.
+
+        Returns one line describing what was found or done.
+        """
+        done = "checked"
+        try:
+            table = self._call("DescribeTable", TableName=self.table)["Table"]
+        except ProviderError as exc:
+            if exc.code != "ResourceNotFoundException" or not create:
+                raise
+            self._call("CreateTable", TableName=self.table, BillingMode="PAY_PER_REQUEST",
+                       AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                             {"AttributeName": "sk", "AttributeType": "S"}],
+                       KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                                  {"AttributeName": "sk", "KeyType": "RANGE"}],
+                       Tags=[{"Key": "keymgmt:purpose", "Value": "keymgmt team state"}])
+            done = "created"
+            table = self._wait_active(wait_seconds)
+        if table.get("TableStatus") not in (None, "ACTIVE"):
+            table = self._wait_active(wait_seconds)
+        schema = {k["KeyType"]: k["AttributeName"] for k in table.get("KeySchema", [])}
+        types = {a["AttributeName"]: a["AttributeType"]
+                 for a in table.get("AttributeDefinitions", [])}
+        if schema != {"HASH": "pk", "RANGE": "sk"} or types.get("pk") != "S" or types.get("sk") != "S":
+            raise ProviderError(
+                f"DynamoDB table {self.table} in {self.region} exists but is not a keymgmt "
+                f"table (key schema {schema}; expected partition key pk and sort key sk, strings)",
+                code="SchemaMismatch", hint="choose another table name in KEYMGMT_STORAGE")
+        ttl = self._call("DescribeTimeToLive", TableName=self.table).get(
+            "TimeToLiveDescription", {})
+        ttl_note = f"TTL on {TTL_ATTRIBUTE}"
+        if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+            if ttl.get("AttributeName") != TTL_ATTRIBUTE:
+                ttl_note = (f"TTL is on {ttl.get('AttributeName')!r}, not {TTL_ATTRIBUTE}: dead "
+                            "leases are still taken over after expiry but never cleaned up")
+        else:
+            self._call("UpdateTimeToLive", TableName=self.table,
+                       TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE})
+            ttl_note += " (enabled now)"
+        billing = table.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED")
+        billing_note = "on-demand" if billing == "PAY_PER_REQUEST" else "provisioned capacity"
+        return f"table {self.table} in {self.region}: {done} ({billing_note}, key pk/sk, {ttl_note})"
+
+    def _wait_active(self, wait_seconds: float) -> dict[str, Any]:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            table = self._call("DescribeTable", TableName=self.table)["Table"]
+            if table.get("TableStatus", "ACTIVE") == "ACTIVE":
+                return table
+            if time.monotonic() > deadline:
+                raise ProviderError(f"DynamoDB table {self.table} in {self.region} is still "
+                                    f"{table.get('TableStatus')} after {wait_seconds:g} s",
+                                    code="TableNotActive", retryable=True)
+            time.sleep(1.0)
+
+
+def _snake(operation: str) -> str:
+    out = []
+    for i, ch in enumerate(operation):
+        if ch.isupper() and i:
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
