@@ -6,9 +6,12 @@ import sys
 
 
 def main() -> None:
+    import os
+
     from keymgmt_cli.cli import fast
 
-    code = fast.run(sys.argv[1:])
+    # shell completion goes through click, whatever the verb
+    code = None if "_KEYMGMT_COMPLETE" in os.environ else fast.run(sys.argv[1:])
     if code is None:
         from keymgmt_cli.cli.main import main as full
 

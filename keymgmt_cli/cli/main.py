@@ -15,6 +15,7 @@ import click
 
 from keymgmt_cli import __version__
 from keymgmt_cli.cli import output
+from keymgmt_cli.cli.complete import complete_data, complete_path
 from keymgmt_cli.cli.kv import parse_data
 from keymgmt_cli.cli.report import EXIT_ENGINE, EXIT_LOCAL, EXIT_OK, describe, exit_code_for
 from keymgmt_cli.errors import KeymgmtError, UsageError
@@ -45,7 +46,7 @@ def build_engine(environ: dict[str, str]) -> Any:
 
         return awskms.connect(config)
 
-    return Engine(store, open_secret_box(store.home, environ), provider_factory, progress=_progress)
+    return Engine(store, open_secret_box(store.home, environ), provider_factory, progress=PROGRESS)
 
 
 def _stdin() -> Any:
@@ -53,14 +54,31 @@ def _stdin() -> Any:
     return getattr(sys.stdin, "buffer", sys.stdin)
 
 
-def _progress(message: str) -> None:
-    if sys.stderr.isatty():
-        click.echo(f"... {message}", err=True)
+class _LazyProgress:
+    """The terminal spinner, created on the first progress message (rich only then)."""
+
+    def __init__(self) -> None:
+        self._progress: Any = None
+
+    def __call__(self, message: str) -> None:
+        if self._progress is None:
+            from keymgmt_cli.cli.terminal import Progress
+
+            self._progress = Progress()
+        self._progress(message)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.close()
+
+
+PROGRESS = _LazyProgress()
 
 
 # -- options shared by the verbs ---------------------------------------------------------------
 def format_option(func: Any) -> Any:
     return click.option("-format", "--format", "fmt", default=None, metavar="FORMAT",
+                        type=click.Choice(output.FORMATS, case_sensitive=False),
                         help="Output format: table (default), json or yaml; env KEYMGMT_FORMAT.")(func)
 
 
@@ -135,7 +153,25 @@ def _emit(env: Env, verb: str, path: str, response: Any, fmt: str, field: str | 
     elif verb == "list":
         click.echo(output.key_list(data["keys"]))
     elif data:
+        _table(data)
+
+
+def _table(data: dict[str, Any]) -> None:
+    from keymgmt_cli.cli import terminal
+
+    if terminal.wants_rich(sys.stdout):
+        terminal.print_kv_table(data, output.scalar)
+    else:
         click.echo(output.table(data))
+
+
+def _rows(headers: list[str], body: list[list[str]]) -> None:
+    from keymgmt_cli.cli import terminal
+
+    if terminal.wants_rich(sys.stdout):
+        terminal.print_rows(headers, body)
+    else:
+        click.echo(output.rows(headers, body))
 
 
 def _run(env: Env, verb: str, path: str, data: dict[str, Any], fmt: str, field: str | None) -> None:
@@ -148,7 +184,7 @@ def _run(env: Env, verb: str, path: str, data: dict[str, Any], fmt: str, field: 
 @cli.command("read", context_settings=CONTEXT)
 @format_option
 @field_option
-@click.argument("path")
+@click.argument("path", shell_complete=complete_path)
 @click.pass_obj
 def read_cmd(env: Env, fmt: str | None, field: str | None, path: str) -> None:
     """Read the data at PATH.
@@ -164,7 +200,7 @@ def read_cmd(env: Env, fmt: str | None, field: str | None, path: str) -> None:
 
 @cli.command("list", context_settings=CONTEXT)
 @format_option
-@click.argument("path")
+@click.argument("path", shell_complete=complete_path)
 @click.pass_obj
 def list_cmd(env: Env, fmt: str | None, path: str) -> None:
     """List the names at PATH (an empty list is "No value found", exit 2, as Vault).
@@ -182,8 +218,8 @@ def list_cmd(env: Env, fmt: str | None, path: str) -> None:
 @field_option
 @click.option("-f", "-force", "--force", "force", is_flag=True,
               help="Allow the write to run with no data (rotate, replicate).")
-@click.argument("path")
-@click.argument("data", nargs=-1)
+@click.argument("path", shell_complete=complete_path)
+@click.argument("data", nargs=-1, shell_complete=complete_data)
 @click.pass_obj
 def write_cmd(env: Env, fmt: str | None, field: str | None, force: bool, path: str, data: tuple[str, ...]) -> None:
     """Write DATA (K=V, K=@file, K=-, -, @file.json) to PATH.
@@ -203,8 +239,8 @@ def write_cmd(env: Env, fmt: str | None, field: str | None, force: bool, path: s
 
 @cli.command("delete", context_settings=CONTEXT)
 @format_option
-@click.argument("path")
-@click.argument("data", nargs=-1)
+@click.argument("path", shell_complete=complete_path)
+@click.argument("data", nargs=-1, shell_complete=complete_data)
 @click.pass_obj
 def delete_cmd(env: Env, fmt: str | None, path: str, data: tuple[str, ...]) -> None:
     """Delete the data at PATH (DATA for the few paths that take it).
@@ -277,8 +313,7 @@ def secrets_list(env: Env, fmt: str | None) -> None:
         data = {m.path: {"type": m.type, "description": m.description, "uuid": m.uuid} for m in mounts}
         click.echo(output.dump(data, fmt))
         return
-    click.echo(output.rows(["Path", "Type", "Description"],
-                           [[m.path, m.type, m.description or "n/a"] for m in mounts]))
+    _rows(["Path", "Type", "Description"], [[m.path, m.type, m.description or "n/a"] for m in mounts])
 
 
 @cli.command("status", context_settings=CONTEXT)
@@ -304,9 +339,8 @@ def status_cmd(env: Env, fmt: str | None) -> None:
     click.echo(f"State:       {data['backend']} {data['location']}")
     click.echo(f"Master key:  {data['master_key']}")
     click.echo("")
-    click.echo(output.rows(["Mount", "Keys", "KMS providers", "Distributions"],
-                           [[m["path"], str(m["keys"]), str(m["kms_providers"]), str(m["distributions"])]
-                            for m in data["mounts"]]))
+    _rows(["Mount", "Keys", "KMS providers", "Distributions"],
+          [[m["path"], str(m["keys"]), str(m["kms_providers"]), str(m["distributions"])] for m in data["mounts"]])
     click.echo("")
     if data["unfinished"]:
         click.echo("Unfinished operations (re-run the command to finish):")
@@ -314,6 +348,30 @@ def status_cmd(env: Env, fmt: str | None) -> None:
             click.echo(f"  {line}")
     else:
         click.echo("Unfinished operations: none")
+
+
+@cli.command("path-help", context_settings=CONTEXT)
+@format_option
+@click.argument("path", shell_complete=complete_path)
+@click.pass_obj
+def path_help_cmd(env: Env, fmt: str | None, path: str) -> None:
+    """Show the operations and fields of PATH (a mount shows all its paths), as vault path-help.
+
+    Generated from the field schemas the engine validates with.
+
+    \b
+    Example:
+      keymgmt path-help keymgmt/
+      keymgmt path-help keymgmt/kms/example-kms/key/example-key
+    """
+    from keymgmt_cli.engine.pathhelp import path_help
+
+    fmt = resolve_format(fmt, env)
+    doc = path_help(env.engine, path)
+    if fmt != "table":
+        click.echo(output.dump(doc, fmt))
+        return
+    click.echo(output.path_help_text(doc))
 
 
 @cli.command("verify", context_settings=CONTEXT)
@@ -379,7 +437,10 @@ def main(argv: list[str] | None = None, env: Env | None = None) -> None:
 
 def _guarded(call: Any, args: list[str]) -> int:
     try:
-        result = call()
+        try:
+            result = call()
+        finally:
+            PROGRESS.close()
         return result if isinstance(result, int) else EXIT_OK
     except click.exceptions.Exit as done:
         return done.exit_code

@@ -84,3 +84,31 @@ def rows(headers: list[str], body: list[list[str]]) -> str:
            "    ".join(("-" * len(h)).ljust(w) for h, w in zip(headers, widths)).rstrip()]
     out += ["    ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in body]
     return "\n".join(out)
+
+
+def path_help_text(doc: dict[str, Any]) -> str:
+    """vault path-help's layout: synopsis, then each operation with its fields."""
+    if "paths" in doc:
+        lines = [f"## DESCRIPTION\n\n{doc['synopsis']}\n", "## PATHS\n"]
+        for entry in doc["paths"]:
+            lines.append(f"    {entry['route']}  ({', '.join(entry['operations'])})")
+            lines.append(f"        {entry['synopsis']}\n")
+        return "\n".join(lines).rstrip()
+    lines = [f"Request:        {doc['path']}", f"Matching Route: {doc['route']}", "", doc["synopsis"], ""]
+    for verb, op in doc["operations"].items():
+        lines.append(f"## {verb.upper()}")
+        lines.append(f"    {op['summary']}")
+        if op["example"]:
+            lines.append(f"    example: {op['example']}")
+        if op["fields"]:
+            lines.append("")
+            lines.append("    PARAMETERS")
+            for name, field in op["fields"].items():
+                default = "" if field["default"] is None else f", default {scalar(field['default'])}"
+                required = ", required" if field["required"] else ""
+                lines.append(f"        {name} ({field['type']}{default}{required})")
+                lines.append(f"            {field['description']}")
+                if field["allowed"]:
+                    lines.append(f"            allowed: {', '.join(field['allowed'])}")
+        lines.append("")
+    return "\n".join(lines).rstrip()

@@ -3,6 +3,14 @@
 Importing this package is cheap: ``cryptography`` (``seal``) and ``keyring``
 (``keyring_source``) are imported only when a secret is sealed or unsealed, so ``read`` and
 ``list`` never pay for them.
+
+Backends: the local directory (default), or a DynamoDB table shared by a team, chosen with
+``KEYMGMT_STORAGE`` (``dynamodb://TABLE?region=R[&endpoint=URL]`` or ``file://PATH``), else the
+``"storage"`` entry of the optional config file (``KEYMGMT_CONFIG``, else
+``$XDG_CONFIG_HOME/keymgmt/config.json`` or ``~/.config/keymgmt/config.json``; JSON such as
+``{"storage": "dynamodb://keymgmt?region=eu-west-1", "seal": "awskms://alias/keymgmt?region=eu-west-1"}``).
+The environment wins over the file. ``KEYMGMT_SEAL`` (or ``"seal"``) seals the master key with
+AWS KMS (``kmsseal.py``). botocore is imported only when one of those is in use.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..errors import StoreError
 from .filestore import FileStore
 
 TYPE_CHECKING = False  # typing costs milliseconds on the read path
@@ -21,9 +30,14 @@ if TYPE_CHECKING:
     from .masterkey import MasterKey
     from .seal import Sealer
 
-__all__ = ["FileStore", "SecretBox", "open_secret_box", "open_store", "state_home"]
+__all__ = ["FileStore", "SecretBox", "describe_master_key", "open_secret_box", "open_store",
+           "open_store_url", "setting", "state_home"]
 
 HOME_ENV = "KEYMGMT_HOME"
+STORAGE_ENV = "KEYMGMT_STORAGE"
+SEAL_ENV = "KEYMGMT_SEAL"
+CONFIG_ENV = "KEYMGMT_CONFIG"
+_SETTINGS = {"storage": STORAGE_ENV, "seal": SEAL_ENV}
 
 
 def state_home(environ: Mapping[str, str]) -> Path:
@@ -41,9 +55,85 @@ def state_home(environ: Mapping[str, str]) -> Path:
     return Path(platformdirs.user_data_dir("keymgmt", appauthor=False))
 
 
-def open_store(environ: Mapping[str, str]) -> FileStore:
-    """The local state store. Nothing is created on disk until the first write."""
-    return FileStore(state_home(environ))
+def open_store(environ: Mapping[str, str]) -> Any:
+    """The configured store (``KEYMGMT_STORAGE``/config), by default the local directory.
+
+    Nothing is created on disk (or in AWS) until the first write.
+    """
+    url = setting(environ, "storage")
+    if not url:
+        return FileStore(state_home(environ))
+    return open_store_url(url, environ)
+
+
+def config_path(environ: Mapping[str, str]) -> Path:
+    """``KEYMGMT_CONFIG``, else ``<user config dir>/keymgmt/config.json``."""
+    configured = environ.get(CONFIG_ENV)
+    if configured:
+        return Path(os.path.abspath(os.path.expanduser(configured)))
+    if sys.platform.startswith("linux"):
+        xdg = environ.get("XDG_CONFIG_HOME", "").strip()
+        base = xdg if os.path.isabs(xdg) else os.path.expanduser("~/.config")
+        return Path(base) / "keymgmt" / "config.json"
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("keymgmt", appauthor=False)) / "config.json"
+
+
+def setting(environ: Mapping[str, str], name: str) -> str | None:
+    """``storage`` or ``seal``: the environment variable, else the config file's entry, else None."""
+    value = environ.get(_SETTINGS[name])
+    if value is not None and value.strip():
+        return value.strip()
+    path = config_path(environ)
+    try:
+        raw = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise StoreError(f"cannot read config file {path}: {exc.strerror or type(exc).__name__}") from None
+    import json
+
+    try:
+        config = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        config = None
+    if not isinstance(config, dict) or not all(isinstance(config.get(k, ""), str) for k in _SETTINGS):
+        raise StoreError(f"config file {path} is not a JSON object of strings "
+                         '(expected {"storage": "dynamodb://TABLE?region=R", "seal": "awskms://KEY?region=R"})')
+    return (config.get(name) or "").strip() or None
+
+
+def open_store_url(url: str, environ: Mapping[str, str]) -> Any:
+    """A store from a URL: ``file://PATH`` (or a plain path), ``dynamodb://TABLE?region=R[&endpoint=URL]``."""
+    text = url.strip()
+    if text.startswith("file://") or "://" not in text:
+        path = text[len("file://"):] if text.startswith("file://") else text
+        if not path:
+            raise StoreError(f"storage URL {text!r} names no directory; expected file:///PATH")
+        return FileStore(os.path.abspath(os.path.expanduser(path)))
+    if not text.startswith("dynamodb://"):
+        raise StoreError(f"storage {text[:80]!r} is not supported; expected dynamodb://TABLE?region=R"
+                         "[&endpoint=URL] or file:///PATH")
+    from urllib.parse import parse_qs
+
+    table, _, query = text[len("dynamodb://"):].partition("?")
+    params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+    unknown = sorted(set(params) - {"region", "endpoint"})
+    if unknown:
+        raise StoreError(f"storage {text[:80]!r}: unknown parameter {unknown[0]!r} (allowed: region, endpoint)")
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", table):
+        raise StoreError(f"storage {text[:80]!r}: {table!r} is not a DynamoDB table name "
+                         "(3-255 of A-Z a-z 0-9 _ . -)")
+    region = params.get("region", "").strip()
+    if not region:
+        raise StoreError(f"storage dynamodb://{table} needs ?region=R (the table's AWS region)")
+    from .dynamostore import DynamoStore, lease_seconds_from
+
+    return DynamoStore(table, region, params.get("endpoint") or None, home=state_home(environ),
+                       lease_seconds=lease_seconds_from(environ))
 
 
 class SecretBox:
@@ -86,10 +176,25 @@ class SecretBox:
 
 
 def open_secret_box(home: Path, environ: Mapping[str, str], *, keyring_backend: Any = None,
-                    warn: Callable[[str], None] | None = None) -> SecretBox:
-    """The usual box: the master key of ``home``, created on first use if there is none."""
+                    warn: Callable[[str], None] | None = None, store: Any = None) -> SecretBox:
+    """The usual box, resolved on first use.
+
+    A local state without ``KEYMGMT_SEAL``: the master key of ``home`` (env, key file, OS
+    keyring), created on first use if there is none. A state with a seal record (DynamoDB, or
+    any state initialised with ``KEYMGMT_SEAL``): the data key sealed by AWS KMS, or the team's
+    ``KEYMGMT_MASTER_KEY``, checked against the record. ``store`` is the state's store (default:
+    the configured one for DynamoDB, ``FileStore(home)`` otherwise).
+    """
 
     def load() -> MasterKey:
+        target = store
+        if target is None:
+            target = open_store(environ) if setting(environ, "storage") else FileStore(home)
+        seal_url = setting(environ, "seal")
+        if seal_url or target.backend not in ("file", "memory") or _has_seal_record(target):
+            from .kmsseal import load_shared_master_key
+
+            return load_shared_master_key(target, environ, seal_url)
         from .masterkey import load_master_key
 
         kwargs: dict[str, Any] = {"keyring_backend": keyring_backend}
@@ -98,3 +203,21 @@ def open_secret_box(home: Path, environ: Mapping[str, str], *, keyring_backend: 
         return load_master_key(home, environ, create=True, **kwargs)
 
     return SecretBox(load)
+
+
+SEAL_RECORD = "meta/seal"  # kmsseal.SEAL_DOC, without importing botocore
+
+
+def _has_seal_record(store: Any) -> bool:
+    return store.get(SEAL_RECORD) is not None
+
+
+def describe_master_key(store: Any, environ: Mapping[str, str]) -> str:
+    """One line for ``keymgmt status``: where the master key comes from. Calls no KMS."""
+    if setting(environ, "seal") or store.backend not in ("file", "memory") or _has_seal_record(store):
+        from .kmsseal import describe_record, read_record
+
+        return describe_record(read_record(store), store.location)
+    from .masterkey import describe_source
+
+    return describe_source(store.home, environ)
