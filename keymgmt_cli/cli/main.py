@@ -105,7 +105,7 @@ class KeymgmtGroup(click.Group):
         argv = list(sys.argv[1:] if args is None else args)
         extra.setdefault("obj", Env())
         code = _guarded(lambda: super(KeymgmtGroup, self).main(
-            args=argv, prog_name=prog_name or "keymgmt", complete_var=complete_var,
+            args=argv, prog_name="keymgmt", complete_var=complete_var,
             standalone_mode=False, **extra), argv)
         if standalone_mode:
             sys.exit(code)
