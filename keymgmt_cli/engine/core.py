@@ -8,7 +8,6 @@ turns a ProviderConfig into a KmsProvider. It imports neither click, boto3 nor k
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 
 from keymgmt_cli.engine.fields import ignored_warning, parse_fields
 from keymgmt_cli.engine.names import normalize_mount_path
@@ -185,5 +184,7 @@ class Engine:
 
 def now_rfc3339() -> str:
     """Vault's creation_time shape: 2020-11-02T15:54:58.768473-08:00 (local offset)."""
+    from datetime import datetime, timezone  # writes only: reads never format times
+
     return datetime.now(timezone.utc).astimezone().isoformat()
 

@@ -117,10 +117,6 @@ def distribute(engine: Engine, mount: Mount, values: dict[str, Any], name: str, 
         purposes = ordered_purposes(values["purpose"])
         usage = key_usage_for(key["type"], purposes)  # refuses what AWS cannot honour, before any call
         spec = KEY_TYPES[key["type"]].kms_key_spec
-        algorithm, _ = transfer.default_wrapping(spec)
-        algorithm = values.get("wrapping_algorithm", algorithm)
-        wrapping_key_spec = values.get("wrapping_key_spec", "RSA_4096")
-        transfer.check_wrapping(spec, algorithm, wrapping_key_spec, _max_material_len(key))
         protection = values.get("protection", "hsm")
         if protection == "software":
             warnings.append("AWS KMS keeps imported key material in its HSMs; protection=software is recorded only")
@@ -134,15 +130,26 @@ def distribute(engine: Engine, mount: Mount, values: dict[str, Any], name: str, 
                 raise PreconditionFailed("purpose and protection cannot be changed after distribution "
                                          f"(distributed with purpose={','.join(dist['purpose'])} "
                                          f"protection={dist['protection']})")
+            defaults = dist
         else:
+            defaults = {"wrapping_algorithm": transfer.default_wrapping(spec)[0], "wrapping_key_spec": "RSA_4096",
+                        "valid_to": None, "pending_window_days": 30}
+        # How material is wrapped, when it expires and the removal window belong to each import, not
+        # to the distribution's identity: given again, they apply from the next call on (so one stuck
+        # on a wrapping AWS refuses can be finished with another); not given, the recorded ones stay.
+        per_import = {field: values.get(field, defaults.get(field))
+                      for field in ("wrapping_algorithm", "wrapping_key_spec", "valid_to", "pending_window_days")}
+        transfer.check_wrapping(spec, per_import["wrapping_algorithm"], per_import["wrapping_key_spec"],
+                                _max_material_len(key))
+        if dist is None:
             stamp = int(engine.clock())
             dist = {"key_name": key_name, "kms_name": name, "name": f"{key_name}-{stamp}",
                     "alias": f"{ALIAS_PREFIX}{key_name}-{stamp}", "purpose": purposes,
-                    "protection": protection, "key_spec": spec, "key_usage": usage,
-                    "wrapping_algorithm": algorithm, "wrapping_key_spec": wrapping_key_spec,
-                    "valid_to": values.get("valid_to"),
-                    "pending_window_days": values.get("pending_window_days", 30),
+                    "protection": protection, "key_spec": spec, "key_usage": usage, **per_import,
                     "created": now_rfc3339(), "state": "distributing", "alias_target": None, "versions": {}}
+            engine.put(dist_id, dist)
+        elif any(dist.get(field) != value for field, value in per_import.items()):
+            dist.update(per_import)
             engine.put(dist_id, dist)
         materials = _unseal_all(engine, mount, key)
         _reconcile(engine, mount, key, dist, kms_doc, materials)

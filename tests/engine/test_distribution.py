@@ -352,3 +352,20 @@ def test_abandon_an_interrupted_rotation(eng, world):
         eng.handle(Request("delete", "keymgmt/key/k/rotate", {}))
     w(eng, "keymgmt/key/k/rotate")  # a fresh rotation works afterwards
     assert r(eng, "keymgmt/key/k")["latest_version"] == 2
+
+
+def test_a_distribution_stuck_on_a_refused_wrapping_is_finished_with_another(eng, world):
+    w(eng, "keymgmt/key/k", type="rsa-2048")
+    world.fail_next("ImportKeyMaterial", "KMSInvalidStateException")  # e.g. an IAM condition on the algorithm
+    with pytest.raises(ProviderError):
+        w(eng, "keymgmt/kms/aws1/key/k", purpose="sign,verify", wrapping_algorithm="RSA_AES_KEY_WRAP_SHA_1")
+    world.calls.clear()
+    w(eng, "keymgmt/kms/aws1/key/k", purpose="sign,verify", wrapping_algorithm="RSA_AES_KEY_WRAP_SHA_256",
+      wrapping_key_spec="RSA_3072")
+    mount, _ = eng.resolve("keymgmt/key")
+    dist = eng.store.get(mount.doc("dist", "aws1", "k"))
+    assert (dist["wrapping_algorithm"], dist["wrapping_key_spec"], dist["state"]) == \
+        ("RSA_AES_KEY_WRAP_SHA_256", "RSA_3072", "ready")
+    assert world.calls == ["GetParametersForImport", "ImportKeyMaterial", "CreateAlias"]
+    w(eng, "keymgmt/kms/aws1/key/k", purpose="sign,verify")  # no wrapping given: the recorded choice stays
+    assert eng.store.get(mount.doc("dist", "aws1", "k"))["wrapping_algorithm"] == "RSA_AES_KEY_WRAP_SHA_256"
