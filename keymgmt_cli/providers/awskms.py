@@ -497,7 +497,7 @@ def _description(md: dict) -> KeyDescription:
 
 
 def connect(config: ProviderConfig, *, pacing: bool | None = None,
-            max_attempts: int = DEFAULT_MAX_ATTEMPTS, retry_mode: str = DEFAULT_RETRY_MODE,
+            max_attempts: int | None = None, retry_mode: str | None = None,
             connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT,
             sleep: Callable[[float], None] = time.sleep, throttle_retries: int = THROTTLE_RETRIES,
             not_found_window: float = NOT_FOUND_WINDOW, creating_window: float = CREATING_WINDOW,
@@ -516,6 +516,12 @@ def connect(config: ProviderConfig, *, pacing: bool | None = None,
             f"AWS KMS credentials for {config.region} are incomplete: {missing} is missing",
             code="PartialCredentialsError", hint=CREDENTIALS_HINT)
     endpoint = config.endpoint or os.environ.get("AWS_KMS_ENDPOINT") or None
+    if max_attempts is None:  # the SDK's own settings win over our default when the user gave them
+        env_attempts = os.environ.get("AWS_MAX_ATTEMPTS", "")
+        max_attempts = int(env_attempts) if env_attempts.isdigit() and int(env_attempts) > 0 else DEFAULT_MAX_ATTEMPTS
+    if retry_mode is None:
+        env_mode = os.environ.get("AWS_RETRY_MODE", "")
+        retry_mode = env_mode if env_mode in ("legacy", "standard", "adaptive") else DEFAULT_RETRY_MODE
     try:
         if config.access_key and config.secret_key:
             session = boto3.session.Session(
