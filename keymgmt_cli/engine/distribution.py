@@ -325,6 +325,18 @@ def _import(provider: Any, key_id: str, material: bytes, dist: dict[str, Any]) -
     provider.import_key_material(key_id, params.import_token, blob, valid_to=valid_to)
 
 
+def _ensure_imported(engine: Engine, provider: Any, holder: dict[str, Any], key_id: str, material: bytes,
+                     dist: dict[str, Any], save: Any, progress: str) -> None:
+    """Import the material once; ``holder`` (a version record or a replica record) remembers it."""
+    if holder.get("imported"):
+        return
+    engine.progress(progress)
+    _import(provider, key_id, material, dist)
+    holder["imported"] = True
+    holder["enabled"] = True
+    save()
+
+
 def _reconcile(engine: Engine, mount: Mount, key: dict[str, Any], dist: dict[str, Any],
                kms_doc: dict[str, Any], materials: dict[int, bytes]) -> None:
     kms = kms_doc["name"]
@@ -361,12 +373,8 @@ def _reconcile(engine: Engine, mount: Mount, key: dict[str, Any], dist: dict[str
             rec.pop("creating")
             rec["imported"] = False
             save()  # the key id is on disk before anything else can fail
-        if not rec.get("imported"):
-            engine.progress(f"{kms}: importing version {v}")
-            _import(provider, rec["key_id"], materials[v], dist)
-            rec["imported"] = True
-            rec["enabled"] = True
-            save()
+        _ensure_imported(engine, provider, rec, rec["key_id"], materials[v], dist, save,
+                         f"{kms}: importing version {v}")
     _point_alias(provider, dist["alias"], dist, "alias_target", dist["versions"][str(latest)]["key_id"], save)
     _apply_min_enabled(provider, dist, key, None, save)
 
@@ -378,21 +386,14 @@ def _reconcile(engine: Engine, mount: Mount, key: dict[str, Any], dist: dict[str
                 if not rec.get("enabled", True):
                     continue  # AWS refuses to replicate a disabled primary; it is replicated once enabled
                 engine.progress(f"{kms}: replicating version {v} to {region}")
-                try:
-                    provider.replicate_key(rec["key_id"], region, description=_description(mount, kms, key_name, v),
-                                           tags=_tags(engine, mount, kms, key_name, v))
-                except ProviderError as error:
-                    if error.code != "AlreadyExistsException":
-                        raise
+                # a replica that exists already (an interrupted earlier run) counts as created
+                provider.replicate_key(rec["key_id"], region, description=_description(mount, kms, key_name, v),
+                                       tags=_tags(engine, mount, kms, key_name, v))
                 replica["created"] = True
                 replica["imported"] = False
                 save()
-            if not replica.get("imported"):
-                engine.progress(f"{kms}: importing version {v} into the replica in {region}")
-                _import(regional, rec["key_id"], materials[v], dist)
-                replica["imported"] = True
-                replica["enabled"] = True
-                save()
+            _ensure_imported(engine, regional, replica, rec["key_id"], materials[v], dist, save,
+                             f"{kms}: importing version {v} into the replica in {region}")
         targets = dist.setdefault("replica_alias_targets", {})
         latest_rec = dist["versions"][str(latest)]
         if latest_rec.get("replicas", {}).get(region, {}).get("imported"):
