@@ -69,6 +69,7 @@ def run_demo(keep: bool = False, echo: Any = click.echo) -> int:
         step("read", "-format=json", "keymgmt/kms/example-kms/key/example-key")
         step("write", "keymgmt/key/example-key", "min_enabled_version=2")
         step("list", "keymgmt/key/example-key/kms")
+        step("verify")  # the state and the local KMS agree: exit 0
         # An asymmetric key: KMS derives the public key from the imported private key, so
         # GetPublicKey equal to our local public key proves the material in KMS is ours.
         step("write", "keymgmt/key/signing-key", "type=ecdsa-p256")

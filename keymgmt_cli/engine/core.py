@@ -170,13 +170,19 @@ class Engine:
                 for key in self.store.list(mount.doc("dist", kms)):
                     dists += 1
                     doc = self.store.get(mount.doc("dist", kms, key)) or {}
-                    if doc.get("state", "ready") != "ready":
-                        unfinished.append(f"{mount.path}kms/{kms}/key/{key}: {doc.get('state')}")
+                    if doc.get("state", "ready") == "distributing":
+                        unfinished.append(f"{mount.path}kms/{kms}/key/{key}: distributing; finish: keymgmt write "
+                                          f"{mount.path}kms/{kms}/key/{key} purpose={','.join(doc['purpose'])}"
+                                          f"  abandon: keymgmt delete {mount.path}kms/{kms}/key/{key}")
+                    elif doc.get("state", "ready") == "removing":
+                        unfinished.append(f"{mount.path}kms/{kms}/key/{key}: removing; finish: keymgmt delete "
+                                          f"{mount.path}kms/{kms}/key/{key}")
             for key in keys:
                 doc = self.store.get(mount.doc("keys", key)) or {}
                 if doc.get("pending"):
                     unfinished.append(f"{mount.path}key/{key}: {doc['pending'].get('op')} "
-                                      f"to version {doc['pending'].get('version', '?')}")
+                                      f"to version {doc['pending'].get('version', '?')}; finish: keymgmt write -f "
+                                      f"{mount.path}key/{key}/rotate  abandon: keymgmt delete {mount.path}key/{key}/rotate")
             mounts.append({"path": mount.path, "type": mount.type, "keys": len(keys),
                            "kms_providers": len(providers), "distributions": dists})
         return {"mounts": mounts, "unfinished": unfinished, "initialized": self.initialized()}

@@ -141,6 +141,7 @@ class Call:
     region: str
     status: int | None = None  # HTTP status answered; None while in flight or when dropped
     action: str | None = None  # what the callback (or the throttle) did instead of a plain answer
+    at: float = 0.0  # time.monotonic() of the arrival
 
 
 class Observer:
@@ -155,7 +156,7 @@ class Observer:
     def arrive(self, op: str, region: str) -> Call:
         with self._lock:
             n = self._counts[op] = self._counts.get(op, 0) + 1
-            call = Call(op, n, region)
+            call = Call(op, n, region, at=time.monotonic())
             self.log.append(call)
         return call
 

@@ -190,7 +190,7 @@ _SNAKE = {
     "UpdateAlias": "update_alias", "DeleteAlias": "delete_alias", "ListAliases": "list_aliases",
     "ReplicateKey": "replicate_key", "GetPublicKey": "get_public_key",
     "ListResourceTags": "list_resource_tags", "DeleteImportedKeyMaterial": "delete_imported_key_material",
-    "CancelKeyDeletion": "cancel_key_deletion", "TagResource": "tag_resource",
+    "CancelKeyDeletion": "cancel_key_deletion", "TagResource": "tag_resource", "ListKeys": "list_keys",
 }
 
 

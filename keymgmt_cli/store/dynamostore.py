@@ -244,8 +244,7 @@ class DynamoStore:
         where = f"table {self.table} in {self.region}"
         if code == "ResourceNotFoundException":
             return ProviderError(f"DynamoDB table {self.table} does not exist in {self.region}; "
-                                 "run 'keymgmt operator init'", code=code,
-                                 hint=f"or check KEYMGMT_STORAGE ({self.location})")
+                                 "run 'keymgmt operator init'", code=code)
         if code in _ACCESS_CODES:
             return ProviderError(f"DynamoDB {operation} on {where} was denied: {code} "
                                  f"(needs dynamodb:{operation})", code=code)

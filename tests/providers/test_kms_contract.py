@@ -347,3 +347,14 @@ def test_replica_gets_its_own_description_and_tags(kms, request):
     there = kms.in_region(OTHER)
     assert there.describe_key(primary).description == "replica"
     assert there.list_resource_tags(primary) == {"r": "2"}
+
+
+def test_list_keys_names_every_key_of_the_region(kms):
+    first = new_key(kms)
+    second = new_key(kms)
+    other_region = kms.in_region("eu-west-1")
+    elsewhere = other_region.create_key(key_spec="SYMMETRIC_DEFAULT", key_usage="ENCRYPT_DECRYPT",
+                                        description="x", tags={})
+    listed = kms.list_keys()
+    assert {first, second} <= set(listed) and elsewhere not in listed
+    assert elsewhere in other_region.list_keys()
