@@ -819,6 +819,31 @@ def _is_external_asymmetric(key: Key | None) -> bool:
     return key is not None and key.origin == "EXTERNAL" and key.key_spec != _SYMMETRIC
 
 
+def _wrap_replicate_key(orig: Callable[[KmsResponse], str]) -> Callable[[KmsResponse], str]:
+    """moto ignores ReplicateKey's Tags and Description; AWS puts them on the replica."""
+
+    def replicate_key(self: KmsResponse) -> str:
+        body = orig(self)
+        params = _params(self)
+        meta = json.loads(body)["ReplicaKeyMetadata"]
+        backend = kms_backends[self.current_account][params["ReplicaRegion"]]
+        replica = backend.keys[meta["KeyId"]]
+        tags = params.get("Tags") or []
+        if tags:
+            backend.tagger.tag_resource(replica.id, [{"TagKey": t["TagKey"], "TagValue": t.get("TagValue", "")}
+                                                     for t in tags])
+        if params.get("Description") is not None:
+            replica.description = params["Description"]
+            meta["Description"] = params["Description"]
+        result = json.loads(body)
+        result["ReplicaKeyMetadata"] = meta
+        if tags:
+            result["ReplicaTags"] = tags
+        return json.dumps(result)
+
+    return replicate_key
+
+
 def _asym_setup(self: KmsResponse, key: Key, params: dict[str, Any]) -> padding.OAEP:
     _require_enabled(key)
     if key.key_usage != "ENCRYPT_DECRYPT" or key.key_spec not in _RSA_BITS:
@@ -1198,5 +1223,6 @@ def install() -> None:
         KmsResponse.delete_imported_key_material = _delete_imported_key_material  # type: ignore[attr-defined]
         KmsResponse.encrypt = _wrap_encrypt(KmsResponse.encrypt)  # type: ignore[method-assign]
         KmsResponse.decrypt = _wrap_decrypt(KmsResponse.decrypt)  # type: ignore[method-assign]
+        KmsResponse.replicate_key = _wrap_replicate_key(KmsResponse.replicate_key)  # type: ignore[method-assign]
         _INSTALLED = True
         _log.debug("moto KMS import extension installed (moto %s)", moto.__version__)

@@ -310,8 +310,10 @@ class AwsKmsProvider:
                     waits += 1
                     sleep(max(delay, 0.0))
                     continue
-                raise _translate(exc, operation, self.region, tags=tags,
-                                 multi_region=multi_region) from None
+                err = _translate(exc, operation, self.region, tags=tags, multi_region=multi_region)
+                # how often botocore re-sent this request (a lost response makes a retry look refused)
+                err.retry_attempts = (exc.response.get("ResponseMetadata") or {}).get("RetryAttempts", 0)
+                raise err from None
             except bce.BotoCoreError as exc:
                 raise _translate(exc, operation, self.region, tags=tags,
                                  multi_region=multi_region) from None
@@ -327,7 +329,23 @@ class AwsKmsProvider:
         if tags:
             params["Tags"] = _tag_list(tags)
         resp = self._call("CreateKey", tags=bool(tags), multi_region=multi_region, **params)
-        return resp["KeyMetadata"]["KeyId"]
+        key_id = resp["KeyMetadata"]["KeyId"]
+        if resp.get("ResponseMetadata", {}).get("RetryAttempts", 0) and tags:
+            # botocore re-sent CreateKey after a lost response: AWS may have made a key for each
+            # attempt. Ours carry a unique operation tag, so the extras can be found and removed.
+            self._drop_duplicates(key_id, tags)
+        return key_id
+
+    def _drop_duplicates(self, kept: str, tags: dict[str, str]) -> None:
+        for other in self.list_keys():
+            if other == kept:
+                continue
+            try:
+                theirs = self.list_resource_tags(other)
+            except ProviderError:
+                continue  # not ours to read, so not ours
+            if all(theirs.get(k) == v for k, v in tags.items()):
+                self.schedule_key_deletion(other, 7)
 
     def get_parameters_for_import(self, key_id: str, wrapping_algorithm: str,
                                   wrapping_key_spec: str) -> ImportParameters:
@@ -349,7 +367,17 @@ class AwsKmsProvider:
             # naive means UTC, as in the twin (botocore would read it as local time)
             params["ValidTo"] = valid_to if valid_to.tzinfo else valid_to.replace(tzinfo=timezone.utc)
         # Never ImportType: KMS rejects it for asymmetric/HMAC keys and its defaults are right.
-        self._call("ImportKeyMaterial", retry_not_found=True, wait_creating=True, **params)
+        try:
+            self._call("ImportKeyMaterial", retry_not_found=True, wait_creating=True, **params)
+        except ProviderError as err:
+            # A token is spent by its first use: when botocore re-sends an import whose response was
+            # lost, AWS refuses the token although the first attempt imported the material. A key
+            # that holds material holds ours (AWS accepts only the same material again).
+            if err.code != "InvalidImportTokenException" or not getattr(err, "retry_attempts", 0):
+                raise
+            described = self.describe_key(key_id)
+            if described is None or described.state not in ("Enabled", "Disabled"):
+                raise
 
     def describe_key(self, key_id: str) -> KeyDescription | None:
         try:

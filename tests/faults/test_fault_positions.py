@@ -211,13 +211,6 @@ def _position(log: list[str], index: int) -> tuple[str, int]:
     return op, log[: index + 1].count(op)
 
 
-LOST_CREATEKEY_REASON = (
-    "CreateKey executed but its response lost: botocore (standard mode) retries CreateKey on the "
-    "connection error inside the same process, KMS makes a second key, the run succeeds with the "
-    "second id, and the first key (PendingImport, same keymgmt:op tag) is an orphan that no later "
-    "run looks for: the intent was cleared once an id came back")
-
-
 def _cases() -> list[Any]:
     cases = []
     seen: dict[str, int] = {}  # occurrences of each operation so far, over all commands
@@ -227,10 +220,7 @@ def _cases() -> list[Any]:
             # the kinds rotate per operation (offset by the name so that ops seen once differ)
             kinds = FAILS if FULL else (FAILS[(occurrence + len(op)) % len(FAILS)],)
             for mode in (*kinds, *KILLS, "lost-response"):
-                marks = []
-                if op == "CreateKey" and mode == "lost-response":
-                    marks.append(pytest.mark.xfail(strict=True, reason=LOST_CREATEKEY_REASON))
-                cases.append(pytest.param(command, index, mode, marks=marks,
+                cases.append(pytest.param(command, index, mode,
                                           id=f"{command}-{index + 1}-{op}-{mode}"))
     return cases
 

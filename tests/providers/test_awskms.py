@@ -550,7 +550,9 @@ def test_on_call_hook_sees_region_and_operation():
     assert seen == [("us-west-1", "EnableKey")] and provider.call_log == seen
 
 
-def test_only_awskms_imports_boto3():
+def test_only_the_aws_border_modules_import_boto3():
+    """KMS providers go through awskms.py alone; the DynamoDB state backend and its KMS seal are
+    the store's own AWS border (their errors become StoreError/ProviderError there)."""
     import pathlib
 
     root = pathlib.Path(awskms.__file__).parents[1]
@@ -558,7 +560,7 @@ def test_only_awskms_imports_boto3():
                    if "localkms" not in p.parts
                    and any(line.lstrip().startswith(("import boto", "from boto"))
                            for line in p.read_text().splitlines()))
-    assert users == ["providers/awskms.py"]
+    assert users == ["providers/awskms.py", "store/dynamostore.py", "store/kmsseal.py"]
 
 
 # -- end to end against moto with keymgmt's import double ------------------------------------------

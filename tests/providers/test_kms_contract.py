@@ -340,7 +340,6 @@ def test_reserved_alias_prefix_refused(kms, request):
 
 
 def test_replica_gets_its_own_description_and_tags(kms, request):
-    moto_is_laxer(request, "ReplicateKey ignores Description and Tags")
     primary = new_key(kms, multi_region=True, description="primary", tags={"p": "1"})
     do_import(kms, primary, os.urandom(32))
     kms.replicate_key(primary, OTHER, description="replica", tags={"r": "2"})
