@@ -356,14 +356,13 @@ def verify_migration(src: Any, dst: Any, src_box: Any, dst_box: Any) -> tuple[in
         want, got = src.get(doc_id), dst.get(doc_id)
         if want is None or got is None:
             raise StoreError(f"{doc_id} vanished during verification")
-        source_secrets = {path: plain for path, _aad, plain in sealed_fields(doc_id, want, src_box)}
-        for path, aad, _plain in source_secrets_aads(doc_id, source_secrets):
+        for path, aad, plain in list(sealed_fields(doc_id, want, src_box)):
             try:
                 value = _get(got, path)
-                plain = dst_box.unseal(value, aad) if isinstance(value, str) else None
-            except (KeyError, IndexError, ValueError, TypeError):
-                plain = None
-            if plain != source_secrets[path]:
+                there = dst_box.unseal(value, aad) if isinstance(value, str) else None
+            except (KeyError, IndexError, ValueError, TypeError, StoreError):
+                there = None
+            if there != plain:
                 raise StoreError(f"{aad} in {dst.location} does not unseal to the source's secret")
             _set(want, path, None)
             _set(got, path, None)
@@ -371,10 +370,6 @@ def verify_migration(src: Any, dst: Any, src_box: Any, dst_box: Any) -> tuple[in
         if want != got:
             raise StoreError(f"{doc_id} in {dst.location} differs from the source")
     return len(ids), secrets
-
-
-def source_secrets_aads(doc_id: str, secrets: dict[tuple[str, ...], bytes]) -> list[tuple[tuple[str, ...], str, bytes]]:
-    return [(path, f"{doc_id}#{'/'.join(path)}", plain) for path, plain in secrets.items()]
 
 
 def _get(doc: Any, path: tuple[str, ...]) -> Any:

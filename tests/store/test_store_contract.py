@@ -18,7 +18,7 @@ def store(request, tmp_path):
 
 
 def test_describes_itself(store):
-    assert store.backend in ("file", "memory")
+    assert store.backend in ("file", "memory", "dynamodb")
     assert isinstance(store.location, str) and store.location
 
 
