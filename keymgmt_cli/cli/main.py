@@ -46,7 +46,7 @@ def build_engine(environ: dict[str, str]) -> Any:
 
         return awskms.connect(config)
 
-    return Engine(store, open_secret_box(store.home, environ), provider_factory, progress=PROGRESS)
+    return Engine(store, open_secret_box(store.home, environ, store=store), provider_factory, progress=PROGRESS)
 
 
 def _stdin() -> Any:
@@ -326,13 +326,13 @@ def status_cmd(env: Env, fmt: str | None) -> None:
     Example:
       keymgmt status
     """
-    from keymgmt_cli.store.masterkey import describe_source
+    from keymgmt_cli.store import describe_master_key
 
     fmt = resolve_format(fmt, env)
     engine = env.engine
     info = engine.status()
     data = {"backend": engine.store.backend, "location": engine.store.location,
-            "master_key": describe_source(engine.store.home, env.environ), **info}
+            "master_key": describe_master_key(engine.store, env.environ), **info}
     if fmt != "table":
         click.echo(output.dump(data, fmt))
         return
@@ -466,3 +466,8 @@ def _guarded(call: Any, args: list[str]) -> int:
         click.echo(f"Error: internal error ({type(error).__name__}); please report it "
                    "(KEYMGMT_DEBUG=1 shows the traceback)", err=True)
         return EXIT_ENGINE
+
+
+from keymgmt_cli.cli.operator import operator_group  # noqa: E402  (registered after the group exists)
+
+cli.add_command(operator_group)

@@ -44,8 +44,8 @@ def operator_group() -> None:
 
     \b
     Example:
-      KEYMGMT_STORAGE='dynamodb://keymgmt?region=eu-west-1' \\
-      KEYMGMT_SEAL='awskms://alias/keymgmt-seal?region=eu-west-1' keymgmt operator init
+      keymgmt operator init -storage='dynamodb://keymgmt?region=eu-west-1' \\
+          -seal='awskms://alias/keymgmt-seal?region=eu-west-1'
       keymgmt operator migrate -from=file://$HOME/.local/share/keymgmt \\
           -to='dynamodb://keymgmt?region=eu-west-1'
     """
@@ -69,6 +69,11 @@ def init_cmd(obj: Any, storage: str | None, seal_url: str | None) -> None:
     Needs: dynamodb:DescribeTable, dynamodb:CreateTable, dynamodb:DescribeTimeToLive,
     dynamodb:UpdateTimeToLive, dynamodb:GetItem, dynamodb:PutItem, dynamodb:DeleteItem,
     dynamodb:UpdateItem, kms:GenerateDataKey and kms:Decrypt on the seal key.
+
+    \b
+    Example:
+      keymgmt operator init -storage='dynamodb://keymgmt?region=eu-west-1' \\
+          -seal='awskms://alias/keymgmt-seal?region=eu-west-1'
     """
     for line in init_backend(_environ(obj), storage, seal_url):
         click.echo(line)

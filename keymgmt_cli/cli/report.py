@@ -13,7 +13,11 @@ _VERBING = {"read": "reading", "list": "listing", "write": "writing data to", "d
 
 def exit_code_for(error: BaseException) -> int:
     """Vault's rule: 1 for what is found before the engine is called (and the local state),
-    2 for anything the engine or AWS reports."""
+    2 for anything the engine or AWS reports. An error may carry its own (a lease held by another
+    runner is a refusal, exit 2, though it comes from the store)."""
+    code = getattr(error, "exit_code", None)
+    if code is not None:
+        return code
     if isinstance(error, (UsageError, StoreError)):
         return EXIT_LOCAL
     return EXIT_ENGINE if isinstance(error, EngineError) else EXIT_ENGINE

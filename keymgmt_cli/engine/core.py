@@ -103,6 +103,9 @@ class Engine:
         with self.store.lock("state"):
             if self.initialized():
                 return
+            # read first: a backend with conditional writes (DynamoDB) conditions a put on what was read,
+            # and a crash between these two puts must not leave a mount no later put can replace
+            self.store.get(_mount_doc_id(DEFAULT_MOUNT))
             self.store.put(_mount_doc_id(DEFAULT_MOUNT), {"path": DEFAULT_MOUNT, "uuid": "default",
                                                           "type": "keymgmt", "description": ""})
             self.store.put(STATE_DOC, {"format": 1, "state_id": _new_uuid(), "created": now_rfc3339()})

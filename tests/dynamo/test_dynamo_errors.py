@@ -167,8 +167,6 @@ def test_lease_held_names_the_holder_and_until_when(store, tmp_path):
     assert err.value.exit_code == 2
 
 
-@pytest.mark.xfail(strict=True, reason="cli/report.py exit_code_for must honour error.exit_code "
-                                       "(one line, see the issue-6 report); remove this mark then")
 def test_shared_state_refusals_exit_2():
     from keymgmt_cli.cli.report import exit_code_for
     from keymgmt_cli.store.dynamostore import ConcurrentUpdate, LeaseHeld
