@@ -8,8 +8,9 @@ Issue 6's claims, measured at the store (DocumentStore) level:
 Requests are counted with a botocore event hook (``request-created``: every HTTP request, retries
 included). The DynamoDB endpoint is moto's server mode on 127.0.0.1 (``python -m moto.server``),
 so the times are of a local emulator, not of AWS (add the network round trip, ~2-10 ms in-region).
-For context it also counts the requests of a whole engine-level `read keymgmt/key/NAME` and
-`list keymgmt/key` (the engine first resolves the mount: state document, mount list, mount document).
+It also counts the requests of a whole engine-level `read keymgmt/key/NAME`, `list keymgmt/key`
+and a key update (the engine first resolves the mount from the one `state` document; a write
+also takes and releases the key's lease).
 
 Usage: python bench/dynamodb_requests.py [--runs 200] [--keys 500]
 """
@@ -96,10 +97,12 @@ def engine_requests(store, counter: Counter) -> dict:
     from keymgmt_cli.engine.core import Engine
     from keymgmt_cli.engine.routing import Request
 
-    engine = Engine(store)
     out = {}
     for label, req in [("engine read keymgmt/key/NAME", Request("read", "keymgmt/key/key-00001", {})),
-                       ("engine list keymgmt/key", Request("list", "keymgmt/key", {}))]:
+                       ("engine list keymgmt/key", Request("list", "keymgmt/key", {})),
+                       ("engine write keymgmt/key/NAME deletion_allowed=true",
+                        Request("write", "keymgmt/key/key-00001", {"deletion_allowed": "true"}))]:
+        engine = Engine(store)  # a fresh one per command, as each CLI process has
         counter.clear()
         engine.handle(req)
         out[label] = dict(counter)
@@ -131,8 +134,9 @@ def main() -> None:
         dyn.client.meta.events.register(
             "request-created.dynamodb", lambda operation_name, **kw: counter.update([operation_name]))
         dyn_results = measure(dyn, args.runs, args.keys, counter)
-        dyn.put("state", {"format": 1, "state_id": "bench", "created": "2026-01-01T00:00:00Z"})
-        dyn.put("mounts/keymgmt", {"path": "keymgmt/", "uuid": "default", "type": "keymgmt", "description": ""})
+        from keymgmt_cli.engine.core import Engine
+
+        Engine(dyn).ensure_initialized()  # the state document with the default mount, as a first write makes
         eng = engine_requests(dyn, counter)
         with tempfile.TemporaryDirectory() as tmp:
             file_results = measure(FileStore(tmp), args.runs, args.keys, None)

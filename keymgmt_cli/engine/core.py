@@ -44,11 +44,6 @@ class Mount:
         return f"{self.uuid}.{kind}.{name}"
 
 
-def _mount_doc_id(path: str) -> str:
-    # mount paths hold only [A-Za-z0-9_.-/]; '/' becomes '%2F' to stay one id segment
-    return "mounts/" + path.rstrip("/").replace("/", "%2F")
-
-
 def _new_uuid() -> str:
     import uuid  # only when a mount or the state is created
 
@@ -63,6 +58,7 @@ class Engine:
         self.provider_factory = provider_factory
         self.clock = clock
         self.progress = progress or (lambda message: None)
+        self._state_doc: dict[str, Any] | None = None
 
     # -- requests ----------------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:
@@ -93,25 +89,31 @@ class Engine:
         return best, rel
 
     # -- state -------------------------------------------------------------------------------------
+    # One document, "state", holds the state's id and its mount table, so resolving a path costs a
+    # single read (one GetItem on DynamoDB) and its absence means "nothing written yet".
+    def _state(self) -> dict[str, Any] | None:
+        if self._state_doc is None:
+            self._state_doc = self.store.get(STATE_DOC)
+        return self._state_doc
+
     def initialized(self) -> bool:
-        return self.store.get(STATE_DOC) is not None
+        return self._state() is not None
 
     def ensure_initialized(self) -> None:
         """Create the state on the first change (never on a read: reads leave no trace)."""
         if self.initialized():
             return
         with self.store.lock("state"):
+            self._state_doc = None
             if self.initialized():
                 return
-            # read first: a backend with conditional writes (DynamoDB) conditions a put on what was read,
-            # and a crash between these two puts must not leave a mount no later put can replace
-            self.store.get(_mount_doc_id(DEFAULT_MOUNT))
-            self.store.put(_mount_doc_id(DEFAULT_MOUNT), {"path": DEFAULT_MOUNT, "uuid": "default",
-                                                          "type": "keymgmt", "description": ""})
-            self.store.put(STATE_DOC, {"format": 1, "state_id": _new_uuid(), "created": now_rfc3339()})
+            doc = {"format": 1, "state_id": _new_uuid(), "created": now_rfc3339(),
+                   "mounts": {DEFAULT_MOUNT: {"uuid": "default", "type": "keymgmt", "description": ""}}}
+            self.store.put(STATE_DOC, doc)
+            self._state_doc = doc
 
     def state_id(self) -> str:
-        doc = self.store.get(STATE_DOC)
+        doc = self._state()
         return doc["state_id"] if doc else ""
 
     def put(self, doc_id: str, doc: dict[str, Any]) -> None:
@@ -120,47 +122,59 @@ class Engine:
 
     # -- mounts ------------------------------------------------------------------------------------
     def mounts(self) -> list[Mount]:
-        if not self.initialized():
+        doc = self._state()
+        if doc is None:
             return [Mount(DEFAULT_MOUNT, "default")]
-        out = []
-        for name in self.store.list("mounts"):
-            doc = self.store.get("mounts/" + name)
-            if doc:
-                out.append(Mount(doc["path"], doc["uuid"], doc.get("type", "keymgmt"), doc.get("description", "")))
-        return sorted(out, key=lambda m: m.path)
+        return sorted((Mount(path, m["uuid"], m.get("type", "keymgmt"), m.get("description", ""))
+                       for path, m in doc["mounts"].items()), key=lambda m: m.path)
+
+    def _update_mounts(self, change: Callable[[dict[str, Any]], Any]) -> Any:
+        """Read-modify-write the mount table under the state lock (parallel enables lose nothing)."""
+        self.ensure_initialized()
+        with self.store.lock("state"):
+            self._state_doc = None
+            doc = self._state()
+            result = change(doc["mounts"])
+            self.store.put(STATE_DOC, doc)
+            return result
 
     def enable_mount(self, engine_type: str, path: str | None, description: str = "") -> Mount:
         if engine_type not in MOUNT_TYPES:
             raise InvalidRequest(f"unknown secrets engine type {engine_type!r}; allowed: {', '.join(MOUNT_TYPES)}")
         mount_path = normalize_mount_path(path or engine_type)
-        self.ensure_initialized()
-        with self.store.lock("mounts"):
-            for existing in self.mounts():
-                if existing.path == mount_path:
+
+        def add(mounts: dict[str, Any]) -> Mount:
+            for existing in mounts:
+                if existing == mount_path:
                     raise PreconditionFailed(f"path is already in use at {mount_path}")
-                if mount_path.startswith(existing.path) or existing.path.startswith(mount_path):
-                    raise PreconditionFailed(
-                        f"mount path {mount_path} conflicts with the existing mount {existing.path}")
+                if mount_path.startswith(existing) or existing.startswith(mount_path):
+                    raise PreconditionFailed(f"mount path {mount_path} conflicts with the existing mount {existing}")
             mount = Mount(mount_path, _new_uuid(), engine_type, description)
-            self.put(_mount_doc_id(mount_path), {"path": mount.path, "uuid": mount.uuid,
-                                                 "type": mount.type, "description": description})
-        return mount
+            mounts[mount_path] = {"uuid": mount.uuid, "type": mount.type, "description": description}
+            return mount
+
+        return self._update_mounts(add)
 
     def disable_mount(self, path: str) -> None:
         mount_path = normalize_mount_path(path)
-        with self.store.lock("mounts"):
-            mount = next((m for m in self.mounts() if m.path == mount_path), None)
-            if mount is None:
+
+        def remove(mounts: dict[str, Any]) -> Mount:
+            if mount_path not in mounts:
                 raise NotFound(f"no secrets engine is mounted at {mount_path}")
+            mount = Mount(mount_path, mounts[mount_path]["uuid"])
             for kms in self.store.list(mount.doc("kms")):
                 if self.store.list(mount.doc("dist", kms)):
                     raise PreconditionFailed(
                         f"cannot disable {mount_path}: keys are still distributed to KMS provider {kms!r}",
                         hint="remove them first: keymgmt delete " + mount_path + f"kms/{kms}/key/<name>")
-            self.ensure_initialized()
-            # Mount document first: a crash afterwards leaves unreachable data, never a half mount.
-            self.store.delete(_mount_doc_id(mount_path))
-            self.store.delete_collection(mount.doc())
+            del mounts[mount_path]
+            return mount
+
+        if not self.initialized() and normalize_mount_path(path) != DEFAULT_MOUNT:
+            raise NotFound(f"no secrets engine is mounted at {mount_path}")
+        # The mount table first: a crash afterwards leaves unreachable data, never a half mount.
+        mount = self._update_mounts(remove)
+        self.store.delete_collection(mount.doc())
 
     def status(self) -> dict[str, Any]:
         mounts = []
