@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 
-from keymgmt_cli.engine.fields import ignored_warning, parse_fields
 from keymgmt_cli.engine.names import normalize_mount_path
 from keymgmt_cli.engine.routing import OPERATIONS, Request, Response, match
 from keymgmt_cli.errors import InvalidRequest, NotFound, PreconditionFailed, UnsupportedPath
@@ -68,9 +67,16 @@ class Engine:
             raise InvalidRequest(f"unknown operation {request.operation!r}")
         mount, rel = self.resolve(request.path)
         _route, op, params = match(ROUTES, rel, request.operation, mount.path)
-        values, ignored = parse_fields(op.fields, request.data)
+        values: dict[str, Any] = {}
+        ignored: list[str] = []
+        if request.data:  # reads and lists carry none: they skip the schema machinery entirely
+            from keymgmt_cli.engine.fields import parse_fields
+
+            values, ignored = parse_fields(op.fields, request.data)
         response = op.handler(self, mount, values, **params)
         if ignored:
+            from keymgmt_cli.engine.fields import ignored_warning
+
             response.warnings.insert(0, ignored_warning(ignored))
         return response
 
@@ -93,7 +99,15 @@ class Engine:
     # single read (one GetItem on DynamoDB) and its absence means "nothing written yet".
     def _state(self) -> dict[str, Any] | None:
         if self._state_doc is None:
-            self._state_doc = self.store.get(STATE_DOC)
+            doc = self.store.get(STATE_DOC)
+            if doc is not None and "mounts" not in doc:
+                # pre-release layout: one document per mount under mounts/ (rewritten on the next mount change)
+                doc["mounts"] = {}
+                for name in self.store.list("mounts"):
+                    old = self.store.get("mounts/" + name) or {}
+                    if "path" in old:
+                        doc["mounts"][old["path"]] = {k: old.get(k, "") for k in ("uuid", "type", "description")}
+            self._state_doc = doc
         return self._state_doc
 
     def initialized(self) -> bool:

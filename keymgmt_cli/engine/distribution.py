@@ -12,64 +12,21 @@ ImportKeyMaterial per version plus one alias call; DisableKey only below min_ena
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-
 from keymgmt_cli.engine import kmsproviders
 from keymgmt_cli.engine.core import Engine, Mount, now_rfc3339
-from keymgmt_cli.engine.fields import Field
-from keymgmt_cli.engine.keytypes import KEY_TYPES, PURPOSES, key_usage_for, ordered_purposes
+from keymgmt_cli.engine.keytypes import KEY_TYPES, key_usage_for, ordered_purposes
 from keymgmt_cli.engine.names import check_name
 from keymgmt_cli.engine.routing import Response
+from keymgmt_cli.engine.schemas import parse_valid_to
 from keymgmt_cli.errors import EngineError, InvalidRequest, NoValue, NotFound, PreconditionFailed, ProviderError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-WRAPPING_ALGORITHMS = ("RSAES_OAEP_SHA_256", "RSAES_OAEP_SHA_1", "RSA_AES_KEY_WRAP_SHA_256", "RSA_AES_KEY_WRAP_SHA_1")
-WRAPPING_KEY_SPECS = ("RSA_4096", "RSA_3072", "RSA_2048")
 ALIAS_PREFIX = "alias/hashicorp/"
 
 
-def _check_valid_to(value: str) -> None:
-    parse_valid_to(value)
-
-
-def parse_valid_to(value: str) -> datetime:
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidRequest(f"valid_to {value[:40]!r} is not an RFC 3339 time such as 2027-06-30T00:00:00Z")
-    if when.tzinfo is None:
-        raise InvalidRequest("valid_to needs a time zone, as 2027-06-30T00:00:00Z")
-    now = datetime.now(timezone.utc)
-    if when <= now or when > now + timedelta(days=365):
-        raise InvalidRequest("valid_to must be in the future and at most 365 days away (AWS's limit)")
-    return when
-
-
-DIST_FIELDS = {
-    "purpose": Field("purpose", "commalist",
-                     "Purposes of the key in the KMS, comma-separated or repeated: encrypt,decrypt "
-                     "(aes256-gcm96, rsa-*) or sign,verify (rsa-*, ecdsa-*).",
-                     allowed=PURPOSES, required=True),
-    "protection": Field("protection", "choice",
-                        "Where operations happen; AWS KMS keeps all key material in its HSMs, so "
-                        "'software' is recorded only.", default="hsm", allowed=("hsm", "software")),
-    "wrapping_algorithm": Field("wrapping_algorithm", "choice",
-                                "AWS import wrapping algorithm (default from the key type: RSAES_OAEP_SHA_256 "
-                                "for aes256-gcm96, RSA_AES_KEY_WRAP_SHA_256 for RSA and ECC keys).",
-                                allowed=WRAPPING_ALGORITHMS),
-    "wrapping_key_spec": Field("wrapping_key_spec", "choice", "AWS import wrapping key.", default="RSA_4096",
-                               allowed=WRAPPING_KEY_SPECS),
-    "valid_to": Field("valid_to", "string",
-                      "Expire the imported material at this RFC 3339 time (KEY_MATERIAL_EXPIRES); "
-                      "default: never expires.", check=_check_valid_to),
-    "pending_window_days": Field("pending_window_days", "int",
-                                 "Waiting period of ScheduleKeyDeletion when the key is removed (7-30).",
-                                 default=30, minimum=7, maximum=30),
-}
-REMOVE_FIELDS = {"pending_window_days": DIST_FIELDS["pending_window_days"]}
 
 
 # -- queries ---------------------------------------------------------------------------------------

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from keymgmt_cli.engine.core import Engine, Mount, now_rfc3339
-from keymgmt_cli.engine.fields import Field
-from keymgmt_cli.engine.keytypes import DEFAULT_KEY_TYPE, KEY_TYPES, generate_material
-from keymgmt_cli.engine.names import REGION_RE, check_name
+from keymgmt_cli.engine.names import check_name
 from keymgmt_cli.engine.routing import Response
 from keymgmt_cli.errors import InvalidRequest, NotFound, NoValue, PreconditionFailed
 
@@ -15,19 +13,7 @@ if TYPE_CHECKING:
 
 MUTATION_LOCK_TIMEOUT = 600.0  # a distribution at AWS's 1/s import quota can take minutes
 
-KEY_FIELDS = {
-    "type": Field("type", "choice", "Type of cryptographic key; set on creation only.",
-                  default=DEFAULT_KEY_TYPE, allowed=tuple(KEY_TYPES)),
-    "replica_regions": Field(
-        "replica_regions", "commalist",
-        "AWS regions for multi-Region replicas (aes256-gcm96 only); set on creation only.",
-        pattern=REGION_RE.pattern, pattern_hint="an AWS region such as us-east-1"),
-    "min_enabled_version": Field(
-        "min_enabled_version", "int",
-        "Versions below this are disabled in every KMS the key is distributed to; 0 enables all.",
-        default=0, minimum=0),
-    "deletion_allowed": Field("deletion_allowed", "bool", "Whether the key may be deleted.", default=False),
-}
+
 
 
 def material_aad(mount: Mount, name: str, version: int | str) -> str:
@@ -46,6 +32,8 @@ def load_key(engine: Engine, mount: Mount, name: str) -> dict[str, Any]:
 def new_version(engine: Engine, mount: Mount, name: str, key_type: str) -> dict[str, Any]:
     if key_type in ("rsa-3072", "rsa-4096"):
         engine.progress(f"generating {key_type} key material")
+    from keymgmt_cli.engine.keytypes import generate_material
+
     material, public_pem = generate_material(key_type)
     version: dict[str, Any] = {"creation_time": now_rfc3339()}
     if public_pem:
@@ -101,6 +89,8 @@ def write_key(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -
 
 
 def _create_key(engine: Engine, mount: Mount, name: str, values: dict[str, Any]) -> Response:
+    from keymgmt_cli.engine.keytypes import DEFAULT_KEY_TYPE
+
     key_type = values.get("type", DEFAULT_KEY_TYPE)
     replicas = values.get("replica_regions") or []
     if replicas and key_type != "aes256-gcm96":

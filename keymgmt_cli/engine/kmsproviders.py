@@ -9,8 +9,7 @@ import json
 import re
 
 from keymgmt_cli.engine.core import Engine, Mount, now_rfc3339
-from keymgmt_cli.engine.fields import Field
-from keymgmt_cli.engine.names import REGION_RE, check_name
+from keymgmt_cli.engine.names import check_name
 from keymgmt_cli.engine.routing import Response
 from keymgmt_cli.errors import InvalidRequest, NotFound, NoValue, PreconditionFailed
 
@@ -20,22 +19,7 @@ if TYPE_CHECKING:
 
     from keymgmt_cli.providers.base import ProviderConfig
 
-PROVIDERS = ("awskms",)
-CREDENTIAL_KEYS = ("access_key", "secret_key", "session_token", "endpoint")
 
-KMS_FIELDS = {
-    "provider": Field("provider", "choice", "The KMS provider type; cannot be changed after creation.",
-                      allowed=PROVIDERS, required=True),
-    "key_collection": Field("key_collection", "string",
-                            "For awskms, the AWS region; cannot be changed after creation.",
-                            required=True, pattern=REGION_RE.pattern,
-                            pattern_hint="an AWS region such as us-west-1"),
-    "credentials": Field("credentials", "kvmap",
-                         "Credentials as credentials=KEY=VALUE: access_key, secret_key, session_token, "
-                         "endpoint. Without them the AWS default chain applies (environment, shared "
-                         "credentials file, EC2/ECS role).",
-                         allowed=CREDENTIAL_KEYS, secret_keys=("secret_key", "session_token")),
-}
 
 
 def _credentials_aad(mount: Mount, name: str) -> str:

@@ -12,7 +12,7 @@ ROUTES: list[Route] = [
           {"list": Operation("keys:list_keys", "List key names.", example="keymgmt list keymgmt/key")}),
     Route(f"key/{N}", "Create, update, read or delete a key.", {
         "write": Operation("keys:write_key", "Create the key (type, replica_regions) or update it "
-                           "(min_enabled_version, deletion_allowed).", "keys:KEY_FIELDS",
+                           "(min_enabled_version, deletion_allowed).", "schemas:KEY_FIELDS",
                            example="keymgmt write keymgmt/key/example-key type=aes256-gcm96"),
         "read": Operation("keys:read_key", "Versions, creation times and public keys (asymmetric types).",
                           example="keymgmt read keymgmt/key/example-key"),
@@ -34,7 +34,7 @@ ROUTES: list[Route] = [
           {"list": Operation("kmsproviders:list_providers", "KMS provider names.", example="keymgmt list keymgmt/kms")}),
     Route(f"kms/{N}", "Create, update, read or delete a KMS provider.", {
         "write": Operation("kmsproviders:write_provider", "Create or update; provider and key_collection are fixed once set.",
-                           "kmsproviders:KMS_FIELDS",
+                           "schemas:KMS_FIELDS",
                            example="keymgmt write keymgmt/kms/example-kms provider=awskms key_collection=us-west-1 "
                                    "credentials=access_key=AKIA... credentials=secret_key=..."),
         "read": Operation("kmsproviders:read_provider", "provider and key_collection (never credentials).",
@@ -47,12 +47,12 @@ ROUTES: list[Route] = [
     }),
     Route(f"kms/{N}/key/{K}", "Distribute a key to the KMS provider, read it there, or remove it.", {
         "write": Operation("distribution:distribute", "Import every version into its own KMS key and create the alias "
-                           "alias/hashicorp/<key_name>-<unix_timestamp>.", "distribution:DIST_FIELDS",
+                           "alias/hashicorp/<key_name>-<unix_timestamp>.", "schemas:DIST_FIELDS",
                            example="keymgmt write keymgmt/kms/example-kms/key/example-key purpose=encrypt,decrypt"),
         "read": Operation("distribution:read_distribution", "name, purpose, protection and versions (version -> KMS key id).",
                           example="keymgmt read keymgmt/kms/example-kms/key/example-key"),
         "delete": Operation("distribution:remove", "Delete the alias and schedule deletion of every version's KMS key "
-                            "(replicas first); the key stays in keymgmt.", "distribution:REMOVE_FIELDS",
+                            "(replicas first); the key stays in keymgmt.", "schemas:REMOVE_FIELDS",
                             example="keymgmt delete keymgmt/kms/example-kms/key/example-key"),
     }),
     Route(f"kms/{N}/key/{K}/replicate", "Replicate a multi-Region key to its replica_regions.", {
