@@ -190,7 +190,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     for r in results:
         c, p = r["cli"], r["prof"]
         print(f"\n-- {r['label']}: where the time goes --")
-        print(f"  CLI runs (medians):                     1 provider   4 providers")
+        print("  CLI runs (medians):                     1 provider   4 providers")
         for key, what in (("wall", "wall"), ("client_cpu", "client CPU (keymgmt process)"),
                           ("emulator_cpu", "emulator CPU (server process)")):
             print(f"    {what:36s} {h.ms(med(c['one'][key]))}   {h.ms(med(c['four'][key]))}")

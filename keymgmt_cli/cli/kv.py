@@ -87,7 +87,7 @@ def _limited(raw: bytes | str, orig: str) -> str:
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise UsageError(f"Failed to parse K=V data: {orig!r}: input is not UTF-8 text")
+            raise UsageError(f"Failed to parse K=V data: {orig!r}: input is not UTF-8 text") from None
     return raw
 
 
@@ -99,10 +99,10 @@ def _read_file(item: Item) -> str:
     except UsageError:
         raise
     except IsADirectoryError:
-        raise UsageError(f"Failed to parse K=V data: {item.orig!r}: {item.value} is a directory")
+        raise UsageError(f"Failed to parse K=V data: {item.orig!r}: {item.value} is a directory") from None
     except OSError as error:
         reason = error.strerror or type(error).__name__
-        raise UsageError(f"Failed to parse K=V data: {item.orig!r}: cannot read {item.value}: {reason}")
+        raise UsageError(f"Failed to parse K=V data: {item.orig!r}: cannot read {item.value}: {reason}") from None
 
 
 def _json_object(text: str, orig: str) -> dict[str, Any]:
@@ -110,7 +110,7 @@ def _json_object(text: str, orig: str) -> dict[str, Any]:
         value = json.loads(text)
     except (ValueError, RecursionError) as error:
         detail = getattr(error, "msg", "invalid JSON")
-        raise UsageError(f"Failed to parse K=V data: {orig!r}: not a JSON object ({detail})")
+        raise UsageError(f"Failed to parse K=V data: {orig!r}: not a JSON object ({detail})") from None
     if not isinstance(value, dict):
         raise UsageError(f"Failed to parse K=V data: {orig!r}: JSON input must be an object")
     return value

@@ -420,11 +420,11 @@ def demo_cmd(keep: bool) -> None:
         from keymgmt_cli.cli.demo import DemoFailed, run_demo
         import moto  # noqa: F401  (the embedded KMS)
     except ImportError:
-        raise UsageError("the demo needs the embedded local KMS: pip install 'keymgmt[local]'")
+        raise UsageError("the demo needs the embedded local KMS: pip install 'keymgmt[local]'") from None
     try:
         run_demo(keep=keep)
     except DemoFailed as error:
-        raise UsageError(f"demo failed: {error}")
+        raise UsageError(f"demo failed: {error}") from None
 
 
 # -- entry point ------------------------------------------------------------------------------------
