@@ -23,6 +23,13 @@ def memory_secret_box() -> SecretBox:
     return SecretBox(lambda: MasterKey(key=key, source="test:memory"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_pacing_dir(tmp_path_factory):
+    """AWS pacing schedules are shared by every keymgmt process of the user; tests (and the CLI
+    processes they start) get their own, so parallel test runs never wait on each other."""
+    os.environ["KEYMGMT_PACING_DIR"] = str(tmp_path_factory.mktemp("pacing"))
+
+
 @pytest.fixture
 def engine() -> Engine:
     """An engine on the in-memory store, with no KMS provider (tests that distribute add one)."""

@@ -9,6 +9,8 @@ import os
 import socket
 from datetime import datetime, timedelta, timezone
 
+import time
+
 import pytest
 from botocore.stub import Stubber
 
@@ -177,6 +179,34 @@ def test_token_bucket_paces_to_rate():
     assert fast.take() == pytest.approx(0.2)
 
 
+def _take_slots(path: str, rate: float, count: int, out) -> None:
+    from keymgmt_cli.providers.awskms import _SharedSchedule
+
+    schedule = _SharedSchedule(path, rate)
+    for _ in range(count):
+        wait = schedule.take()
+        time.sleep(wait)
+        out.put(time.time())
+
+
+def test_shared_schedule_paces_several_processes_together(tmp_path):
+    """Three processes drawing from one schedule at 20/s send 30 requests no faster than 20/s."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    path = str(tmp_path / "slot")
+    procs = [ctx.Process(target=_take_slots, args=(path, 20.0, 10, out)) for _ in range(3)]
+    for proc in procs:
+        proc.start()
+    stamps = sorted(out.get(timeout=60) for _ in range(30))
+    for proc in procs:
+        proc.join(timeout=60)
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    assert stamps[-1] - stamps[0] >= 29 * 0.05  # 29 intervals of at least 50 ms (55 with the margin)
+    assert sorted(gaps)[len(gaps) // 2] >= 0.045  # the median gap is the quota's interval
+
+
 def test_get_parameters_for_import_paced_at_one_per_second():
     fake = FakeTime()
     provider = connect(ProviderConfig(region="us-west-1", access_key="AKIAEXPLICIT", secret_key=SECRET,
@@ -191,8 +221,8 @@ def test_get_parameters_for_import_paced_at_one_per_second():
     with stub:
         for _ in range(2):
             provider.get_parameters_for_import(KEY_ID, "RSAES_OAEP_SHA_256", "RSA_4096")
-    # the bucket runs on real time: the second call waits for (almost) a full second
-    assert len(fake.sleeps) == 1 and 0.5 < fake.sleeps[0] <= 1.0
+    # the schedule runs on real time: the second call waits about a second (the quota, plus 10%)
+    assert len(fake.sleeps) == 1 and 0.5 < fake.sleeps[0] <= 1.1
 
 
 # -- error translation --------------------------------------------------------------------------
