@@ -62,7 +62,7 @@ def run(argv: list[str]) -> int | None:
     try:
         response = Engine(open_store(os.environ)).handle(Request(verb, path, {}))
         for warning in response.warnings:
-            sys.stderr.write(f"WARNING: {warning}\n")
+            sys.stderr.write(report.printable(f"WARNING: {warning}") + "\n")
         data = response.data or {}
         if field is not None:
             if field not in data:

@@ -17,7 +17,7 @@ from keymgmt_cli import __version__
 from keymgmt_cli.cli import output
 from keymgmt_cli.cli.complete import complete_data, complete_path
 from keymgmt_cli.cli.kv import parse_data
-from keymgmt_cli.cli.report import EXIT_ENGINE, EXIT_LOCAL, EXIT_OK, describe, exit_code_for
+from keymgmt_cli.cli.report import EXIT_ENGINE, EXIT_LOCAL, EXIT_OK, describe, exit_code_for, printable
 from keymgmt_cli.errors import KeymgmtError, UsageError
 
 
@@ -131,7 +131,7 @@ def cli(ctx: click.Context) -> None:
 
 def _emit(env: Env, verb: str, path: str, response: Any, fmt: str, field: str | None) -> None:
     for warning in response.warnings:
-        click.echo(f"WARNING: {warning}", err=True)
+        click.echo(printable(f"WARNING: {warning}"), err=True)
     data = response.data
     if field is not None:
         if not data or field not in data:
@@ -449,7 +449,7 @@ def _guarded(call: Any, args: list[str]) -> int:
         return EXIT_LOCAL
     except click.UsageError as error:
         command = error.ctx.command_path if error.ctx else "keymgmt"
-        click.echo(f"Error: {error.format_message()} (see '{command} --help')", err=True)
+        click.echo(printable(f"Error: {error.format_message()} (see '{command} --help')"), err=True)
         return EXIT_LOCAL
     except KeymgmtError as error:
         for line in describe(args, error):

@@ -23,6 +23,14 @@ def exit_code_for(error: BaseException) -> int:
     return EXIT_ENGINE if isinstance(error, EngineError) else EXIT_ENGINE
 
 
+def printable(text: str) -> str:
+    """User text (paths, names, values) can hold control characters; escape them so that an error
+    stays one line and cannot move a terminal's cursor (\x1e, \r and the like)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def describe(args: list[str], error: KeymgmtError) -> list[str]:
     """The lines to print on stderr: the error, then the hint if any."""
     message = " ".join(str(error).split())
@@ -41,4 +49,4 @@ def describe(args: list[str], error: KeymgmtError) -> list[str]:
             lines.append(f"Error: {message}")
     if error.hint:
         lines.append(f"hint: {error.hint}")
-    return lines
+    return [printable(line) for line in lines]

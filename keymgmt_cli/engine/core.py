@@ -81,7 +81,7 @@ class Engine:
         return response
 
     def resolve(self, path: str) -> tuple[Mount, str]:
-        clean = path.strip().lstrip("/")
+        clean = path.lstrip("/")
         if not clean:
             raise UnsupportedPath("missing path", hint="paths start with a mount, as keymgmt/key/NAME")
         best: Mount | None = None

@@ -147,3 +147,12 @@ def test_status_names_location_and_master_key_source(invoke, cli_environ):
     assert cli_environ["KEYMGMT_HOME"] in result.stdout
     assert "env:KEYMGMT_MASTER_KEY" in result.stdout
     assert re.search(r"keymgmt/\s+1\s+0\s+0", result.stdout)
+
+
+@pytest.mark.parametrize("args", [["read", "\x1e/key/a"], ["write", "keymgmt/key/a\rb", "type=aes256-gcm96"],
+                                  ["\x1b[31mred"], ["write", "keymgmt/key/a", "type=aes256-gcm96", "\x07bell=1"]])
+def test_control_characters_never_break_the_one_line_error(invoke, args):
+    result = invoke(args)
+    lines = result.stderr.splitlines()
+    assert 1 <= len(lines) <= 2 and (len(lines) == 1 or lines[1].startswith("hint: ")), result.stderr
+    assert all(c.isprintable() for c in result.stderr.replace("\n", ""))
