@@ -37,7 +37,6 @@ A throttled request (by the throttle, not by the callback) is logged with status
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import re
@@ -49,10 +48,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from werkzeug.serving import make_server
 
-from . import moto_import
-from .server import LocalKms, _quiet_handler_class
+from .server import LocalKms, serve
 
 __all__ = ["ACTIONS", "DEFAULT_QUOTAS", "Call", "InstrumentedKms", "KmsMiddleware", "Observer", "Throttle",
            "start"]
@@ -314,25 +311,16 @@ def start(host: str = "127.0.0.1", port: int = 0, *, throttle: bool | Throttle =
     ``throttle``: True for AWS's default quotas, or a :class:`Throttle`. ``observer``: a callback
     ``(op, n, phase) -> None | action`` or an :class:`Observer`; without one the requests are still
     numbered and logged (``kms.observer.log``)."""
-    try:
-        loopback = ipaddress.IPv4Address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise ValueError(f"the local KMS binds to an IPv4 loopback address only (e.g. 127.0.0.1), not {host!r}")
-    moto_import.install()
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-
     if throttle is True:
         throttle = Throttle()
     if observer is not None and not isinstance(observer, Observer):
         observer = Observer(observer)
-    middleware = KmsMiddleware(DomainDispatcherApplication(create_backend_app),
-                               throttle=throttle or None, observer=observer)
-    server = make_server(host, port, middleware, threaded=True, request_handler=_quiet_handler_class())
-    server.log = lambda type, message, *args: _log.log(  # type: ignore[method-assign]
-        logging.ERROR if type == "error" else logging.DEBUG, message, *args
-    )
-    thread = threading.Thread(target=server.serve_forever, name="localkms-middleware-server", daemon=True)
-    thread.start()
+    wrapped: dict[str, KmsMiddleware] = {}
+
+    def wrap(app: Any) -> KmsMiddleware:
+        wrapped["app"] = KmsMiddleware(app, throttle=throttle or None, observer=observer)
+        return wrapped["app"]
+
+    server, thread = serve(host, port, wrap, name="localkms-middleware-server")
+    middleware = wrapped["app"]
     return InstrumentedKms(server, thread, middleware)

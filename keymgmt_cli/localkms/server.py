@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, Callable
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -85,6 +85,14 @@ class LocalKms:
 
 def start(host: str = "127.0.0.1", port: int = 0) -> LocalKms:
     """Start the local KMS on host:port (port 0 = any free port) and return once it accepts requests."""
+    server, thread = serve(host, port)
+    return LocalKms(server, thread)
+
+
+def serve(host: str, port: int, wrap: Callable[[Any], Any] | None = None,
+          name: str = "localkms-server") -> tuple[BaseWSGIServer, threading.Thread]:
+    """Bind moto's app with the import extension (``wrap``ped, for the test middleware) on a
+    loopback address and serve it from a daemon thread."""
     try:
         loopback = ipaddress.IPv4Address(host).is_loopback
     except ValueError:
@@ -95,6 +103,8 @@ def start(host: str = "127.0.0.1", port: int = 0) -> LocalKms:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     app = DomainDispatcherApplication(create_backend_app)
+    if wrap is not None:
+        app = wrap(app)
     # Bound before this returns: the socket already listens, so clients can connect at once.
     server = make_server(host, port, app, threaded=True, request_handler=_quiet_handler_class())
     # werkzeug's server-level log carries "Error on request" tracebacks (a bug in moto or in our patch):
@@ -102,9 +112,9 @@ def start(host: str = "127.0.0.1", port: int = 0) -> LocalKms:
     server.log = lambda type, message, *args: _log.log(  # type: ignore[method-assign]
         logging.ERROR if type == "error" else logging.DEBUG, message, *args
     )
-    thread = threading.Thread(target=server.serve_forever, name="localkms-server", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
     thread.start()
-    return LocalKms(server, thread)
+    return server, thread
 
 
 def main(argv: list[str] | None = None) -> int:
