@@ -48,7 +48,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-
 from .server import LocalKms, serve
 
 __all__ = ["ACTIONS", "DEFAULT_QUOTAS", "Call", "InstrumentedKms", "KmsMiddleware", "Observer", "Throttle",
