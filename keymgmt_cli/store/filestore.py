@@ -142,6 +142,19 @@ def lock_file_name(name: str) -> str:
     return safe + ".lock"
 
 
+STALE_TMP_SECONDS = 600.0
+
+
+def _sweep(entry: os.DirEntry[str]) -> None:
+    """Remove a temp file a killed writer left behind. A live writer renames its temp file within
+    milliseconds, so one ten minutes old is garbage; listing already visits it, at no extra cost."""
+    try:
+        if time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE_TMP_SECONDS:
+            os.unlink(entry.path)
+    except OSError:
+        pass  # gone already, or not ours to remove: harmless either way
+
+
 class FileStore:
     """``DocumentStore`` over a directory (``KEYMGMT_HOME``). Created lazily on first write."""
 
@@ -190,6 +203,8 @@ class FileStore:
                     name = entry.name
                     if name.endswith(_SUFFIX) and entry.is_file():
                         names.append(name[: -len(_SUFFIX)])
+                    elif name.startswith(TMP_PREFIX):
+                        _sweep(entry)
         except (FileNotFoundError, NotADirectoryError):
             return []
         except OSError as e:

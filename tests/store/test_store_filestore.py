@@ -351,3 +351,22 @@ def test_open_store_defaults_to_the_user_data_dir(tmp_path, monkeypatch):
     xdg = str(tmp_path / "data")
     assert open_store({"XDG_DATA_HOME": xdg}).home == tmp_path / "data" / "keymgmt"
     assert open_store({"KEYMGMT_HOME": "", "XDG_DATA_HOME": xdg}).home == tmp_path / "data" / "keymgmt"
+
+
+def test_list_sweeps_temp_files_left_by_killed_writers(tmp_path):
+    import time as _time
+
+    from keymgmt_cli.store.filestore import STALE_TMP_SECONDS, TMP_PREFIX, FileStore
+
+    store = FileStore(tmp_path / "state")
+    store.put("c/a", {"n": 1})
+    directory = tmp_path / "state" / "c"
+    old = directory / f"{TMP_PREFIX}1234-dead"
+    fresh = directory / f"{TMP_PREFIX}5678-live"
+    old.write_bytes(b"{")
+    fresh.write_bytes(b"{")
+    past = _time.time() - STALE_TMP_SECONDS - 5
+    os.utime(old, (past, past))
+    assert store.list("c") == ["a"]
+    assert not old.exists(), "a stale temp file is removed"
+    assert fresh.exists(), "a writer's fresh temp file is left alone"
