@@ -8,19 +8,14 @@ import os
 import pytest
 
 from keymgmt_cli.engine.core import Engine
-from keymgmt_cli.store import SecretBox
-from keymgmt_cli.store.masterkey import MasterKey
 from keymgmt_cli.store.memory import MemoryStore
+
+from twins import memory_secret_box  # noqa: F401  (re-exported for tests)
 
 # Distinctive secret values: tests assert they never appear in output or on disk.
 SECRET_KEY = "bCiYmNroLxLmPNQ47VIvjlm8mQu5oktZcQdq195w"
 SESSION_TOKEN = "FwoGZXIvYXdzEXAMPLEsessionTOKENvalue0123456789"
 ACCESS_KEY = "ASIADJO3WTX6WPLJM42V"
-
-
-def memory_secret_box() -> SecretBox:
-    key = os.urandom(32)
-    return SecretBox(lambda: MasterKey(key=key, source="test:memory"))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -40,19 +40,24 @@ CONFIG_ENV = "KEYMGMT_CONFIG"
 _SETTINGS = {"storage": STORAGE_ENV, "seal": SEAL_ENV}
 
 
+def _user_dir(environ: Mapping[str, str], xdg_var: str, linux_default: str, platformdirs_fn: str) -> Path:
+    """``<dir>/keymgmt`` by platformdirs' rule. On Linux it is computed here ($XDG_..., else the
+    default), so reads do not pay for importing platformdirs."""
+    if sys.platform.startswith("linux"):
+        xdg = environ.get(xdg_var, "").strip()
+        base = xdg if os.path.isabs(xdg) else os.path.expanduser(linux_default)
+        return Path(base) / "keymgmt"
+    import platformdirs
+
+    return Path(getattr(platformdirs, platformdirs_fn)("keymgmt", appauthor=False))
+
+
 def state_home(environ: Mapping[str, str]) -> Path:
     """``KEYMGMT_HOME`` if set (``~`` expanded, made absolute), else the user data dir."""
     configured = environ.get(HOME_ENV)
     if configured:
         return Path(os.path.abspath(os.path.expanduser(configured)))
-    if sys.platform.startswith("linux"):
-        # platformdirs' rule on Linux, without its import on every read: $XDG_DATA_HOME or ~/.local/share
-        xdg = environ.get("XDG_DATA_HOME", "").strip()
-        base = xdg if os.path.isabs(xdg) else os.path.expanduser("~/.local/share")
-        return Path(base) / "keymgmt"
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("keymgmt", appauthor=False))
+    return _user_dir(environ, "XDG_DATA_HOME", "~/.local/share", "user_data_dir")
 
 
 def open_store(environ: Mapping[str, str]) -> Any:
@@ -71,13 +76,7 @@ def config_path(environ: Mapping[str, str]) -> Path:
     configured = environ.get(CONFIG_ENV)
     if configured:
         return Path(os.path.abspath(os.path.expanduser(configured)))
-    if sys.platform.startswith("linux"):
-        xdg = environ.get("XDG_CONFIG_HOME", "").strip()
-        base = xdg if os.path.isabs(xdg) else os.path.expanduser("~/.config")
-        return Path(base) / "keymgmt" / "config.json"
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("keymgmt", appauthor=False)) / "config.json"
+    return _user_dir(environ, "XDG_CONFIG_HOME", "~/.config", "user_config_dir") / "config.json"
 
 
 def setting(environ: Mapping[str, str], name: str) -> str | None:

@@ -20,7 +20,7 @@ from keymgmt_cli.engine.paths import ROUTES
 from keymgmt_cli.providers.memory import MemoryKms, MemoryKmsWorld
 from keymgmt_cli.store import FileStore
 
-from conftest import memory_secret_box
+from twins import memory_secret_box
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from keymgmt_cli.engine.core import Engine
 from keymgmt_cli.engine.routing import Request
 from keymgmt_cli.engine.verify import verify
-from keymgmt_cli.providers.memory import MemoryKms, MemoryKmsWorld
-from keymgmt_cli.store.memory import MemoryStore
+from keymgmt_cli.providers.memory import MemoryKms
 
-from conftest import memory_secret_box
 
 TS = 1700000000
 ALIAS = f"alias/hashicorp/k-{TS}"
 
 
 @pytest.fixture
-def world():
-    return MemoryKmsWorld()
-
-
-@pytest.fixture
-def eng(world):
-    engine = Engine(MemoryStore(), memory_secret_box(), lambda cfg: MemoryKms(cfg.region, world),
-                    clock=lambda: float(TS))
+def eng(twin_engine):
+    engine = twin_engine
     for path, data in [("keymgmt/kms/aws1", {"provider": "awskms", "key_collection": "us-west-1"}),
                        ("keymgmt/key/k", {"type": "ecdsa-p256"}),
                        ("keymgmt/key/k/rotate", {}),
