@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from keymgmt_cli.engine.mounts import Mount, now_rfc3339
 from keymgmt_cli.engine.names import normalize_mount_path
 from keymgmt_cli.engine.routing import OPERATIONS, Request, Response, match
 from keymgmt_cli.errors import InvalidRequest, NotFound, PreconditionFailed, UnsupportedPath
@@ -20,27 +21,6 @@ if TYPE_CHECKING:
 STATE_DOC = "state"
 DEFAULT_MOUNT = "keymgmt/"
 MOUNT_TYPES = ("keymgmt",)
-
-
-class Mount:
-    """A mount: its path ("keymgmt/") and the uuid that names its namespace in the store."""
-
-    __slots__ = ("path", "uuid", "type", "description")
-
-    def __init__(self, path: str, uuid: str, type: str = "keymgmt", description: str = ""):
-        self.path, self.uuid, self.type, self.description = path, uuid, type, description
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Mount) and (self.path, self.uuid) == (other.path, other.uuid)
-
-    def __repr__(self) -> str:
-        return f"Mount({self.path!r}, {self.uuid!r})"
-
-    def doc(self, *parts: str) -> str:
-        return "/".join(("ns", self.uuid) + parts)
-
-    def lock(self, kind: str, name: str) -> str:
-        return f"{self.uuid}.{kind}.{name}"
 
 
 def _new_uuid() -> str:
@@ -217,11 +197,3 @@ class Engine:
             mounts.append({"path": mount.path, "type": mount.type, "keys": len(keys),
                            "kms_providers": len(providers), "distributions": dists})
         return {"mounts": mounts, "unfinished": unfinished, "initialized": self.initialized()}
-
-
-def now_rfc3339() -> str:
-    """Vault's creation_time shape: 2020-11-02T15:54:58.768473-08:00 (local offset)."""
-    from datetime import datetime, timezone  # writes only: reads never format times
-
-    return datetime.now(timezone.utc).astimezone().isoformat()
-

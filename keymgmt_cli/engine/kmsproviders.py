@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 
-from keymgmt_cli.engine.core import Engine, Mount, now_rfc3339
+from keymgmt_cli.engine.mounts import Mount, now_rfc3339
 from keymgmt_cli.engine.names import check_name
 from keymgmt_cli.engine.routing import Response
 from keymgmt_cli.errors import InvalidRequest, NotFound, NoValue, PreconditionFailed
@@ -17,9 +17,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from keymgmt_cli.engine.mounts import EngineView as Engine
     from keymgmt_cli.providers.base import ProviderConfig
-
-
 
 
 def _credentials_aad(mount: Mount, name: str) -> str:

@@ -33,28 +33,28 @@ class Response:
 
 
 class Operation:
-    """A verb on a path. ``handler`` and ``fields`` name "module:attribute" in keymgmt_cli.engine and
-    are imported on first use, so a read imports only the module that serves it."""
+    """A verb on a path. ``handler`` and ``fields`` are (loader, attribute) pairs: the loader is a
+    function of the route table that imports the module, so a read imports only the module that
+    serves it, and every import stays a plain import statement in ``paths.py`` (no module is named
+    by a string, so the import graph can be read from the source)."""
 
     __slots__ = ("_handler", "summary", "_fields", "example")
 
-    def __init__(self, handler: str, summary: str, fields: str | None = None, example: str = ""):
+    def __init__(self, handler: tuple[Callable[[], Any], str], summary: str,
+                 fields: tuple[Callable[[], Any], str] | None = None, example: str = ""):
         self._handler, self.summary, self._fields, self.example = handler, summary, fields, example
 
     @property
     def handler(self) -> Callable[..., Response]:
-        return _resolve(self._handler)
+        load, attr = self._handler
+        return getattr(load(), attr)
 
     @property
     def fields(self) -> dict[str, Field]:
-        return _resolve(self._fields) if self._fields else {}
-
-
-def _resolve(ref: str) -> Any:
-    import importlib
-
-    module, _, attr = ref.partition(":")
-    return getattr(importlib.import_module("keymgmt_cli.engine." + module), attr)
+        if self._fields is None:
+            return {}
+        load, attr = self._fields
+        return getattr(load(), attr)
 
 
 class Route:
@@ -64,7 +64,7 @@ class Route:
 
     def __init__(self, pattern: str, synopsis: str, operations: dict[str, Operation]):
         self.pattern, self.synopsis, self.operations = pattern, synopsis, operations
-        self._regex = re.compile("^" + pattern + "$")
+        self._regex = re.compile("(?:" + pattern + r")\Z")  # \Z, not $: "$" also matches before a final newline
 
     def regex(self) -> re.Pattern[str]:
         return self._regex
