@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from keymgmt_cli.engine.core import Engine, Mount, now_rfc3339
+from keymgmt_cli.engine import reconcile
+from keymgmt_cli.engine.mounts import Mount, now_rfc3339
 from keymgmt_cli.engine.names import check_name
 from keymgmt_cli.engine.routing import Response
+from keymgmt_cli.engine.sealing import seal_version
 from keymgmt_cli.errors import InvalidRequest, NotFound, NoValue, PreconditionFailed
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from keymgmt_cli.engine.mounts import EngineView as Engine
+
 MUTATION_LOCK_TIMEOUT = 600.0  # a distribution at AWS's 1/s import quota can take minutes
-
-
-
-
-def material_aad(mount: Mount, name: str, version: int | str) -> str:
-    return f"{mount.doc('keys', name)}#versions/{version}/material"
 
 
 def load_key(engine: Engine, mount: Mount, name: str) -> dict[str, Any]:
@@ -40,16 +38,6 @@ def new_version(engine: Engine, mount: Mount, name: str, key_type: str) -> dict[
         version["public_key"] = public_pem
     version["_material"] = material  # sealed by store_version before it is written
     return version
-
-
-def seal_version(engine: Engine, mount: Mount, name: str, number: int, version: dict[str, Any]) -> dict[str, Any]:
-    material = version.pop("_material")
-    version["material"] = engine.secrets.seal(material, material_aad(mount, name, number))
-    return version
-
-
-def unseal_material(engine: Engine, mount: Mount, name: str, doc: dict[str, Any], number: int) -> bytes:
-    return engine.secrets.unseal(doc["versions"][str(number)]["material"], material_aad(mount, name, number))
 
 
 # -- handlers --------------------------------------------------------------------------------------
@@ -112,8 +100,6 @@ def _create_key(engine: Engine, mount: Mount, name: str, values: dict[str, Any])
 
 
 def _update_key(engine: Engine, mount: Mount, name: str, doc: dict[str, Any], values: dict[str, Any]) -> Response:
-    from keymgmt_cli.engine import distribution
-
     if "type" in values and values["type"] != doc["type"]:
         raise InvalidRequest(f"type cannot be changed after creation (key {name!r} is {doc['type']})")
     if "replica_regions" in values and values["replica_regions"] != doc.get("replica_regions", []):
@@ -129,13 +115,11 @@ def _update_key(engine: Engine, mount: Mount, name: str, doc: dict[str, Any], va
     if changed:
         engine.put(mount.doc("keys", name), doc)
     # Always reconcile: re-running the same write finishes an enable/disable that failed halfway.
-    distribution.sync_key(engine, mount, name, doc)
+    reconcile.sync_key(engine, mount, name, doc)
     return Response()
 
 
 def rotate_key(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -> Response:
-    from keymgmt_cli.engine import distribution
-
     warnings: list[str] = []
     with engine.store.lock(mount.lock("key", name), timeout=MUTATION_LOCK_TIMEOUT):
         doc = load_key(engine, mount, name)
@@ -148,11 +132,11 @@ def rotate_key(engine: Engine, mount: Mount, values: dict[str, Any], name: str) 
             doc["versions"][str(number)] = seal_version(
                 engine, mount, name, number, new_version(engine, mount, name, doc["type"]))
             doc["latest_version"] = number
-            if distribution.distributed_to(engine, mount, name):
+            if reconcile.distributed_to(engine, mount, name):
                 # Journal: until every distribution holds the new version, a re-run finishes it.
                 doc["pending"] = {"op": "rotate", "version": number}
             engine.put(mount.doc("keys", name), doc)
-        distribution.sync_key(engine, mount, name, doc)
+        reconcile.sync_key(engine, mount, name, doc)
         if doc.get("pending"):
             doc.pop("pending")
             engine.put(mount.doc("keys", name), doc)
@@ -162,15 +146,13 @@ def rotate_key(engine: Engine, mount: Mount, values: dict[str, Any], name: str) 
 def abandon_rotation(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -> Response:
     """Give up an interrupted rotation instead of finishing it: what it created in KMS is scheduled
     for deletion (7 days, the shortest window AWS allows) and the new version is dropped."""
-    from keymgmt_cli.engine import distribution
-
     with engine.store.lock(mount.lock("key", name), timeout=MUTATION_LOCK_TIMEOUT):
         doc = load_key(engine, mount, name)
         pending = doc.get("pending")
         if not pending or pending.get("op") != "rotate":
             raise PreconditionFailed(f"key {name!r} has no unfinished rotation to abandon")
         version = pending["version"]
-        distribution.abandon_version(engine, mount, doc, version)
+        reconcile.abandon_version(engine, mount, doc, version)
         del doc["versions"][str(version)]
         doc["latest_version"] = version - 1
         doc["min_enabled_version"] = min(doc["min_enabled_version"], version - 1)
@@ -181,8 +163,6 @@ def abandon_rotation(engine: Engine, mount: Mount, values: dict[str, Any], name:
 
 
 def delete_key(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -> Response:
-    from keymgmt_cli.engine import distribution
-
     check_name("key", name)
     with engine.store.lock(mount.lock("key", name), timeout=MUTATION_LOCK_TIMEOUT):
         doc = engine.store.get(mount.doc("keys", name))
@@ -191,7 +171,7 @@ def delete_key(engine: Engine, mount: Mount, values: dict[str, Any], name: str) 
         if not doc["deletion_allowed"]:
             raise PreconditionFailed(f"key {name!r} cannot be deleted: deletion_allowed is false",
                                      hint=f"keymgmt write {mount.path}key/{name} deletion_allowed=true")
-        where = distribution.distributed_to(engine, mount, name)
+        where = reconcile.distributed_to(engine, mount, name)
         if where:
             raise PreconditionFailed(
                 f"key {name!r} is still distributed to KMS provider(s) {', '.join(where)}",
@@ -201,10 +181,8 @@ def delete_key(engine: Engine, mount: Mount, values: dict[str, Any], name: str) 
 
 
 def list_key_kms(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -> Response:
-    from keymgmt_cli.engine import distribution
-
     load_key(engine, mount, name)
-    return _listing(distribution.distributed_to(engine, mount, name), f"{mount.path}key/{name}/kms")
+    return _listing(reconcile.distributed_to(engine, mount, name), f"{mount.path}key/{name}/kms")
 
 
 def _listing(names: list[str], path: str) -> Response:

@@ -12,11 +12,15 @@ Read-only towards AWS: DescribeKey, ListResourceTags, GetPublicKey, ListAliases,
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from keymgmt_cli.engine import distribution, kmsproviders
-from keymgmt_cli.engine.core import Engine, Mount
+from keymgmt_cli.engine import kmsproviders, reconcile
+from keymgmt_cli.engine.keys import load_key
+from keymgmt_cli.engine.mounts import Mount
 from keymgmt_cli.errors import NotFound, UnsupportedPath
+
+if TYPE_CHECKING:
+    from keymgmt_cli.engine.mounts import EngineView as Engine
 
 PENDING_DELETION = ("PendingDeletion", "PendingReplicaDeletion")
 
@@ -46,11 +50,9 @@ def _targets(engine: Engine, path: str | None) -> tuple[list[tuple[Mount, str, s
                 raise NotFound(f"key {rel_parts[3]!r} is not distributed to KMS provider {rel_parts[1]!r}")
             dists.append((mount, rel_parts[1], rel_parts[3]))
         elif rel_parts[0] == "key" and len(rel_parts) == 2:
-            from keymgmt_cli.engine.keys import load_key
-
             load_key(engine, mount, rel_parts[1])
             dists += [(mount, kms, rel_parts[1])
-                      for kms in distribution.distributed_to(engine, mount, rel_parts[1])]
+                      for kms in reconcile.distributed_to(engine, mount, rel_parts[1])]
         else:
             raise UnsupportedPath(f"verify covers a mount, key/NAME, kms/NAME or kms/NAME/key/KEY, not {path}")
     return dists, providers
@@ -66,7 +68,7 @@ def verify(engine: Engine, path: str | None = None) -> dict[str, Any]:
     def connect(mount: Mount, kms: str) -> Any:
         if (mount.uuid, kms) not in connections:
             doc = kmsproviders.load_provider(engine, mount, kms)
-            connections[(mount.uuid, kms)] = distribution._connect(engine, mount, doc)
+            connections[(mount.uuid, kms)] = reconcile.connect(engine, mount, doc)
         return connections[(mount.uuid, kms)]
 
     for mount, kms, key_name in dists:
@@ -89,7 +91,7 @@ def verify(engine: Engine, path: str | None = None) -> dict[str, Any]:
             (r, provider.in_region(r), r) for r in dist.get("replica_regions", [])]
         latest = str(key["latest_version"])
         for region, regional, replica_region in regions:
-            for v, rec in distribution._versions(dist):
+            for v, rec in reconcile.versions(dist):
                 key_id = rec.get("key_id")
                 if not key_id or rec.get("deleted"):
                     continue
@@ -115,7 +117,7 @@ def verify(engine: Engine, path: str | None = None) -> dict[str, Any]:
     for mount, kms in providers:
         provider = connect(mount, kms)
         ids = known.get((mount.uuid, kms), set())
-        for key_id in distribution.find_tagged(provider, {"keymgmt:state_id": state_id,
+        for key_id in reconcile.find_tagged(provider, {"keymgmt:state_id": state_id,
                                                           "keymgmt:mount": mount.path, "keymgmt:kms": kms}):
             if key_id in ids:
                 continue

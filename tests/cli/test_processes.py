@@ -47,7 +47,7 @@ def test_secrets_never_reach_the_state_directory(cli_environ):
     secrets = [SECRET_KEY.encode(), SESSION_TOKEN.encode(), master]
     # the key material itself, unsealed with the project's own code, must not be on disk either
     from keymgmt_cli.engine.core import Engine
-    from keymgmt_cli.engine.keys import unseal_material
+    from keymgmt_cli.engine.sealing import unseal_material
     from keymgmt_cli.store import open_secret_box, open_store
 
     store = open_store(cli_environ)

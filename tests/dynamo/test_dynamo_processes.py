@@ -122,7 +122,7 @@ def test_twelve_runners_on_two_machines_lose_no_update_and_share_no_lease(team, 
 
     # every version's material unseals on the other machine (the seal is shared via KMS)
     from keymgmt_cli.cli.main import build_engine
-    from keymgmt_cli.engine.keys import unseal_material
+    from keymgmt_cli.engine.sealing import unseal_material
 
     engine = build_engine(b)
     mount, _ = engine.resolve("keymgmt/key/shared")

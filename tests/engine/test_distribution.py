@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from keymgmt_cli.engine.keys import unseal_material
+from keymgmt_cli.engine.sealing import unseal_material
 from keymgmt_cli.engine.routing import Request
 from keymgmt_cli.errors import EngineError, InvalidRequest, PreconditionFailed, ProviderError
 from keymgmt_cli.providers.memory import MemoryKms

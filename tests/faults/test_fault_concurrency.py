@@ -19,7 +19,7 @@ import pytest
 
 from fault_harness import argv, cli_environ, km, ok
 from keymgmt_cli.engine.core import Engine
-from keymgmt_cli.engine.keys import unseal_material
+from keymgmt_cli.engine.sealing import unseal_material
 from keymgmt_cli.store import open_secret_box, open_store
 
 pytestmark = pytest.mark.slow

@@ -19,7 +19,7 @@ import pytest
 
 from fault_harness import KMS, REPLICA_REGION, cli_environ, fresh_kms, km, provider_args
 from keymgmt_cli.engine.core import Engine
-from keymgmt_cli.engine.keys import unseal_material
+from keymgmt_cli.engine.sealing import unseal_material
 from keymgmt_cli.store import open_secret_box, open_store
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]

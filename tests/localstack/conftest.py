@@ -140,7 +140,7 @@ class KeymgmtCli:
     def material(self, key: str, version: int | str) -> bytes:
         """A version's key material, unsealed from the state with keymgmt's own code."""
         from keymgmt_cli.engine.core import Engine
-        from keymgmt_cli.engine.keys import unseal_material
+        from keymgmt_cli.engine.sealing import unseal_material
         from keymgmt_cli.store import open_secret_box, open_store, state_home
 
         store = open_store(self.env)

@@ -1,0 +1,270 @@
+"""The reconcile state machine: from a distribution's record to what AWS must hold.
+
+A distribution document records, call by call, what exists in AWS (the KMS key id of every
+version the moment CreateKey returns, whether its material is imported, whether it is enabled, the
+alias target, the replicas). ``reconcile`` walks from that record to the wanted state, saving the
+record after every call, so re-running a command after a failure finishes the job with the keys
+already created instead of making new ones. ``sync_key`` runs it for every distribution of a key
+(rotation, min_enabled_version), ``abandon_version`` undoes an unfinished rotation, and
+``find_tagged`` finds a key that was created but never recorded.
+
+On the happy path a distribution makes exactly CreateKey, GetParametersForImport and
+ImportKeyMaterial per version plus one alias call; DisableKey only below min_enabled_version.
+
+Public interface (used by ``distribution``, ``keys`` and ``verify``): ``distributed_to``,
+``connect``, ``versions``, ``reconcile``, ``sync_key``, ``abandon_version``, ``find_tagged``.
+"""
+
+from __future__ import annotations
+
+from keymgmt_cli.engine import kmsproviders
+from keymgmt_cli.engine.sealing import unseal_all
+from keymgmt_cli.errors import EngineError, ProviderError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from keymgmt_cli.engine.mounts import EngineView, Mount
+
+
+def distributed_to(engine: EngineView, mount: Mount, key_name: str) -> list[str]:
+    return [kms for kms in engine.store.list(mount.doc("kms"))
+            if engine.store.get(mount.doc("dist", kms, key_name)) is not None]
+
+
+
+def abandon_version(engine: EngineView, mount: Mount, key: dict[str, Any], version: int, window: int = 7) -> None:
+    """Undo an unfinished rotation in every distribution: aliases back to the previous version,
+    the new version's KMS keys (and replicas, and any key created but never recorded) scheduled
+    for deletion, the version dropped from each record. The caller holds the key lock."""
+    previous = str(version - 1)
+    for kms in distributed_to(engine, mount, key["name"]):
+        dist_id = mount.doc("dist", kms, key["name"])
+        dist = engine.store.get(dist_id)
+        rec = dist["versions"].get(str(version)) if dist else None
+        if rec is None:
+            continue
+        provider = connect(engine, mount, kmsproviders.load_provider(engine, mount, kms))
+        back = dist["versions"].get(previous, {}).get("key_id")
+        if rec.get("key_id") and dist.get("alias_target") == rec["key_id"] and back:
+            provider.update_alias(dist["alias"], back)
+            dist["alias_target"] = back
+            engine.put(dist_id, dist)
+        for region, replica in rec.get("replicas", {}).items():
+            regional = provider.in_region(region)
+            if dist.get("replica_alias_targets", {}).get(region) == rec.get("key_id") and back:
+                regional.update_alias(dist["alias"], back)
+                dist["replica_alias_targets"][region] = back
+            if replica.get("created") and not replica.get("deleted"):
+                regional.schedule_key_deletion(rec["key_id"], window)
+                replica["deleted"] = True
+            engine.put(dist_id, dist)
+        doomed = [rec["key_id"]] if rec.get("key_id") else []
+        if rec.get("creating"):
+            doomed += find_tagged(provider, {"keymgmt:op": rec["creating"]})
+        for key_id in dict.fromkeys(doomed):
+            provider.schedule_key_deletion(key_id, window)
+        del dist["versions"][str(version)]
+        engine.put(dist_id, dist)
+
+
+def sync_key(engine: EngineView, mount: Mount, key_name: str, key: dict[str, Any]) -> None:
+    """Bring every distribution of the key to its current versions and min_enabled_version.
+
+    Distributions in different providers proceed concurrently; the caller holds the key lock.
+    """
+    targets = []
+    for kms in distributed_to(engine, mount, key_name):
+        dist = engine.store.get(mount.doc("dist", kms, key_name))
+        if dist is None or dist.get("state") == "removing":
+            continue
+        targets.append((kmsproviders.load_provider(engine, mount, kms), dist))
+    if not targets:
+        return
+    materials = unseal_all(engine, mount, key)
+    if len(targets) == 1:
+        reconcile(engine, mount, key, targets[0][1], targets[0][0], materials)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(8, len(targets))) as pool:
+        futures = [(kms_doc["name"], pool.submit(reconcile, engine, mount, key, dist, kms_doc, materials))
+                   for kms_doc, dist in targets]
+    failures = []
+    for kms, future in futures:
+        error = future.exception()
+        if error is not None:
+            failures.append((kms, error))
+    if failures:
+        kms, first = failures[0]
+        if not isinstance(first, EngineError):
+            raise first
+        message = f"{len(failures)} of {len(targets)} distributions did not finish ({kms}: {first})"
+        raise type(first)(message, hint="re-run the same command to finish; what was done is recorded") \
+            if not isinstance(first, ProviderError) else ProviderError(
+                message, code=first.code, hint="re-run the same command to finish; what was done is recorded")
+
+
+
+def versions(dist: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    return sorted(((int(v), rec) for v, rec in dist["versions"].items()), key=lambda item: item[0])
+
+
+def connect(engine: EngineView, mount: Mount, kms_doc: dict[str, Any]) -> Any:
+    if engine.provider_factory is None:
+        raise EngineError("no KMS provider factory configured")
+    return engine.provider_factory(kmsproviders.provider_config(engine, mount, kms_doc))
+
+
+def _tags(engine: EngineView, mount: Mount, kms: str, key_name: str, version: int) -> dict[str, str]:
+    return {"keymgmt:state_id": engine.state_id(), "keymgmt:mount": mount.path, "keymgmt:key_name": key_name,
+            "keymgmt:version": str(version), "keymgmt:kms": kms}
+
+
+def _description(mount: Mount, kms: str, key_name: str, version: int) -> str:
+    return f"keymgmt {mount.path}key/{key_name} version {version} (KMS provider {kms})"
+
+
+def _import(provider: Any, key_id: str, material: bytes, dist: dict[str, Any]) -> None:
+    from keymgmt_cli import transfer
+    from keymgmt_cli.engine.schemas import parse_valid_to  # writes only: reads never load the schemas
+
+    params = provider.get_parameters_for_import(key_id, dist["wrapping_algorithm"], dist["wrapping_key_spec"])
+    blob = transfer.wrap_key_material(material, params.public_key_der, dist["wrapping_algorithm"])
+    valid_to = parse_valid_to(dist["valid_to"]) if dist.get("valid_to") else None
+    provider.import_key_material(key_id, params.import_token, blob, valid_to=valid_to)
+
+
+def _ensure_imported(engine: EngineView, provider: Any, holder: dict[str, Any], key_id: str, material: bytes,
+                     dist: dict[str, Any], save: Any, progress: str) -> None:
+    """Import the material once; ``holder`` (a version record or a replica record) remembers it."""
+    if holder.get("imported"):
+        return
+    engine.progress(progress)
+    _import(provider, key_id, material, dist)
+    holder["imported"] = True
+    holder["enabled"] = True
+    save()
+
+
+def reconcile(engine: EngineView, mount: Mount, key: dict[str, Any], dist: dict[str, Any],
+               kms_doc: dict[str, Any], materials: dict[int, bytes]) -> None:
+    kms = kms_doc["name"]
+    key_name = key["name"]
+    dist_id = mount.doc("dist", kms, key_name)
+
+    def save() -> None:
+        engine.put(dist_id, dist)
+
+    provider = connect(engine, mount, kms_doc)
+    multi_region = bool(key.get("replica_regions"))
+    latest = key["latest_version"]
+    for v in range(1, latest + 1):
+        rec = dist["versions"].setdefault(str(v), {})
+        if not rec.get("key_id") and rec.get("creating"):
+            # An earlier run called CreateKey and may have died before recording the id: the
+            # key carries our operation tag, so find it instead of making a second one.
+            found = find_tagged(provider, {"keymgmt:op": rec["creating"]})
+            if found:
+                rec["key_id"] = found[0]
+                rec["imported"] = False
+                for extra in found[1:]:
+                    provider.schedule_key_deletion(extra, 7)
+                save()
+        if not rec.get("key_id"):
+            rec["creating"] = _new_token()
+            save()  # the intent is on disk before the call, so a crash during it is recoverable
+            engine.progress(f"{kms}: creating the KMS key for version {v}")
+            rec["key_id"] = provider.create_key(
+                key_spec=dist["key_spec"], key_usage=dist["key_usage"],
+                description=_description(mount, kms, key_name, v),
+                tags={**_tags(engine, mount, kms, key_name, v), "keymgmt:op": rec["creating"]},
+                multi_region=multi_region)
+            rec.pop("creating")
+            rec["imported"] = False
+            save()  # the key id is on disk before anything else can fail
+        _ensure_imported(engine, provider, rec, rec["key_id"], materials[v], dist, save,
+                         f"{kms}: importing version {v}")
+    _point_alias(provider, dist["alias"], dist, "alias_target", dist["versions"][str(latest)]["key_id"], save)
+    _apply_min_enabled(provider, dist, key, None, save)
+
+    for region in dist.get("replica_regions", []):
+        regional = provider.in_region(region)
+        for v, rec in versions(dist):
+            replica = rec.setdefault("replicas", {}).setdefault(region, {})
+            if not replica.get("created"):
+                if not rec.get("enabled", True):
+                    continue  # AWS refuses to replicate a disabled primary; it is replicated once enabled
+                engine.progress(f"{kms}: replicating version {v} to {region}")
+                # a replica that exists already (an interrupted earlier run) counts as created
+                provider.replicate_key(rec["key_id"], region, description=_description(mount, kms, key_name, v),
+                                       tags=_tags(engine, mount, kms, key_name, v))
+                replica["created"] = True
+                replica["imported"] = False
+                save()
+            _ensure_imported(engine, regional, replica, rec["key_id"], materials[v], dist, save,
+                             f"{kms}: importing version {v} into the replica in {region}")
+        targets = dist.setdefault("replica_alias_targets", {})
+        latest_rec = dist["versions"][str(latest)]
+        if latest_rec.get("replicas", {}).get(region, {}).get("imported"):
+            _point_alias(regional, dist["alias"], targets, region, latest_rec["key_id"], save)
+        _apply_min_enabled(regional, dist, key, region, save)
+
+    if dist.get("state") != "ready":
+        dist["state"] = "ready"
+        save()
+
+
+def _new_token() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
+
+
+def find_tagged(provider: Any, wanted: dict[str, str]) -> list[str]:
+    """Key ids in the provider's region whose tags include ``wanted`` (ListKeys + ListResourceTags:
+    a recovery path, never the happy path)."""
+    found = []
+    for key_id in provider.list_keys():
+        try:
+            tags = provider.list_resource_tags(key_id)
+        except ProviderError:
+            continue  # keys we may not read (AWS managed, other teams) are not ours
+        if all(tags.get(k) == v for k, v in wanted.items()):
+            found.append(key_id)
+    return found
+
+
+def _point_alias(provider: Any, alias: str, holder: dict[str, Any], slot: str, key_id: str, save: Any) -> None:
+    """CreateAlias once, UpdateAlias on rotation; an alias that exists already is repointed.
+
+    ``holder[slot]`` records the alias target (the distribution's, or one replica region's)."""
+    current = holder.get(slot)
+    if current == key_id:
+        return
+    if current is None:
+        try:
+            provider.create_alias(alias, key_id)
+        except ProviderError as error:
+            if error.code != "AlreadyExistsException":
+                raise
+            provider.update_alias(alias, key_id)  # created by an interrupted earlier run
+    else:
+        provider.update_alias(alias, key_id)
+    holder[slot] = key_id
+    save()
+
+
+def _apply_min_enabled(provider: Any, dist: dict[str, Any], key: dict[str, Any], region: str | None,
+                       save: Any) -> None:
+    minimum = key["min_enabled_version"]
+    for v, rec in versions(dist):
+        target = rec if region is None else rec.get("replicas", {}).get(region)
+        if not target or not target.get("imported") or rec.get("deleted"):
+            continue
+        want = v >= minimum
+        if target.get("enabled", True) != want:
+            (provider.enable_key if want else provider.disable_key)(rec["key_id"])
+            target["enabled"] = want
+            save()
