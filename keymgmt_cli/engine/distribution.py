@@ -13,7 +13,7 @@ from keymgmt_cli.engine.keys import MUTATION_LOCK_TIMEOUT, load_key
 from keymgmt_cli.engine.keytypes import KEY_TYPES, key_usage_for, ordered_purposes
 from keymgmt_cli.engine.mounts import Mount, now_rfc3339
 from keymgmt_cli.engine.names import check_name
-from keymgmt_cli.engine.reconcile import connect, reconcile, versions
+from keymgmt_cli.engine.reconcile import ALIAS_PREFIX, alias_name, connect, find_tagged, reconcile, versions
 from keymgmt_cli.engine.routing import Response
 from keymgmt_cli.engine.sealing import unseal_all
 from keymgmt_cli.errors import InvalidRequest, NoValue, NotFound, PreconditionFailed
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from typing import Any
 
     from keymgmt_cli.engine.mounts import EngineView as Engine
-
-ALIAS_PREFIX = "alias/hashicorp/"
 
 # -- queries ---------------------------------------------------------------------------------------
 def _load_dist(engine: Engine, mount: Mount, kms: str, key_name: str) -> dict[str, Any] | None:
@@ -88,18 +86,25 @@ def distribute(engine: Engine, mount: Mount, values: dict[str, Any], name: str, 
                       for field in ("wrapping_algorithm", "wrapping_key_spec", "valid_to", "pending_window_days")}
         transfer.check_wrapping(spec, per_import["wrapping_algorithm"], per_import["wrapping_key_spec"],
                                 _max_material_len(key))
+        # Everything that can be refused locally (a wrong master key for the material or the
+        # credentials) is refused before the first record is written: a refused command leaves no trace.
+        materials = unseal_all(engine, mount, key)
+        provider = connect(engine, mount, kms_doc)
         if dist is None:
             stamp = int(engine.clock())
             dist = {"key_name": key_name, "kms_name": name, "name": f"{key_name}-{stamp}",
                     "alias": f"{ALIAS_PREFIX}{key_name}-{stamp}", "purpose": purposes,
                     "protection": protection, "key_spec": spec, "key_usage": usage, **per_import,
                     "created": now_rfc3339(), "state": "distributing", "alias_target": None, "versions": {}}
-            engine.put(dist_id, dist)
+            # Under the provider's lock, which its deletion takes too: either the deletion sees this
+            # record and refuses, or it went first and this distribution stops here, before any AWS call.
+            with engine.store.lock(mount.lock("kms", name)):
+                kms_doc = kmsproviders.load_provider(engine, mount, name)
+                engine.put(dist_id, dist)
         elif any(dist.get(field) != value for field, value in per_import.items()):
             dist.update(per_import)
             engine.put(dist_id, dist)
-        materials = unseal_all(engine, mount, key)
-        reconcile(engine, mount, key, dist, kms_doc, materials)
+        reconcile(engine, mount, key, dist, kms_doc, materials, provider)
     return Response(warnings=warnings)
 
 
@@ -111,14 +116,13 @@ def remove(engine: Engine, mount: Mount, values: dict[str, Any], name: str, key_
         if dist is None:
             return Response()  # "deleted (if it existed)": re-running a finished removal is safe
         window = values.get("pending_window_days", dist.get("pending_window_days", 30))
+        provider = connect(engine, mount, kms_doc)  # unseals the credentials: refused before any record
         dist["state"] = "removing"
         engine.put(dist_id, dist)
-        provider = connect(engine, mount, kms_doc)
-        alias = dist["alias"]
         # Replicas first: a primary with live replicas only reaches PendingReplicaDeletion.
         for region in dist.get("replica_regions", []):
             regional = provider.in_region(region)
-            regional.delete_alias(alias)
+            _delete_our_alias(regional, dist, region, dist.get("replica_alias_targets", {}).get(region))
             for v, rec in versions(dist):
                 replica = rec.get("replicas", {}).get(region)
                 if replica and replica.get("created") and not replica.get("deleted"):
@@ -126,8 +130,16 @@ def remove(engine: Engine, mount: Mount, values: dict[str, Any], name: str, key_
                     regional.schedule_key_deletion(rec["key_id"], window)
                     replica["deleted"] = True
                     engine.put(dist_id, dist)
-        provider.delete_alias(alias)
+        _delete_our_alias(provider, dist, None, dist.get("alias_target"))
         for v, rec in versions(dist):
+            if not rec.get("key_id") and rec.get("creating"):
+                # Abandoned after a crash during CreateKey: the key may exist, unrecorded, with our tag.
+                for key_id in find_tagged(provider, {"keymgmt:state_id": engine.state_id(),
+                                                     "keymgmt:op": rec["creating"]}):
+                    provider.schedule_key_deletion(key_id, window)
+                rec["key_id"], rec["deleted"] = None, True
+                rec.pop("creating")
+                engine.put(dist_id, dist)
             if rec.get("key_id") and not rec.get("deleted"):
                 engine.progress(f"{name}: scheduling deletion of version {v}")
                 provider.schedule_key_deletion(rec["key_id"], window)
@@ -155,6 +167,18 @@ def replicate(engine: Engine, mount: Mount, values: dict[str, Any], name: str, k
         engine.put(mount.doc("dist", name, key_name), dist)
         reconcile(engine, mount, key, dist, kms_doc, unseal_all(engine, mount, key))
     return Response()
+
+
+def _delete_our_alias(provider: Any, dist: dict[str, Any], region: str | None, recorded: str | None) -> None:
+    """Delete the distribution's alias only when it is ours: recorded as created, or (a crash
+    between CreateAlias and its record) found pointing at one of our keys. An alias of the same
+    name that points elsewhere belongs to someone else and is left alone."""
+    name = alias_name(dist, region)
+    if recorded is None:
+        target = provider.get_alias_target(name)
+        if target is None or not any(rec.get("key_id") == target for rec in dist["versions"].values()):
+            return
+    provider.delete_alias(name)
 
 
 def _max_material_len(key: dict[str, Any]) -> int | None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from keymgmt_cli.engine import kmsproviders
 from keymgmt_cli.engine.sealing import unseal_all
-from keymgmt_cli.errors import EngineError, ProviderError
+from keymgmt_cli.errors import EngineError, PreconditionFailed, ProviderError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,13 +48,13 @@ def abandon_version(engine: EngineView, mount: Mount, key: dict[str, Any], versi
         provider = connect(engine, mount, kmsproviders.load_provider(engine, mount, kms))
         back = dist["versions"].get(previous, {}).get("key_id")
         if rec.get("key_id") and dist.get("alias_target") == rec["key_id"] and back:
-            provider.update_alias(dist["alias"], back)
+            provider.update_alias(alias_name(dist), back)
             dist["alias_target"] = back
             engine.put(dist_id, dist)
         for region, replica in rec.get("replicas", {}).items():
             regional = provider.in_region(region)
             if dist.get("replica_alias_targets", {}).get(region) == rec.get("key_id") and back:
-                regional.update_alias(dist["alias"], back)
+                regional.update_alias(alias_name(dist, region), back)
                 dist["replica_alias_targets"][region] = back
             if replica.get("created") and not replica.get("deleted"):
                 regional.schedule_key_deletion(rec["key_id"], window)
@@ -62,7 +62,7 @@ def abandon_version(engine: EngineView, mount: Mount, key: dict[str, Any], versi
             engine.put(dist_id, dist)
         doomed = [rec["key_id"]] if rec.get("key_id") else []
         if rec.get("creating"):
-            doomed += find_tagged(provider, {"keymgmt:op": rec["creating"]})
+            doomed += find_tagged(provider, {"keymgmt:state_id": engine.state_id(), "keymgmt:op": rec["creating"]})
         for key_id in dict.fromkeys(doomed):
             provider.schedule_key_deletion(key_id, window)
         del dist["versions"][str(version)]
@@ -149,7 +149,10 @@ def _ensure_imported(engine: EngineView, provider: Any, holder: dict[str, Any], 
 
 
 def reconcile(engine: EngineView, mount: Mount, key: dict[str, Any], dist: dict[str, Any],
-               kms_doc: dict[str, Any], materials: dict[int, bytes]) -> None:
+               kms_doc: dict[str, Any], materials: dict[int, bytes], provider: Any = None) -> None:
+    """Walk the distribution from its record to the wanted state (every version imported, the alias
+    on the latest, min_enabled_version applied, replicas likewise), saving after every AWS call.
+    ``provider`` is the connection when the caller made one already."""
     kms = kms_doc["name"]
     key_name = key["name"]
     dist_id = mount.doc("dist", kms, key_name)
@@ -157,7 +160,8 @@ def reconcile(engine: EngineView, mount: Mount, key: dict[str, Any], dist: dict[
     def save() -> None:
         engine.put(dist_id, dist)
 
-    provider = connect(engine, mount, kms_doc)
+    if provider is None:
+        provider = connect(engine, mount, kms_doc)
     multi_region = bool(key.get("replica_regions"))
     latest = key["latest_version"]
     for v in range(1, latest + 1):
@@ -165,7 +169,7 @@ def reconcile(engine: EngineView, mount: Mount, key: dict[str, Any], dist: dict[
         if not rec.get("key_id") and rec.get("creating"):
             # An earlier run called CreateKey and may have died before recording the id: the
             # key carries our operation tag, so find it instead of making a second one.
-            found = find_tagged(provider, {"keymgmt:op": rec["creating"]})
+            found = find_tagged(provider, {"keymgmt:state_id": engine.state_id(), "keymgmt:op": rec["creating"]})
             if found:
                 rec["key_id"] = found[0]
                 rec["imported"] = False
@@ -186,7 +190,8 @@ def reconcile(engine: EngineView, mount: Mount, key: dict[str, Any], dist: dict[
             save()  # the key id is on disk before anything else can fail
         _ensure_imported(engine, provider, rec, rec["key_id"], materials[v], dist, save,
                          f"{kms}: importing version {v}")
-    _point_alias(provider, dist["alias"], dist, "alias_target", dist["versions"][str(latest)]["key_id"], save)
+    alias_tags = _tags(engine, mount, kms, key_name, latest)
+    _point_alias(engine, provider, dist, None, dist["versions"][str(latest)]["key_id"], alias_tags, save)
     _apply_min_enabled(provider, dist, key, None, save)
 
     for region in dist.get("replica_regions", []):
@@ -205,10 +210,9 @@ def reconcile(engine: EngineView, mount: Mount, key: dict[str, Any], dist: dict[
                 save()
             _ensure_imported(engine, regional, replica, rec["key_id"], materials[v], dist, save,
                              f"{kms}: importing version {v} into the replica in {region}")
-        targets = dist.setdefault("replica_alias_targets", {})
         latest_rec = dist["versions"][str(latest)]
         if latest_rec.get("replicas", {}).get(region, {}).get("imported"):
-            _point_alias(regional, dist["alias"], targets, region, latest_rec["key_id"], save)
+            _point_alias(engine, regional, dist, region, latest_rec["key_id"], alias_tags, save)
         _apply_min_enabled(regional, dist, key, region, save)
 
     if dist.get("state") != "ready":
@@ -236,24 +240,77 @@ def find_tagged(provider: Any, wanted: dict[str, str]) -> list[str]:
     return found
 
 
-def _point_alias(provider: Any, alias: str, holder: dict[str, Any], slot: str, key_id: str, save: Any) -> None:
-    """CreateAlias once, UpdateAlias on rotation; an alias that exists already is repointed.
+ALIAS_PREFIX = "alias/hashicorp/"
+ALIAS_ATTEMPTS = 10  # other names tried when an alias name is taken by a key that is not ours
 
-    ``holder[slot]`` records the alias target (the distribution's, or one replica region's)."""
+
+def alias_name(dist: dict[str, Any], region: str | None = None) -> str:
+    """The distribution's alias in the primary region, or in one replica region (where it differs
+    only when the primary's name was taken there by a key that is not ours)."""
+    if region is not None:
+        return dist.get("replica_alias_names", {}).get(region, dist["alias"])
+    return dist["alias"]
+
+
+def ours(provider: Any, key_id: str, dist: dict[str, Any], tags: dict[str, str]) -> bool:
+    """Is ``key_id`` provably this distribution's: a key id it recorded, or a key carrying its tags
+    (state id, mount, key name, provider)? Anything else, another state's or a hand-made key, is not."""
+    if any(rec.get("key_id") == key_id for rec in dist["versions"].values()):
+        return True
+    try:
+        found = provider.list_resource_tags(key_id)
+    except ProviderError:
+        return False  # a key we may not read is not ours
+    return all(found.get(k) == v for k, v in tags.items() if k != "keymgmt:version")
+
+
+def _point_alias(engine: EngineView, provider: Any, dist: dict[str, Any], region: str | None, key_id: str,
+                 tags: dict[str, str], save: Any) -> None:
+    """CreateAlias once, UpdateAlias on rotation. An alias name that exists already is adopted only
+    when its target is provably ours (an interrupted earlier run); a name taken by anything else
+    (another mount or state distributing a key of the same name in the same second, a hand-made
+    alias) is left untouched, and another name is chosen and recorded before CreateAlias."""
+    holder, slot = (dist, "alias_target") if region is None else (dist.setdefault("replica_alias_targets", {}),
+                                                                  region)
     current = holder.get(slot)
     if current == key_id:
         return
-    if current is None:
-        try:
-            provider.create_alias(alias, key_id)
-        except ProviderError as error:
-            if error.code != "AlreadyExistsException":
-                raise
-            provider.update_alias(alias, key_id)  # created by an interrupted earlier run
+    if current is not None:
+        provider.update_alias(alias_name(dist, region), key_id)
     else:
-        provider.update_alias(alias, key_id)
+        for _attempt in range(ALIAS_ATTEMPTS):
+            name = alias_name(dist, region)
+            try:
+                provider.create_alias(name, key_id)
+                break
+            except ProviderError as error:
+                if error.code != "AlreadyExistsException":
+                    raise
+            target = provider.get_alias_target(name)
+            if target is None:
+                continue  # deleted in between: try the same name again
+            if ours(provider, target, dist, tags):
+                provider.update_alias(name, key_id)  # created by an interrupted earlier run
+                break
+            _rename_alias(engine, dist, region)
+            save()  # the new name is on record before CreateAlias
+        else:
+            raise PreconditionFailed(f"no free alias name for {dist['key_name']!r} after {ALIAS_ATTEMPTS} tries; "
+                                     "the names are taken by keys that are not this distribution's")
     holder[slot] = key_id
     save()
+
+
+def _rename_alias(engine: EngineView, dist: dict[str, Any], region: str | None) -> None:
+    """Choose the next name of Vault's shape, alias/hashicorp/<key_name>-<unix_timestamp>: a later
+    timestamp than the one that was taken (and than now, so racing states drift apart)."""
+    taken = alias_name(dist, region)
+    stamp = max(int(taken.rsplit("-", 1)[1]) + 1, int(engine.clock()))
+    name = f"{dist['key_name']}-{stamp}"
+    if region is None:
+        dist["name"], dist["alias"] = name, ALIAS_PREFIX + name
+    else:
+        dist.setdefault("replica_alias_names", {})[region] = ALIAS_PREFIX + name
 
 
 def _apply_min_enabled(provider: Any, dist: dict[str, Any], key: dict[str, Any], region: str | None,

@@ -106,11 +106,12 @@ def verify(engine: Engine, path: str | None = None) -> dict[str, Any]:
             want = latest_rec.get("key_id")
             if replica_region is not None and not latest_rec.get("replicas", {}).get(replica_region, {}).get("imported"):
                 continue
-            target = regional.get_alias_target(dist["alias"])
+            alias = reconcile.alias_name(dist, replica_region)
+            target = regional.get_alias_target(alias)
             if target is None:
-                report(f"alias {dist['alias']} is missing", int(latest), region, want)
+                report(f"alias {alias} is missing", int(latest), region, want)
             elif target != want:
-                report(f"alias {dist['alias']} points to {target}, expected version {latest} ({want})",
+                report(f"alias {alias} points to {target}, expected version {latest} ({want})",
                        int(latest), region, want)
 
     state_id = engine.state_id()
