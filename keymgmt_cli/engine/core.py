@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from keymgmt_cli.engine import shapes
 from keymgmt_cli.engine.mounts import Mount, now_rfc3339
 from keymgmt_cli.engine.names import normalize_mount_path
 from keymgmt_cli.engine.routing import OPERATIONS, Request, Response, match
@@ -80,6 +81,8 @@ class Engine:
     def _state(self) -> dict[str, Any] | None:
         if self._state_doc is None:
             doc = self.store.get(STATE_DOC)
+            if doc is not None and "mounts" in doc:
+                shapes.state(STATE_DOC, doc)
             if doc is not None and "mounts" not in doc:
                 # pre-release layout: one document per mount under mounts/ (rewritten on the next mount change)
                 doc["mounts"] = {}
@@ -149,7 +152,10 @@ class Engine:
 
         return self._update_mounts(add)
 
-    def disable_mount(self, path: str) -> None:
+    def disable_mount(self, path: str, force: bool = False) -> None:
+        """Disable a mount and delete its data. Refused while keys are distributed (remove them
+        first), and, unless ``force``, while any key has deletion_allowed=false: Vault deletes
+        them silently; we do not (a documented difference)."""
         mount_path = normalize_mount_path(path)
 
         def remove(mounts: dict[str, Any]) -> Mount:
@@ -161,6 +167,16 @@ class Engine:
                     raise PreconditionFailed(
                         f"cannot disable {mount_path}: keys are still distributed to KMS provider {kms!r}",
                         hint="remove them first: keymgmt delete " + mount_path + f"kms/{kms}/key/<name>")
+            if not force:
+                kept = [key for key in self.store.list(mount.doc("keys"))
+                        if not (shapes.load(self.store, mount.doc("keys", key), shapes.key) or {}).get(
+                            "deletion_allowed", False)]
+                if kept:
+                    raise PreconditionFailed(
+                        f"cannot disable {mount_path}: {len(kept)} key(s) have deletion_allowed=false "
+                        f"({', '.join(kept[:5])}{', ...' if len(kept) > 5 else ''})",
+                        hint=f"allow it per key (keymgmt write {mount_path}key/{kept[0]} deletion_allowed=true) "
+                             f"or disable with -force")
             del mounts[mount_path]
             return mount
 
@@ -180,7 +196,7 @@ class Engine:
             for kms in providers:
                 for key in self.store.list(mount.doc("dist", kms)):
                     dists += 1
-                    doc = self.store.get(mount.doc("dist", kms, key)) or {}
+                    doc = shapes.load(self.store, mount.doc("dist", kms, key), shapes.distribution) or {}
                     if doc.get("state", "ready") == "distributing":
                         unfinished.append(f"{mount.path}kms/{kms}/key/{key}: distributing; finish: keymgmt write "
                                           f"{mount.path}kms/{kms}/key/{key} purpose={','.join(doc['purpose'])}"
@@ -189,7 +205,7 @@ class Engine:
                         unfinished.append(f"{mount.path}kms/{kms}/key/{key}: removing; finish: keymgmt delete "
                                           f"{mount.path}kms/{kms}/key/{key}")
             for key in keys:
-                doc = self.store.get(mount.doc("keys", key)) or {}
+                doc = shapes.load(self.store, mount.doc("keys", key), shapes.key) or {}
                 if doc.get("pending"):
                     unfinished.append(f"{mount.path}key/{key}: {doc['pending'].get('op')} "
                                       f"to version {doc['pending'].get('version', '?')}; finish: keymgmt write -f "

@@ -9,6 +9,7 @@ re-running a command after a failure finishes the job instead of starting anothe
 from __future__ import annotations
 
 from keymgmt_cli.engine import kmsproviders
+from keymgmt_cli.engine import shapes
 from keymgmt_cli.engine.keys import MUTATION_LOCK_TIMEOUT, load_key
 from keymgmt_cli.engine.keytypes import KEY_TYPES, key_usage_for, ordered_purposes
 from keymgmt_cli.engine.mounts import Mount, now_rfc3339
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 def _load_dist(engine: Engine, mount: Mount, kms: str, key_name: str) -> dict[str, Any] | None:
     check_name("KMS provider", kms)
     check_name("key", key_name)
-    return engine.store.get(mount.doc("dist", kms, key_name))
+    return shapes.load(engine.store, mount.doc("dist", kms, key_name), shapes.distribution)
 
 
 def read_distribution(engine: Engine, mount: Mount, values: dict[str, Any], name: str, key_name: str) -> Response:
@@ -66,7 +67,7 @@ def distribute(engine: Engine, mount: Mount, values: dict[str, Any], name: str, 
         if protection == "software":
             warnings.append("AWS KMS keeps imported key material in its HSMs; protection=software is recorded only")
         dist_id = mount.doc("dist", name, key_name)
-        dist = engine.store.get(dist_id)
+        dist = shapes.load(engine.store, dist_id, shapes.distribution)
         if dist is not None:
             if dist.get("state") == "removing":
                 raise PreconditionFailed(f"key {key_name!r} is being removed from {name!r}; "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from keymgmt_cli.engine import reconcile
+from keymgmt_cli.engine import reconcile, shapes
 from keymgmt_cli.engine.mounts import Mount, now_rfc3339
 from keymgmt_cli.engine.names import check_name
 from keymgmt_cli.engine.routing import Response
@@ -20,7 +20,7 @@ MUTATION_LOCK_TIMEOUT = 600.0  # a distribution at AWS's 1/s import quota can ta
 
 def load_key(engine: Engine, mount: Mount, name: str) -> dict[str, Any]:
     check_name("key", name)
-    doc = engine.store.get(mount.doc("keys", name))
+    doc = shapes.load(engine.store, mount.doc("keys", name), shapes.key)
     if doc is None:
         raise NotFound(f"key {name!r} not found in {mount.path}",
                        hint=f"create it: keymgmt write {mount.path}key/{name} type=aes256-gcm96")
@@ -70,7 +70,7 @@ def write_key(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -
     check_name("key", name)
     doc_id = mount.doc("keys", name)
     with engine.store.lock(mount.lock("key", name), timeout=MUTATION_LOCK_TIMEOUT):
-        doc = engine.store.get(doc_id)
+        doc = shapes.load(engine.store, doc_id, shapes.key)
         if doc is None:
             return _create_key(engine, mount, name, values)
         return _update_key(engine, mount, name, doc, values)
@@ -165,7 +165,7 @@ def abandon_rotation(engine: Engine, mount: Mount, values: dict[str, Any], name:
 def delete_key(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -> Response:
     check_name("key", name)
     with engine.store.lock(mount.lock("key", name), timeout=MUTATION_LOCK_TIMEOUT):
-        doc = engine.store.get(mount.doc("keys", name))
+        doc = shapes.load(engine.store, mount.doc("keys", name), shapes.key)
         if doc is None:
             return Response()  # as Vault: "deleted (if it existed)"; re-running is safe
         if not doc["deletion_allowed"]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 
+from keymgmt_cli.engine import shapes
 from keymgmt_cli.engine.mounts import Mount, now_rfc3339
 from keymgmt_cli.engine.names import check_name
 from keymgmt_cli.engine.routing import Response
@@ -40,7 +41,7 @@ def _check_credentials(creds: dict[str, str]) -> None:
 
 def load_provider(engine: Engine, mount: Mount, name: str) -> dict[str, Any]:
     check_name("KMS provider", name)
-    doc = engine.store.get(mount.doc("kms", name))
+    doc = shapes.load(engine.store, mount.doc("kms", name), shapes.provider)
     if doc is None:
         raise NotFound(f"KMS provider {name!r} not found in {mount.path}",
                        hint=f"create it: keymgmt write {mount.path}kms/{name} provider=awskms key_collection=REGION")
@@ -76,7 +77,7 @@ def write_provider(engine: Engine, mount: Mount, values: dict[str, Any], name: s
     if creds is not None:
         _check_credentials(creds)
     with engine.store.lock(mount.lock("kms", name)):
-        doc = engine.store.get(mount.doc("kms", name))
+        doc = shapes.load(engine.store, mount.doc("kms", name), shapes.provider)
         if doc is None:
             for required in ("provider", "key_collection"):
                 if required not in values:

@@ -17,7 +17,7 @@ Public interface (used by ``distribution``, ``keys`` and ``verify``): ``distribu
 
 from __future__ import annotations
 
-from keymgmt_cli.engine import kmsproviders
+from keymgmt_cli.engine import kmsproviders, shapes
 from keymgmt_cli.engine.sealing import unseal_all
 from keymgmt_cli.errors import EngineError, PreconditionFailed, ProviderError
 
@@ -41,7 +41,7 @@ def abandon_version(engine: EngineView, mount: Mount, key: dict[str, Any], versi
     previous = str(version - 1)
     for kms in distributed_to(engine, mount, key["name"]):
         dist_id = mount.doc("dist", kms, key["name"])
-        dist = engine.store.get(dist_id)
+        dist = shapes.load(engine.store, dist_id, shapes.distribution)
         rec = dist["versions"].get(str(version)) if dist else None
         if rec is None:
             continue
@@ -76,7 +76,7 @@ def sync_key(engine: EngineView, mount: Mount, key_name: str, key: dict[str, Any
     """
     targets = []
     for kms in distributed_to(engine, mount, key_name):
-        dist = engine.store.get(mount.doc("dist", kms, key_name))
+        dist = shapes.load(engine.store, mount.doc("dist", kms, key_name), shapes.distribution)
         if dist is None or dist.get("state") == "removing":
             continue
         targets.append((kmsproviders.load_provider(engine, mount, kms), dist))
@@ -97,10 +97,12 @@ def sync_key(engine: EngineView, mount: Mount, key_name: str, key: dict[str, Any
         if error is not None:
             failures.append((kms, error))
     if failures:
-        kms, first = failures[0]
-        if not isinstance(first, EngineError):
-            raise first
-        message = f"{len(failures)} of {len(targets)} distributions did not finish ({kms}: {first})"
+        for _kms, error in failures:
+            if not isinstance(error, EngineError):
+                raise error  # a bug, not a refusal: let the CLI's guard report it
+        first = failures[0][1]
+        causes = "; ".join(f"{kms}: {error}" for kms, error in failures)  # every cause, not only the first
+        message = f"{len(failures)} of {len(targets)} distributions did not finish ({causes})"
         raise type(first)(message, hint="re-run the same command to finish; what was done is recorded") \
             if not isinstance(first, ProviderError) else ProviderError(
                 message, code=first.code, hint="re-run the same command to finish; what was done is recorded")

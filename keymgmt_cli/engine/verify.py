@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING, Any
 
-from keymgmt_cli.engine import kmsproviders, reconcile
+from keymgmt_cli.engine import kmsproviders, reconcile, shapes
 from keymgmt_cli.engine.keys import load_key
 from keymgmt_cli.engine.mounts import Mount
 from keymgmt_cli.errors import NotFound, UnsupportedPath
@@ -72,8 +72,8 @@ def verify(engine: Engine, path: str | None = None) -> dict[str, Any]:
         return connections[(mount.uuid, kms)]
 
     for mount, kms, key_name in dists:
-        dist = engine.store.get(mount.doc("dist", kms, key_name))
-        key = engine.store.get(mount.doc("keys", key_name))
+        dist = shapes.load(engine.store, mount.doc("dist", kms, key_name), shapes.distribution)
+        key = shapes.load(engine.store, mount.doc("keys", key_name), shapes.key)
         if dist is None or key is None:
             continue
         where = f"{mount.path}kms/{kms}/key/{key_name}"

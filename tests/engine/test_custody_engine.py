@@ -208,3 +208,35 @@ def test_names_with_a_trailing_newline_are_refused_before_any_call(world, path):
     with pytest.raises(KeymgmtError):
         w(engine, path, type="aes256-gcm96", provider="awskms", key_collection="us-west-1", purpose="encrypt")
     assert world.calls == [] and sorted(engine.store.list("ns/default/keys")) == before
+
+
+def test_a_rotation_failing_in_several_providers_reports_every_cause(world):
+    engine = make_engine(world)
+    provider_and_key(engine)
+    w(engine, "keymgmt/kms/p2", provider="awskms", key_collection="eu-west-1")
+    w(engine, "keymgmt/kms/p3", provider="awskms", key_collection="ap-south-1")
+    for kms in ("aws1", "p2", "p3"):
+        w(engine, f"keymgmt/kms/{kms}/key/k", purpose="encrypt,decrypt")
+    world.fail_next("CreateKey", "AccessDeniedException", region="eu-west-1")
+    world.fail_next("CreateKey", "KMSInternalException", region="ap-south-1")
+    with pytest.raises(KeymgmtError) as caught:
+        w(engine, "keymgmt/key/k/rotate")
+    text = str(caught.value)
+    assert text.startswith("2 of 3 distributions did not finish")
+    assert "p2: " in text and "AccessDeniedException" in text
+    assert "p3: " in text and "KMSInternalException" in text
+
+
+def test_disabling_a_mount_keeps_keys_that_do_not_allow_deletion_unless_forced(world):
+    from keymgmt_cli.errors import PreconditionFailed
+
+    engine = make_engine(world)
+    engine.enable_mount("keymgmt", "staging")
+    w(engine, "staging/key/keep", type="aes256-gcm96")
+    w(engine, "staging/key/gone", type="aes256-gcm96", deletion_allowed=True)
+    with pytest.raises(PreconditionFailed, match=r"1 key\(s\) have deletion_allowed=false \(keep\)"):
+        engine.disable_mount("staging")
+    assert "staging/" in [m.path for m in engine.mounts()]
+    assert engine.handle(Request("list", "staging/key", {})).data["keys"] == ["gone", "keep"]
+    engine.disable_mount("staging", force=True)
+    assert "staging/" not in [m.path for m in engine.mounts()]
