@@ -284,16 +284,19 @@ def secrets_enable(env: Env, mount_path: str | None, description: str, engine_ty
 
 
 @secrets_group.command("disable", context_settings=CONTEXT)
+@click.option("-force", "--force", "force", is_flag=True,
+              help="Also delete keys whose deletion_allowed is false (Vault deletes them without asking).")
 @click.argument("path")
 @click.pass_obj
-def secrets_disable(env: Env, path: str) -> None:
-    """Disable the mount at PATH and delete its keys (refused while keys are distributed).
+def secrets_disable(env: Env, force: bool, path: str) -> None:
+    """Disable the mount at PATH and delete its keys (refused while keys are distributed, and while
+    any key has deletion_allowed=false unless -force is given).
 
     \b
     Example:
       keymgmt secrets disable keymgmt-staging/
     """
-    env.engine.disable_mount(path)
+    env.engine.disable_mount(path, force=force)
     click.echo(f"Success! Disabled the secrets engine (if it existed) at: {path.strip('/')}/")
 
 

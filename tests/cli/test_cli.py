@@ -108,7 +108,10 @@ def test_mounts_are_independent_namespaces(invoke):
     assert invoke(["write", "staging/key/a", "type=aes256-gcm96"]).exit_code == 0
     assert invoke(["list", "keymgmt/key"]).exit_code == 2
     assert invoke(["list", "staging/key"]).stdout == "Keys\n----\na\n"
-    assert invoke(["secrets", "disable", "staging"]).exit_code == 0
+    refused = invoke(["secrets", "disable", "staging"])  # key a has deletion_allowed=false
+    assert refused.exit_code == 2 and "deletion_allowed=false" in refused.stderr
+    assert invoke(["read", "staging/key/a"]).exit_code == 0
+    assert invoke(["secrets", "disable", "-force", "staging"]).exit_code == 0
     assert invoke(["read", "staging/key/a"]).exit_code == 2
 
 
