@@ -474,3 +474,7 @@ def _guarded(call: Any, args: list[str]) -> int:
 from keymgmt_cli.cli.operator import operator_group  # noqa: E402  (registered after the group exists)
 
 cli.add_command(operator_group)
+
+from keymgmt_cli.cli.due import due_cmd  # noqa: E402
+
+cli.add_command(due_cmd)

@@ -33,14 +33,26 @@ def _load_dist(engine: Engine, mount: Mount, kms: str, key_name: str) -> dict[st
 
 
 def read_distribution(engine: Engine, mount: Mount, values: dict[str, Any], name: str, key_name: str) -> Response:
-    kmsproviders.load_provider(engine, mount, name)
+    region = kmsproviders.load_provider(engine, mount, name)["key_collection"]
     dist = _load_dist(engine, mount, name, key_name)
     if dist is None:
         raise NotFound(f"key {key_name!r} is not distributed to KMS provider {name!r}")
-    versions = {v: rec["key_id"] for v, rec in sorted(dist["versions"].items(), key=lambda kv: int(kv[0]))
-                if rec.get("key_id")}
-    return Response({"name": dist["name"], "protection": dist["protection"],
-                     "purpose": ",".join(dist["purpose"]), "versions": versions})
+    key_ids = {str(v): rec["key_id"] for v, rec in versions(dist) if rec.get("key_id")}
+    data = {"name": dist["name"], "protection": dist["protection"], "purpose": ",".join(dist["purpose"]),
+            "suspended": bool(dist.get("suspended")), "versions": key_ids}
+    if dist.get("replica_regions"):
+        data["replica_regions"] = list(dist["replica_regions"])
+    expiry: dict[str, dict[str, str]] = {}  # version → region → when its material expires
+    for v, rec in versions(dist):
+        if rec.get("key_id") and not rec.get("deleted"):
+            for where, holder in [(region, rec)] + sorted(rec.get("replicas", {}).items()):
+                if holder.get("valid_to"):
+                    expiry.setdefault(str(v), {})[where] = holder["valid_to"]
+    if expiry:
+        data["material_expiry"] = expiry
+    if dist.get("valid_to"):
+        data["valid_to"] = dist["valid_to"]
+    return Response(data)
 
 
 def list_distributions(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -> Response:

@@ -91,6 +91,23 @@ class Field:
             raise InvalidRequest(f"field {self.name!r} must be at most {self.maximum}, got {value}")
         return value
 
+    def _parse_duration(self, raw: Any) -> int:
+        """Seconds, as the framework's TypeDurationSecond: an integer or a duration such as 90d."""
+        raw = _one(self.name, raw)
+        if isinstance(raw, bool):
+            raise InvalidRequest(f"field {self.name!r} must be a duration such as 90d")
+        if isinstance(raw, int):
+            value = raw
+        elif isinstance(raw, str):
+            from keymgmt_cli.engine.lifetime import parse_duration
+
+            value = parse_duration(raw, f"field {self.name!r}")
+        else:
+            raise InvalidRequest(f"field {self.name!r} must be a duration such as 90d")
+        if value < 0:
+            raise InvalidRequest(f"field {self.name!r} must not be negative")
+        return value
+
     def _parse_commalist(self, raw: Any) -> list[str]:
         items = raw if isinstance(raw, list) else [raw]
         out: list[str] = []

@@ -33,7 +33,7 @@ def new_version(engine: Engine, mount: Mount, name: str, key_type: str) -> dict[
     from keymgmt_cli.engine.keytypes import generate_material
 
     material, public_pem = generate_material(key_type)
-    version: dict[str, Any] = {"creation_time": now_rfc3339()}
+    version: dict[str, Any] = {"creation_time": now_rfc3339(engine.clock())}
     if public_pem:
         version["public_key"] = public_pem
     version["_material"] = material  # sealed by store_version before it is written
@@ -63,6 +63,8 @@ def read_key(engine: Engine, mount: Mount, values: dict[str, Any], name: str) ->
     }
     if doc.get("replica_regions"):
         data["replica_regions"] = list(doc["replica_regions"])
+    if doc.get("auto_rotate_period"):
+        data["auto_rotate_period"] = doc["auto_rotate_period"]  # seconds, as Vault transit's JSON
     return Response(data)
 
 
@@ -95,6 +97,8 @@ def _create_key(engine: Engine, mount: Mount, name: str, values: dict[str, Any])
         "replica_regions": replicas,
         "versions": {"1": version},
     }
+    if values.get("auto_rotate_period"):
+        doc["auto_rotate_period"] = values["auto_rotate_period"]
     engine.put(mount.doc("keys", name), doc)
     return Response()
 
@@ -108,8 +112,8 @@ def _update_key(engine: Engine, mount: Mount, name: str, doc: dict[str, Any], va
         raise InvalidRequest(f"min_enabled_version {values['min_enabled_version']} is above the latest "
                              f"version {doc['latest_version']}")
     changed = False
-    for field in ("deletion_allowed", "min_enabled_version"):
-        if field in values and values[field] != doc[field]:
+    for field in ("deletion_allowed", "min_enabled_version", "auto_rotate_period"):
+        if field in values and values[field] != doc.get(field, 0):
             doc[field] = values[field]
             changed = True
     if changed:
@@ -120,27 +124,54 @@ def _update_key(engine: Engine, mount: Mount, name: str, doc: dict[str, Any], va
 
 
 def rotate_key(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -> Response:
-    warnings: list[str] = []
     with engine.store.lock(mount.lock("key", name), timeout=MUTATION_LOCK_TIMEOUT):
-        doc = load_key(engine, mount, name)
-        pending = doc.get("pending")
-        if pending and pending.get("op") == "rotate":
-            warnings.append(f"finished the interrupted rotation to version {pending['version']}; "
-                            "run rotate again for a new version")
-        else:
-            number = doc["latest_version"] + 1
-            doc["versions"][str(number)] = seal_version(
-                engine, mount, name, number, new_version(engine, mount, name, doc["type"]))
-            doc["latest_version"] = number
-            if reconcile.distributed_to(engine, mount, name):
-                # Journal: until every distribution holds the new version, a re-run finishes it.
-                doc["pending"] = {"op": "rotate", "version": number}
-            engine.put(mount.doc("keys", name), doc)
-        reconcile.sync_key(engine, mount, name, doc)
-        if doc.get("pending"):
-            doc.pop("pending")
-            engine.put(mount.doc("keys", name), doc)
+        warnings = rotate_locked(engine, mount, name, load_key(engine, mount, name))
     return Response(warnings=warnings)
+
+
+def rotate_locked(engine: Engine, mount: Mount, name: str, doc: dict[str, Any]) -> list[str]:
+    """Rotate (or finish an interrupted rotation of) a key whose lock the caller holds."""
+    warnings: list[str] = []
+    pending = doc.get("pending")
+    if pending and pending.get("op") == "rotate":
+        warnings.append(f"finished the interrupted rotation to version {pending['version']}; "
+                        "run rotate again for a new version")
+    else:
+        _check_rotatable(engine, mount, name)
+        number = doc["latest_version"] + 1
+        doc["versions"][str(number)] = seal_version(
+            engine, mount, name, number, new_version(engine, mount, name, doc["type"]))
+        doc["latest_version"] = number
+        if reconcile.distributed_to(engine, mount, name):
+            # Journal: until every distribution holds the new version, a re-run finishes it.
+            doc["pending"] = {"op": "rotate", "version": number}
+        engine.put(mount.doc("keys", name), doc)
+    reconcile.sync_key(engine, mount, name, doc)
+    if doc.get("pending"):
+        doc.pop("pending")
+        engine.put(mount.doc("keys", name), doc)
+    return warnings
+
+
+def _check_rotatable(engine: Engine, mount: Mount, name: str) -> None:
+    """Refuse a rotation before it starts when a distribution could not take the new version: a
+    suspended one, or one whose absolute valid_to has passed (a duration never does)."""
+    from keymgmt_cli.engine.lifetime import engine_now, resolve_valid_to
+
+    for kms in reconcile.distributed_to(engine, mount, name):
+        dist = shapes.load(engine.store, mount.doc("dist", kms, name), shapes.distribution) or {}
+        if dist.get("suspended"):
+            raise PreconditionFailed(f"key {name!r} is suspended in KMS provider {kms!r}; resume it first: "
+                                     f"keymgmt write -f {mount.path}kms/{kms}/key/{name}/resume")
+        if dist.get("valid_to") and dist.get("state") != "removing":
+            try:
+                resolve_valid_to(dist["valid_to"], engine_now(engine))
+            except InvalidRequest as error:
+                raise InvalidRequest(f"cannot rotate {name!r}: the distribution to {kms!r} has valid_to "
+                                     f"{dist['valid_to']}: {error}",
+                                     hint=f"give it a duration relative to each import: keymgmt write "
+                                          f"{mount.path}kms/{kms}/key/{name} purpose={','.join(dist['purpose'])} "
+                                          "valid_to=90d") from None
 
 
 def abandon_rotation(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -> Response:

@@ -47,8 +47,10 @@ class Mount:
         return f"{self.uuid}.{kind}.{name}"
 
 
-def now_rfc3339() -> str:
-    """Vault's creation_time shape: 2020-11-02T15:54:58.768473-08:00 (local offset)."""
+def now_rfc3339(epoch: float | None = None) -> str:
+    """Vault's creation_time shape: 2020-11-02T15:54:58.768473-08:00 (local offset); ``epoch``
+    is the engine's clock where the time matters later (a version's age decides its rotation)."""
     from datetime import datetime, timezone  # writes only: reads never format times
 
-    return datetime.now(timezone.utc).astimezone().isoformat()
+    when = datetime.now(timezone.utc) if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)
+    return when.astimezone().isoformat()

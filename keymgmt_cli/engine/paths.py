@@ -24,6 +24,12 @@ def _dist():
     return distribution
 
 
+def _life():
+    from keymgmt_cli.engine import lifetime
+
+    return lifetime
+
+
 def _schemas():
     from keymgmt_cli.engine import schemas
 
@@ -80,6 +86,21 @@ ROUTES: list[Route] = [
         "delete": Operation((_dist, "remove"), "Delete the alias and schedule deletion of every version's KMS key "
                             "(replicas first); the key stays in keymgmt.", (_schemas, "REMOVE_FIELDS"),
                             example="keymgmt delete keymgmt/kms/example-kms/key/example-key"),
+    }),
+    Route(f"kms/{N}/key/{K}/renew", "Renew expiring (or expired) imported material with a new valid_to.", {
+        "write": Operation((_life, "renew"), "Re-import the same material with the new expiry into every version key, "
+                           "region and replica; an expired key comes back Enabled with the same ARN.",
+                           (_schemas, "RENEW_FIELDS"),
+                           example="keymgmt write keymgmt/kms/example-kms/key/example-key/renew valid_to=90d"),
+    }),
+    Route(f"kms/{N}/key/{K}/suspend", "The kill switch: make the key unusable in AWS at once.", {
+        "write": Operation((_life, "suspend"), "DeleteImportedKeyMaterial for every version key in every region "
+                           "and replica; ARNs and aliases stay. Undo with resume.",
+                           example="keymgmt write -f keymgmt/kms/example-kms/key/example-key/suspend"),
+    }),
+    Route(f"kms/{N}/key/{K}/resume", "Undo suspend.", {
+        "write": Operation((_life, "resume"), "Re-import the same material and restore what min_enabled_version "
+                           "asks for.", example="keymgmt write -f keymgmt/kms/example-kms/key/example-key/resume"),
     }),
     Route(f"kms/{N}/key/{K}/replicate", "Replicate a multi-Region key to its replica_regions.", {
         "write": Operation((_dist, "replicate"), "ReplicateKey per region and import the same material into each replica.",

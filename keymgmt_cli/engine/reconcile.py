@@ -11,8 +11,9 @@ already created instead of making new ones. ``sync_key`` runs it for every distr
 On the happy path a distribution makes exactly CreateKey, GetParametersForImport and
 ImportKeyMaterial per version plus one alias call; DisableKey only below min_enabled_version.
 
-Public interface (used by ``distribution``, ``keys`` and ``verify``): ``distributed_to``,
-``connect``, ``versions``, ``reconcile``, ``sync_key``, ``abandon_version``, ``find_tagged``.
+Public interface (used by ``distribution``, ``keys``, ``lifetime`` and ``verify``):
+``distributed_to``, ``connect``, ``versions``, ``reconcile``, ``sync_key``, ``abandon_version``,
+``find_tagged``, ``alias_name``, ``import_material``, ``apply_min_enabled``.
 """
 
 from __future__ import annotations
@@ -77,8 +78,8 @@ def sync_key(engine: EngineView, mount: Mount, key_name: str, key: dict[str, Any
     targets = []
     for kms in distributed_to(engine, mount, key_name):
         dist = shapes.load(engine.store, mount.doc("dist", kms, key_name), shapes.distribution)
-        if dist is None or dist.get("state") == "removing":
-            continue
+        if dist is None or dist.get("state") == "removing" or dist.get("suspended"):
+            continue  # a suspended distribution holds no material: resume applies what changed meanwhile
         targets.append((kmsproviders.load_provider(engine, mount, kms), dist))
     if not targets:
         return
@@ -128,14 +129,25 @@ def _description(mount: Mount, kms: str, key_name: str, version: int) -> str:
     return f"keymgmt {mount.path}key/{key_name} version {version} (KMS provider {kms})"
 
 
-def _import(provider: Any, key_id: str, material: bytes, dist: dict[str, Any]) -> None:
-    from keymgmt_cli import transfer
-    from keymgmt_cli.engine.schemas import parse_valid_to  # writes only: reads never load the schemas
+FROM_DIST = object()  # import_material's default: the expiry the distribution asks for
 
+
+def import_material(engine: EngineView, provider: Any, holder: dict[str, Any], key_id: str, material: bytes,
+                    dist: dict[str, Any], valid_to: Any = FROM_DIST) -> None:
+    """GetParametersForImport, wrap, ImportKeyMaterial into ``key_id``; ``holder`` (a version or a
+    replica record) remembers that it holds material and when that material expires."""
+    from keymgmt_cli import transfer
+    from keymgmt_cli.engine.lifetime import engine_now, resolve_valid_to, rfc3339  # writes only
+
+    when = resolve_valid_to(dist.get("valid_to"), engine_now(engine)) if valid_to is FROM_DIST else valid_to
     params = provider.get_parameters_for_import(key_id, dist["wrapping_algorithm"], dist["wrapping_key_spec"])
     blob = transfer.wrap_key_material(material, params.public_key_der, dist["wrapping_algorithm"])
-    valid_to = parse_valid_to(dist["valid_to"]) if dist.get("valid_to") else None
-    provider.import_key_material(key_id, params.import_token, blob, valid_to=valid_to)
+    provider.import_key_material(key_id, params.import_token, blob, valid_to=when)
+    holder["imported"] = True
+    if when is None:
+        holder.pop("valid_to", None)
+    else:
+        holder["valid_to"] = rfc3339(when)
 
 
 def _ensure_imported(engine: EngineView, provider: Any, holder: dict[str, Any], key_id: str, material: bytes,
@@ -144,8 +156,7 @@ def _ensure_imported(engine: EngineView, provider: Any, holder: dict[str, Any], 
     if holder.get("imported"):
         return
     engine.progress(progress)
-    _import(provider, key_id, material, dist)
-    holder["imported"] = True
+    import_material(engine, provider, holder, key_id, material, dist)
     holder["enabled"] = True
     save()
 
@@ -194,7 +205,7 @@ def reconcile(engine: EngineView, mount: Mount, key: dict[str, Any], dist: dict[
                          f"{kms}: importing version {v}")
     alias_tags = _tags(engine, mount, kms, key_name, latest)
     _point_alias(engine, provider, dist, None, dist["versions"][str(latest)]["key_id"], alias_tags, save)
-    _apply_min_enabled(provider, dist, key, None, save)
+    apply_min_enabled(provider, dist, key, None, save)
 
     for region in dist.get("replica_regions", []):
         regional = provider.in_region(region)
@@ -215,7 +226,7 @@ def reconcile(engine: EngineView, mount: Mount, key: dict[str, Any], dist: dict[
         latest_rec = dist["versions"][str(latest)]
         if latest_rec.get("replicas", {}).get(region, {}).get("imported"):
             _point_alias(engine, regional, dist, region, latest_rec["key_id"], alias_tags, save)
-        _apply_min_enabled(regional, dist, key, region, save)
+        apply_min_enabled(regional, dist, key, region, save)
 
     if dist.get("state") != "ready":
         dist["state"] = "ready"
@@ -315,7 +326,7 @@ def _rename_alias(engine: EngineView, dist: dict[str, Any], region: str | None) 
         dist.setdefault("replica_alias_names", {})[region] = ALIAS_PREFIX + name
 
 
-def _apply_min_enabled(provider: Any, dist: dict[str, Any], key: dict[str, Any], region: str | None,
+def apply_min_enabled(provider: Any, dist: dict[str, Any], key: dict[str, Any], region: str | None,
                        save: Any) -> None:
     minimum = key["min_enabled_version"]
     for v, rec in versions(dist):

@@ -3,7 +3,7 @@ completions show. Cheap to import: no handler, no crypto, no AWS."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from keymgmt_cli.engine.fields import Field
 from keymgmt_cli.engine.keytypes import DEFAULT_KEY_TYPE, KEY_TYPES, PURPOSES
@@ -22,6 +22,10 @@ KEY_FIELDS = {
         "Versions below this are disabled in every KMS the key is distributed to; 0 enables all.",
         default=0, minimum=0),
     "deletion_allowed": Field("deletion_allowed", "bool", "Whether the key may be deleted.", default=False),
+    "auto_rotate_period": Field("auto_rotate_period", "duration",
+                                "Rotate the key when its latest version is this old (90d, 720h; 0 turns it "
+                                "off; at least 1h, as Vault transit). Performed by 'keymgmt due -apply'.",
+                                default=0, check=lambda seconds: _check_rotate_period(seconds)),
 }
 
 
@@ -47,21 +51,20 @@ WRAPPING_ALGORITHMS = ("RSAES_OAEP_SHA_256", "RSAES_OAEP_SHA_1", "RSA_AES_KEY_WR
 WRAPPING_KEY_SPECS = ("RSA_4096", "RSA_3072", "RSA_2048")
 
 
+def _check_rotate_period(seconds: int) -> None:
+    if 0 < seconds < 3600:
+        raise InvalidRequest("auto_rotate_period must be 0 (off) or at least 1h, as Vault transit")
+
+
 def _check_valid_to(value: str) -> None:
     parse_valid_to(value)
 
 
 def parse_valid_to(value: str) -> datetime:
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidRequest(f"valid_to {value[:40]!r} is not an RFC 3339 time such as 2027-06-30T00:00:00Z") from None
-    if when.tzinfo is None:
-        raise InvalidRequest("valid_to needs a time zone, as 2027-06-30T00:00:00Z")
-    now = datetime.now(timezone.utc)
-    if when <= now or when > now + timedelta(days=365):
-        raise InvalidRequest("valid_to must be in the future and at most 365 days away (AWS's limit)")
-    return when
+    """An RFC 3339 time or a duration relative to each import (``90d``), resolved for an import now."""
+    from keymgmt_cli.engine.lifetime import resolve_valid_to
+
+    return resolve_valid_to(value)
 
 
 DIST_FIELDS = {
@@ -79,10 +82,15 @@ DIST_FIELDS = {
     "wrapping_key_spec": Field("wrapping_key_spec", "choice", "AWS import wrapping key.", default="RSA_4096",
                                allowed=WRAPPING_KEY_SPECS),
     "valid_to": Field("valid_to", "string",
-                      "Expire the imported material at this RFC 3339 time (KEY_MATERIAL_EXPIRES); "
-                      "default: never expires.", check=_check_valid_to),
+                      "Expire the imported material (KEY_MATERIAL_EXPIRES) at this RFC 3339 time, or "
+                      "this long after each import (90d: rotations and renewals then never reuse a "
+                      "date now past); default: never expires.", check=_check_valid_to),
     "pending_window_days": Field("pending_window_days", "int",
                                  "Waiting period of ScheduleKeyDeletion when the key is removed (7-30).",
                                  default=30, minimum=7, maximum=30),
 }
 REMOVE_FIELDS = {"pending_window_days": DIST_FIELDS["pending_window_days"]}
+
+RENEW_FIELDS = {"valid_to": Field("valid_to", "string",
+                                  "The new expiry: a duration after this import (90d) or an RFC 3339 time.",
+                                  required=True, check=_check_valid_to)}

@@ -143,8 +143,15 @@ def _check_key(provider: Any, key: dict[str, Any], dist: dict[str, Any], v: int,
         problems.append(f"origin is {desc.origin}, expected EXTERNAL")
     if desc.key_spec != dist["key_spec"] or desc.key_usage != dist["key_usage"]:
         problems.append(f"is {desc.key_spec}/{desc.key_usage}, expected {dist['key_spec']}/{dist['key_usage']}")
+    if sub is not None and sub.get("suspended"):
+        # suspended on purpose (the kill switch): in sync exactly when the material is gone
+        if desc.state != "PendingImport":
+            problems.append(f"is {desc.state}, expected PendingImport (the key is suspended)")
+        return problems
     if desc.state == "PendingImport":
-        problems.append("key material is not imported (PendingImport)")
+        expired = sub.get("valid_to") if sub else None
+        problems.append(f"key material expired at {expired} (PendingImport); renew it" if expired and
+                        expired <= _now_text() else "key material is not imported (PendingImport)")
     elif desc.state in ("Enabled", "Disabled"):
         want_enabled = v >= key["min_enabled_version"]
         if desc.enabled != want_enabled:
@@ -160,6 +167,12 @@ def _check_key(provider: Any, key: dict[str, Any], dist: dict[str, Any], v: int,
         if provider.get_public_key(key_id) != _pem_to_der(local_pem):
             problems.append("GetPublicKey differs from the local public key: the material in KMS is not ours")
     return problems
+
+
+def _now_text() -> str:
+    from keymgmt_cli.engine.lifetime import rfc3339, utc_now
+
+    return rfc3339(utc_now())
 
 
 def _pem_to_der(pem: str) -> bytes:

@@ -438,6 +438,9 @@ class AwsKmsProvider:
             if described is None or described.state not in ("Enabled", "Disabled"):
                 raise
 
+    def delete_imported_key_material(self, key_id: str) -> None:
+        self._call("DeleteImportedKeyMaterial", KeyId=key_id)
+
     def describe_key(self, key_id: str) -> KeyDescription | None:
         try:
             resp = self._call("DescribeKey", KeyId=key_id)

@@ -59,6 +59,9 @@ class KmsProvider(Protocol):
                             valid_to: datetime | None = None) -> None:
         """ImportKeyMaterial with KEY_MATERIAL_DOES_NOT_EXPIRE, or KEY_MATERIAL_EXPIRES + ValidTo."""
 
+    def delete_imported_key_material(self, key_id: str) -> None:
+        """DeleteImportedKeyMaterial: the key goes PendingImport at once (the kill switch)."""
+
     def describe_key(self, key_id: str) -> KeyDescription | None:
         """DescribeKey; None when the key does not exist."""
 

@@ -445,6 +445,21 @@ class MemoryKms:
             if key.state == "PendingImport":
                 key.state = "Enabled"
 
+    def delete_imported_key_material(self, key_id: str) -> None:
+        """As AWS: the material is gone at once, the key goes PendingImport (ARN and aliases stay);
+        only the same material can be imported again."""
+        op = "DeleteImportedKeyMaterial"
+        with self.world.lock:
+            self._begin(op)
+            key = self._key(op, key_id)
+            if key.origin != "EXTERNAL":
+                raise self._error(op, "UnsupportedOperationException",
+                                  f"{key.arn} origin is {key.origin} which is not valid for this operation.")
+            self._not_pending_deletion(op, key)
+            key.material = None
+            key.valid_to = None
+            key.state = "PendingImport"
+
     def _associated(self, key: _Key) -> bytes | None:
         if key.associated is not None:
             return key.associated

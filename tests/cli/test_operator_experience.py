@@ -124,7 +124,7 @@ def test_committed_completion_scripts_are_generated_from_the_cli():
 def test_path_help_lists_fields_the_engine_validates(populated):
     doc = json.loads(populated("path-help", "-format=json", "keymgmt/key/alpha").output)
     fields = doc["operations"]["write"]["fields"]
-    assert set(fields) == {"type", "replica_regions", "min_enabled_version", "deletion_allowed"}
+    assert set(fields) == {"type", "replica_regions", "min_enabled_version", "deletion_allowed", "auto_rotate_period"}
     assert fields["type"]["allowed"][0] == "aes256-gcm96" and fields["type"]["default"] == "rsa-2048"
     text = populated("path-help", "keymgmt/kms/aws1/key/alpha").output
     assert "purpose (comma-separated list, required)" in text and "pending_window_days (int, default 30)" in text

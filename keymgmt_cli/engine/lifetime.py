@@ -1,0 +1,355 @@
+"""Keys over time: material that expires (``valid_to``), renewal, rotation on a schedule
+(``auto_rotate_period``), the kill switch (suspend/resume), and ``due``, the list of what needs
+action (issue 13; user pains P5 to P7).
+
+Imported material is the one kind AWS deletes on its own at ``ValidTo`` (the key goes
+``PendingImport``) and cannot recover; only the holder of the original material can re-import it.
+Every operation here is a reconcile over per-holder records (a version record or a replica
+record), so each is resumable and safe to repeat:
+
+* ``holder["valid_to"]``: the expiry of the material imported there (RFC 3339, UTC), or absent;
+* ``holder["suspended"]``: its material was deleted by ``suspend`` and not yet re-imported.
+
+Durations follow Vault's parseutil (``ParseDurationSecond``): a bare integer is seconds, else a
+sequence of numbers with ``d``, ``h``, ``m`` or ``s`` (``90d``, ``1h30m``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+from keymgmt_cli.engine import kmsproviders, reconcile, shapes
+from keymgmt_cli.engine.keys import MUTATION_LOCK_TIMEOUT, load_key, rotate_locked
+from keymgmt_cli.engine.mounts import Mount
+from keymgmt_cli.engine.routing import Response
+from keymgmt_cli.engine.sealing import unseal_all
+from keymgmt_cli.errors import InvalidRequest, NotFound, PreconditionFailed
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from keymgmt_cli.engine.mounts import EngineView as Engine
+
+MAX_VALID_TO = timedelta(days=365)  # AWS: ValidTo at most 365 days from the request
+MIN_ROTATE_PERIOD = 3600  # Vault transit: auto_rotate_period of at least one hour (0 turns it off)
+DEFAULT_WITHIN = 30 * 86400
+_UNIT = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_DURATION_RE = re.compile(r"(?:\d+(?:\.\d+)?[dhms])+")
+_PART_RE = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
+
+
+# -- durations and times ---------------------------------------------------------------------------
+def parse_duration(text: str, field: str) -> int:
+    """Seconds of a Vault duration: ``3600``, ``90d``, ``1h30m``, ``0``."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    if not _DURATION_RE.fullmatch(text):
+        raise InvalidRequest(f"{field} must be a duration such as 90d, 720h or 3600 (seconds)")
+    return int(sum(float(n) * _UNIT[u] for n, u in _PART_RE.findall(text)))
+
+
+def is_duration(text: str) -> bool:
+    text = text.strip()
+    return text.isdigit() or bool(_DURATION_RE.fullmatch(text))
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def engine_now(engine: Engine) -> datetime:
+    """The engine's clock (injectable: tests move it with the KMS twin's) as an aware UTC time."""
+    return datetime.fromtimestamp(engine.clock(), timezone.utc)
+
+
+def rfc3339(when: datetime) -> str:
+    """Go's RFC 3339 in UTC (``Z``), as Vault prints times."""
+    return when.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def resolve_valid_to(spec: str | None, now: datetime | None = None) -> datetime | None:
+    """The absolute expiry for an import made now: ``spec`` is an RFC 3339 time or a duration
+    relative to each import (so a rotation months later does not reuse a date now past)."""
+    if not spec:
+        return None
+    now = now or utc_now()
+    if is_duration(spec):
+        seconds = parse_duration(spec, "valid_to")
+        if seconds <= 0:
+            raise InvalidRequest("valid_to must be a positive duration or a time")
+        when = now + timedelta(seconds=seconds)
+    else:
+        try:
+            when = parse_time(spec)
+        except ValueError:
+            raise InvalidRequest(f"valid_to {spec[:40]!r} is neither a duration such as 90d nor an RFC 3339 "
+                                 "time such as 2027-06-30T00:00:00Z") from None
+        if when.tzinfo is None:
+            raise InvalidRequest("valid_to needs a time zone, as 2027-06-30T00:00:00Z")
+    if when <= now or when > now + MAX_VALID_TO:
+        raise InvalidRequest("valid_to must be in the future and at most 365 days away (AWS's limit)")
+    return when
+
+
+def check_rotate_period(value: str) -> int:
+    seconds = parse_duration(value, "auto_rotate_period")
+    if 0 < seconds < MIN_ROTATE_PERIOD:
+        raise InvalidRequest("auto_rotate_period must be 0 (off) or at least 1h, as Vault")
+    return seconds
+
+
+# -- holders ---------------------------------------------------------------------------------------
+def holders(dist: dict[str, Any]) -> list[tuple[int, str | None, dict[str, Any], dict[str, Any]]]:
+    """Every live place the distribution's material is imported: (version, replica region or None
+    for the primary, the version record, the holder record)."""
+    out = []
+    for v, rec in reconcile.versions(dist):
+        if not rec.get("key_id") or rec.get("deleted"):
+            continue
+        out.append((v, None, rec, rec))
+        for region, replica in sorted(rec.get("replicas", {}).items()):
+            if replica.get("created") and not replica.get("deleted"):
+                out.append((v, region, rec, replica))
+    return out
+
+
+def _load(engine: Engine, mount: Mount, kms: str, key_name: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    kms_doc = kmsproviders.load_provider(engine, mount, kms)
+    key = load_key(engine, mount, key_name)
+    dist = shapes.load(engine.store, mount.doc("dist", kms, key_name), shapes.distribution)
+    if dist is None or dist.get("state") == "removing":
+        raise NotFound(f"key {key_name!r} is not distributed to KMS provider {kms!r}")
+    return kms_doc, key, dist
+
+
+def _reimport(engine: Engine, mount: Mount, kms: str, key: dict[str, Any], dist: dict[str, Any],
+              kms_doc: dict[str, Any], needs: Any, mark: Any, label: str, valid_to: Any) -> None:
+    """Import the same material again into every holder for which ``needs(holder)``, recording
+    ``mark(holder)`` after each import, then re-apply min_enabled_version (AWS re-enables a key
+    whose material comes back)."""
+    dist_id = mount.doc("dist", kms, key["name"])
+
+    def save() -> None:
+        engine.put(dist_id, dist)
+
+    materials = unseal_all(engine, mount, key)
+    provider = reconcile.connect(engine, mount, kms_doc)
+    for v, region, _rec, holder in holders(dist):
+        if not needs(holder):
+            continue
+        where = provider if region is None else provider.in_region(region)
+        engine.progress(f"{kms}: {label} version {v}" + (f" in {region}" if region else ""))
+        reconcile.import_material(engine, where, holder, _rec["key_id"], materials[v], dist, valid_to)
+        holder["enabled"] = True
+        mark(holder)
+        save()
+    reconcile.apply_min_enabled(provider, dist, key, None, save)
+    for region in dist.get("replica_regions", []):
+        reconcile.apply_min_enabled(provider.in_region(region), dist, key, region, save)
+
+
+# -- handlers: renew, suspend, resume --------------------------------------------------------------
+def renew(engine: Engine, mount: Mount, values: dict[str, Any], name: str, key_name: str) -> Response:
+    """Re-import the same material with a new expiry into every version key, region and replica."""
+    spec = values.get("valid_to")
+    if not spec:
+        raise InvalidRequest("missing required field 'valid_to' (a duration such as 90d, or an RFC 3339 time)")
+    with engine.store.lock(mount.lock("key", key_name), timeout=MUTATION_LOCK_TIMEOUT):
+        kms_doc, key, dist = _load(engine, mount, name, key_name)
+        if dist.get("suspended"):
+            raise PreconditionFailed(f"key {key_name!r} is suspended in {name!r}; resume it first: "
+                                     f"keymgmt write -f {mount.path}kms/{name}/key/{key_name}/resume")
+        pending = dist.get("renewing")
+        if pending is None or pending.get("spec") != spec:
+            target = resolve_valid_to(spec, engine_now(engine))
+            dist["renewing"] = {"spec": spec, "valid_to": rfc3339(target)}  # the journal: re-runs finish this
+            engine.put(mount.doc("dist", name, key_name), dist)
+        target_text = dist["renewing"]["valid_to"]
+        _reimport(engine, mount, name, key, dist, kms_doc, needs=lambda h: h.get("valid_to") != target_text,
+                  mark=lambda h: None, label="renewing", valid_to=parse_time(target_text))
+        dist["valid_to"] = spec if is_duration(spec) else target_text
+        dist.pop("renewing")
+        engine.put(mount.doc("dist", name, key_name), dist)
+    return Response()
+
+
+def suspend(engine: Engine, mount: Mount, values: dict[str, Any], name: str, key_name: str) -> Response:
+    """The kill switch: DeleteImportedKeyMaterial for every version key in every region and
+    replica. ARNs and aliases stay; the key is unusable at once (PendingImport) until resumed."""
+    with engine.store.lock(mount.lock("key", key_name), timeout=MUTATION_LOCK_TIMEOUT):
+        kms_doc, key, dist = _load(engine, mount, name, key_name)
+        dist_id = mount.doc("dist", name, key_name)
+        if dist.get("state") != "ready":
+            raise PreconditionFailed(f"key {key_name!r} has an unfinished operation in {name!r}; finish or "
+                                     "abandon it first (keymgmt status)")
+        dist["suspended"] = True  # the intent first: a crash leaves a suspension that a re-run finishes
+        engine.put(dist_id, dist)
+        provider = reconcile.connect(engine, mount, kms_doc)
+        for v, region, rec, holder in holders(dist):
+            if holder.get("suspended") or not holder.get("imported"):
+                continue
+            where = provider if region is None else provider.in_region(region)
+            engine.progress(f"{name}: deleting the material of version {v}" + (f" in {region}" if region else ""))
+            where.delete_imported_key_material(rec["key_id"])
+            holder["suspended"] = True
+            holder.pop("valid_to", None)
+            engine.put(dist_id, dist)
+    return Response(warnings=[f"key {key_name!r} is suspended in {name!r}: every version's material is deleted "
+                              f"from AWS; resume with keymgmt write -f {mount.path}kms/{name}/key/{key_name}/resume"])
+
+
+def resume(engine: Engine, mount: Mount, values: dict[str, Any], name: str, key_name: str) -> Response:
+    """Undo suspend: re-import the same material and restore what min_enabled_version asks for."""
+    with engine.store.lock(mount.lock("key", key_name), timeout=MUTATION_LOCK_TIMEOUT):
+        kms_doc, key, dist = _load(engine, mount, name, key_name)
+        if not dist.get("suspended") and not any(h.get("suspended") for *_, h in holders(dist)):
+            return Response()  # not suspended: nothing to do, safe to repeat
+        _reimport(engine, mount, name, key, dist, kms_doc, needs=lambda h: bool(h.get("suspended")),
+                  mark=lambda h: h.pop("suspended", None), label="re-importing",
+                  valid_to=resolve_valid_to(dist.get("valid_to"), engine_now(engine)))
+        dist.pop("suspended", None)
+        engine.put(mount.doc("dist", name, key_name), dist)
+    return Response()
+
+
+# -- due -------------------------------------------------------------------------------------------
+def _item(kind: str, path: str, deadline: datetime | None, fix: str, **extra: Any) -> dict[str, Any]:
+    return {"kind": kind, "path": path, "deadline": rfc3339(deadline) if deadline else None, "fix": fix, **extra}
+
+
+def _renew_spec(dist: dict[str, Any]) -> str:
+    spec = dist.get("valid_to") or ""
+    return spec if spec and is_duration(spec) else "365d"
+
+
+def rotation_deadline(key: dict[str, Any]) -> datetime | None:
+    period = key.get("auto_rotate_period") or 0
+    if period <= 0:
+        return None
+    latest = key["versions"][str(key["latest_version"])]
+    return parse_time(latest["creation_time"]) + timedelta(seconds=period)
+
+
+def due(engine: Engine, path: str | None = None, within: int = DEFAULT_WITHIN,
+        now: datetime | None = None) -> list[dict[str, Any]]:
+    """What needs action, soonest first: material expired or expiring within ``within`` seconds,
+    rotations due by auto_rotate_period, operations left half-done. Reads the state only."""
+    now = now or engine_now(engine)
+    horizon = now + timedelta(seconds=within)
+    items: list[dict[str, Any]] = []
+    for mount in _mounts(engine, path):
+        for key_name in engine.store.list(mount.doc("keys")):
+            key = shapes.load(engine.store, mount.doc("keys", key_name), shapes.key)
+            if key is None:
+                continue
+            when = rotation_deadline(key)
+            if when is not None and when <= horizon:
+                items.append(_item("rotation", f"{mount.path}key/{key_name}", when,
+                                   f"keymgmt write -f {mount.path}key/{key_name}/rotate",
+                                   overdue=when <= now))
+            if key.get("pending"):
+                items.append(_item("unfinished", f"{mount.path}key/{key_name}", None,
+                                   f"keymgmt write -f {mount.path}key/{key_name}/rotate"))
+        for kms in engine.store.list(mount.doc("kms")):
+            for key_name in engine.store.list(mount.doc("dist", kms)):
+                dist = shapes.load(engine.store, mount.doc("dist", kms, key_name), shapes.distribution)
+                if dist is None:
+                    continue
+                where = f"{mount.path}kms/{kms}/key/{key_name}"
+                if dist.get("state", "ready") != "ready" or dist.get("renewing"):
+                    items.append(_item("unfinished", where, None,
+                                       f"keymgmt write {where} purpose={','.join(dist['purpose'])}"
+                                       if dist.get("state") == "distributing" else
+                                       f"keymgmt delete {where}" if dist.get("state") == "removing" else
+                                       f"keymgmt write {where}/renew valid_to={dist.get('renewing', {}).get('spec')}"))
+                    continue
+                if dist.get("suspended"):
+                    continue  # suspended on purpose: no material to expire
+                for v, region, rec, holder in holders(dist):
+                    if not holder.get("valid_to"):
+                        continue
+                    expiry = parse_time(holder["valid_to"])
+                    if expiry <= horizon:
+                        items.append(_item("expired" if expiry <= now else "expiring", where, expiry,
+                                           f"keymgmt write {where}/renew valid_to={_renew_spec(dist)}",
+                                           version=v, region=region or kms_region(engine, mount, kms),
+                                           key_id=rec["key_id"]))
+    items.sort(key=lambda i: (i["deadline"] is None, i["deadline"] or "", i["path"]))
+    return items
+
+
+def kms_region(engine: Engine, mount: Mount, kms: str) -> str:
+    doc = kmsproviders.load_provider(engine, mount, kms)
+    return doc["key_collection"]
+
+
+def _mounts(engine: Engine, path: str | None) -> list[Mount]:
+    if not path:
+        return engine.mounts()
+    mount, rel = engine.resolve(path)
+    if rel:
+        raise InvalidRequest(f"due covers a whole mount, as keymgmt/, not {path}")
+    return [mount]
+
+
+def apply_due(engine: Engine, path: str | None = None, within: int = DEFAULT_WITHIN) -> list[dict[str, Any]]:
+    """Perform what is due: rotate keys past their period, renew material expiring within the
+    window. Each action re-checks under the key's lock, so runners on several machines (or a cron
+    line every few minutes) never rotate twice. Returns each item with its ``outcome``."""
+    from keymgmt_cli.errors import KeymgmtError
+
+    results = []
+    renewed: set[str] = set()
+    for item in due(engine, path, within):
+        outcome = "not applied: " + item["fix"]
+        try:
+            if item["kind"] == "rotation" and item.get("overdue"):
+                mount, rel = engine.resolve(item["path"])
+                outcome = "rotated" if _rotate_if_due(engine, mount, rel.split("/")[1]) else "already rotated"
+            elif item["kind"] in ("expired", "expiring"):
+                if item["path"] in renewed:
+                    outcome = "renewed"
+                else:
+                    mount, rel = engine.resolve(item["path"])
+                    _, kms, _, key_name = rel.split("/")
+                    spec = item["fix"].rsplit("valid_to=", 1)[1]
+                    renew(engine, mount, {"valid_to": spec}, kms, key_name)
+                    renewed.add(item["path"])
+                    outcome = "renewed"
+            elif item["kind"] == "rotation":
+                outcome = "not yet due"
+            elif item["kind"] == "unfinished" and item["path"].split("/")[-2] == "key":
+                mount, rel = engine.resolve(item["path"])
+                outcome = "finished" if _finish_rotation(engine, mount, rel.split("/")[1]) else "finished elsewhere"
+        except KeymgmtError as error:
+            outcome = f"failed: {error}"
+        results.append({**item, "outcome": outcome})
+    return results
+
+
+def _finish_rotation(engine: Engine, mount: Mount, name: str) -> bool:
+    """Finish an interrupted rotation (what ``rotate`` would do), unless another runner, holding
+    the lock until now, finished it."""
+    with engine.store.lock(mount.lock("key", name), timeout=MUTATION_LOCK_TIMEOUT):
+        key = load_key(engine, mount, name)
+        if not key.get("pending"):
+            return False
+        rotate_locked(engine, mount, name, key)
+    return True
+
+
+def _rotate_if_due(engine: Engine, mount: Mount, name: str) -> bool:
+    with engine.store.lock(mount.lock("key", name), timeout=MUTATION_LOCK_TIMEOUT):
+        key = load_key(engine, mount, name)
+        when = rotation_deadline(key)
+        if when is None or when > engine_now(engine):
+            return False  # another runner rotated it meanwhile
+        rotate_locked(engine, mount, name, key)
+    return True
