@@ -347,8 +347,10 @@ def status_cmd(env: Env, fmt: str | None) -> None:
     click.echo("")
     if data["unfinished"]:
         click.echo("Unfinished operations (re-run the command to finish):")
-        for line in data["unfinished"]:
-            click.echo(f"  {line}")
+        for item in data["unfinished"]:
+            version = f" to version {item['version']}" if item.get("version") else ""
+            abandon = f"  abandon: {item['abandon']}" if item["abandon"] else ""
+            click.echo(f"  {item['path']}: {item['operation']}{version}; finish: {item['finish']}{abandon}")
     else:
         click.echo("Unfinished operations: none")
 

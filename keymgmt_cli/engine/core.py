@@ -187,8 +187,11 @@ class Engine:
         self.store.delete_collection(mount.doc())
 
     def status(self) -> dict[str, Any]:
+        """Mounts with their counts, and every unfinished operation as a record a script can act
+        on: operation, path, provider, since (when known), the command that finishes it and the one
+        that abandons it (None where there is none)."""
         mounts = []
-        unfinished = []
+        unfinished: list[dict[str, Any]] = []
         for mount in self.mounts():
             keys = self.store.list(mount.doc("keys"))
             providers = self.store.list(mount.doc("kms"))
@@ -197,19 +200,37 @@ class Engine:
                 for key in self.store.list(mount.doc("dist", kms)):
                     dists += 1
                     doc = shapes.load(self.store, mount.doc("dist", kms, key), shapes.distribution) or {}
-                    if doc.get("state", "ready") == "distributing":
-                        unfinished.append(f"{mount.path}kms/{kms}/key/{key}: distributing; finish: keymgmt write "
-                                          f"{mount.path}kms/{kms}/key/{key} purpose={','.join(doc['purpose'])}"
-                                          f"  abandon: keymgmt delete {mount.path}kms/{kms}/key/{key}")
-                    elif doc.get("state", "ready") == "removing":
-                        unfinished.append(f"{mount.path}kms/{kms}/key/{key}: removing; finish: keymgmt delete "
-                                          f"{mount.path}kms/{kms}/key/{key}")
+                    path = f"{mount.path}kms/{kms}/key/{key}"
+                    state = doc.get("state", "ready")
+                    if state == "distributing":
+                        unfinished.append(_unfinished("distribute", path, kms, doc.get("created"),
+                                                      f"keymgmt write {path} purpose={','.join(doc['purpose'])}",
+                                                      f"keymgmt delete {path}"))
+                    elif state == "removing":
+                        unfinished.append(_unfinished("remove", path, kms, doc.get("removing_since"),
+                                                      f"keymgmt delete {path}", None))
+                    if doc.get("renewing"):
+                        unfinished.append(_unfinished("renew", path, kms, None,
+                                                      f"keymgmt write {path}/renew valid_to={doc['renewing']['spec']}",
+                                                      None))
+                    if doc.get("suspended") and state == "ready":
+                        # suspended on purpose is not unfinished; a half-done suspension is finished by repeating it
+                        pass
             for key in keys:
                 doc = shapes.load(self.store, mount.doc("keys", key), shapes.key) or {}
-                if doc.get("pending"):
-                    unfinished.append(f"{mount.path}key/{key}: {doc['pending'].get('op')} "
-                                      f"to version {doc['pending'].get('version', '?')}; finish: keymgmt write -f "
-                                      f"{mount.path}key/{key}/rotate  abandon: keymgmt delete {mount.path}key/{key}/rotate")
+                pending = doc.get("pending")
+                if pending:
+                    path = f"{mount.path}key/{key}"
+                    entry = _unfinished(pending.get("op", "rotate"), path, None, pending.get("since"),
+                                        f"keymgmt write -f {path}/rotate", f"keymgmt delete {path}/rotate")
+                    entry["version"] = pending.get("version")
+                    unfinished.append(entry)
             mounts.append({"path": mount.path, "type": mount.type, "keys": len(keys),
                            "kms_providers": len(providers), "distributions": dists})
         return {"mounts": mounts, "unfinished": unfinished, "initialized": self.initialized()}
+
+
+def _unfinished(operation: str, path: str, provider: str | None, since: str | None, finish: str,
+                abandon: str | None) -> dict[str, Any]:
+    return {"operation": operation, "path": path, "provider": provider, "since": since,
+            "finish": finish, "abandon": abandon}

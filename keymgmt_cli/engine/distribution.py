@@ -130,8 +130,9 @@ def remove(engine: Engine, mount: Mount, values: dict[str, Any], name: str, key_
             return Response()  # "deleted (if it existed)": re-running a finished removal is safe
         window = values.get("pending_window_days", dist.get("pending_window_days", 30))
         provider = connect(engine, mount, kms_doc)  # unseals the credentials: refused before any record
-        dist["state"] = "removing"
-        engine.put(dist_id, dist)
+        if dist.get("state") != "removing":
+            dist["state"], dist["removing_since"] = "removing", now_rfc3339(engine.clock())
+            engine.put(dist_id, dist)
         # Replicas first: a primary with live replicas only reaches PendingReplicaDeletion.
         for region in dist.get("replica_regions", []):
             regional = provider.in_region(region)

@@ -120,6 +120,9 @@ def _update_key(engine: Engine, mount: Mount, name: str, doc: dict[str, Any], va
         engine.put(mount.doc("keys", name), doc)
     # Always reconcile: re-running the same write finishes an enable/disable that failed halfway.
     reconcile.sync_key(engine, mount, name, doc)
+    if doc.get("pending"):  # the sync brought every distribution to the latest version: that rotation is done
+        doc.pop("pending")
+        engine.put(mount.doc("keys", name), doc)
     return Response()
 
 
@@ -144,7 +147,7 @@ def rotate_locked(engine: Engine, mount: Mount, name: str, doc: dict[str, Any]) 
         doc["latest_version"] = number
         if reconcile.distributed_to(engine, mount, name):
             # Journal: until every distribution holds the new version, a re-run finishes it.
-            doc["pending"] = {"op": "rotate", "version": number}
+            doc["pending"] = {"op": "rotate", "version": number, "since": now_rfc3339(engine.clock())}
         engine.put(mount.doc("keys", name), doc)
     reconcile.sync_key(engine, mount, name, doc)
     if doc.get("pending"):

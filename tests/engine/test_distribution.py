@@ -216,7 +216,10 @@ def test_interrupted_rotation_is_finished_by_the_rerun_not_repeated(eng, world):
     world.fail_next("ImportKeyMaterial", "KMSInternalException")
     with pytest.raises(ProviderError):
         w(eng, "keymgmt/key/k/rotate")
-    assert any("rotate to version 2" in line for line in eng.status()["unfinished"])
+    [entry] = eng.status()["unfinished"]
+    assert (entry["operation"], entry["version"], entry["path"]) == ("rotate", 2, "keymgmt/key/k")
+    assert entry["finish"] == "keymgmt write -f keymgmt/key/k/rotate"
+    assert entry["abandon"] == "keymgmt delete keymgmt/key/k/rotate" and entry["since"]
     response = w(eng, "keymgmt/key/k/rotate")
     assert "finished the interrupted rotation to version 2" in response.warnings[0]
     assert r(eng, "keymgmt/key/k")["latest_version"] == 2
