@@ -278,3 +278,11 @@ def test_status_names_an_unfinished_rotation(aws1_engine, world):
     assert eng.status()["unfinished"] == [
         "keymgmt/key/k: rotate to version 2; finish: keymgmt write -f keymgmt/key/k/rotate  "
         "abandon: keymgmt delete keymgmt/key/k/rotate"]
+
+
+def test_the_ignored_fields_warning_comes_before_the_handlers_warnings(aws1_engine):
+    w(aws1_engine, "keymgmt/key/k", type="aes256-gcm96")
+    response = w(aws1_engine, "keymgmt/kms/aws1/key/k", purpose="encrypt", protection="software", colour="red")
+    assert response.warnings == [
+        "Endpoint ignored these unrecognized parameters: [colour]",
+        "AWS KMS keeps imported key material in its HSMs; protection=software is recorded only"]

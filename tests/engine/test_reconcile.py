@@ -154,7 +154,6 @@ def test_find_tagged_needs_every_tag_and_skips_keys_it_cannot_read(world):
     make({"a": "1", "b": "other"})
     world.fail_next("ListResourceTags", "AccessDeniedException")  # the first key is not ours to read
     assert reconcile.find_tagged(kms, {"a": "1", "b": "2"}) == [hit]
-    assert unreadable != hit
     assert reconcile.find_tagged(kms, {"a": "1", "b": "2"}) == [unreadable, hit]
 
 
