@@ -22,3 +22,12 @@ def world():
 def twin_engine(world):
     return Engine(MemoryStore(), memory_secret_box(), lambda cfg: MemoryKms(cfg.region, world),
                   clock=lambda: float(TS))
+
+
+@pytest.fixture
+def aws1_engine(twin_engine):
+    """The twin engine with one KMS provider, ``aws1`` in us-west-1 (the state exists)."""
+    from keymgmt_cli.engine.routing import Request
+
+    twin_engine.handle(Request("write", "keymgmt/kms/aws1", {"provider": "awskms", "key_collection": "us-west-1"}))
+    return twin_engine
