@@ -108,7 +108,7 @@ def distribute(engine: Engine, mount: Mount, values: dict[str, Any], name: str, 
             dist = {"key_name": key_name, "kms_name": name, "name": f"{key_name}-{stamp}",
                     "alias": f"{ALIAS_PREFIX}{key_name}-{stamp}", "purpose": purposes,
                     "protection": protection, "key_spec": spec, "key_usage": usage, **per_import,
-                    "created": now_rfc3339(), "state": "distributing", "alias_target": None, "versions": {}}
+                    "created": now_rfc3339(engine.clock()), "state": "distributing", "alias_target": None, "versions": {}}
             # Under the provider's lock, which its deletion takes too: either the deletion sees this
             # record and refuses, or it went first and this distribution stops here, before any AWS call.
             with engine.store.lock(mount.lock("kms", name)):

@@ -71,6 +71,9 @@ class Route:
 
 
 def match(routes: list[Route], rel_path: str, operation: str, mount_path: str) -> tuple[Route, Operation, dict[str, str]]:
+    if not rel_path.isprintable():  # a newline or other control character is in no path (names match fully)
+        raise UnsupportedPath(f"unsupported path: {mount_path}{rel_path}",
+                              hint=f"run 'keymgmt path-help {mount_path}' to see the paths of this mount")
     for route in routes:
         m = route.regex().match(rel_path)
         if m:

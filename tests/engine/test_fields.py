@@ -136,7 +136,7 @@ def test_a_check_runs_after_the_kind():
         DIST_FIELDS["valid_to"].parse("2099-01-01T00:00:00")
     with pytest.raises(InvalidRequest, match="must be in the future"):
         DIST_FIELDS["valid_to"].parse("2020-01-01T00:00:00Z")
-    with pytest.raises(InvalidRequest, match="is not an RFC 3339 time"):
+    with pytest.raises(InvalidRequest, match="is neither a duration such as 90d nor an RFC 3339 time"):
         DIST_FIELDS["valid_to"].parse("tomorrow")
 
 

@@ -165,7 +165,7 @@ def test_an_alias_created_by_an_interrupted_run_is_repointed(eng, world, monkeyp
     assert dist_doc(eng)["alias_target"] is None and ALIAS in world.region("us-west-1").aliases
     world.calls.clear()
     w(eng, "keymgmt/kms/aws1/key/k", purpose="encrypt")
-    assert world.calls == ["CreateAlias", "UpdateAlias"]
+    assert world.calls == ["CreateAlias", "ListAliases", "UpdateAlias"]  # adopted: its target is our key
     latest = dist_doc(eng)["versions"]["2"]["key_id"]
     assert world.region("us-west-1").aliases[ALIAS] == latest == dist_doc(eng)["alias_target"]
 
@@ -195,7 +195,7 @@ def test_min_enabled_skips_versions_not_imported_and_versions_deleted(eng, world
     dist["versions"]["1"].pop("deleted")
     dist["versions"]["1"]["imported"] = False
     eng.store.put(mount.doc("dist", "aws1", "k"), dist)
-    reconcile._apply_min_enabled(MemoryKms("us-west-1", world), dist, key_doc(eng), None, lambda: None)
+    reconcile.apply_min_enabled(MemoryKms("us-west-1", world), dist, key_doc(eng), None, lambda: None)
     assert world.calls == []  # never imported: nothing to disable yet
 
 
@@ -271,7 +271,7 @@ def test_abandon_version_schedules_deletion_of_a_key_created_but_never_recorded(
     die_after(monkeypatch, "create_key")
     with pytest.raises(Died):
         w(eng, "keymgmt/key/k/rotate")
-    assert key_doc(eng)["pending"] == {"op": "rotate", "version": 3}
+    assert {k: v for k, v in key_doc(eng)["pending"].items() if k != "since"} == {"op": "rotate", "version": 3}
     assert set(dist_doc(eng)["versions"]["3"]) == {"creating"}
     orphan = [k.key_id for k in world.all_keys() if k.tags["keymgmt:version"] == "3"]
     assert len(orphan) == 1
@@ -305,10 +305,6 @@ def test_without_a_provider_factory_nothing_reaches_aws(engine):
 
 
 # -- two environments in one AWS account ------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="BUG: _point_alias takes AlreadyExistsException on CreateAlias as 'created "
-                   "by an interrupted earlier run' and calls UpdateAlias without checking that the alias points at "
-                   "a key of this state, so a second state distributing the same key name in the same second "
-                   "repoints the first state's alias to its own key")
 def test_an_alias_of_another_state_is_never_repointed(world):
     from keymgmt_cli.engine.core import Engine
     from keymgmt_cli.store.memory import MemoryStore

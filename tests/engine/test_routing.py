@@ -26,6 +26,12 @@ SAMPLES = {
     "kms/(?P<name>[^/]+)": ("kms/aws1", {"name": "aws1"}),
     "kms/(?P<name>[^/]+)/key": ("kms/aws1/key", {"name": "aws1"}),
     "kms/(?P<name>[^/]+)/key/(?P<key_name>[^/]+)": ("kms/aws1/key/k1", {"name": "aws1", "key_name": "k1"}),
+    "kms/(?P<name>[^/]+)/key/(?P<key_name>[^/]+)/renew":
+        ("kms/aws1/key/k1/renew", {"name": "aws1", "key_name": "k1"}),
+    "kms/(?P<name>[^/]+)/key/(?P<key_name>[^/]+)/suspend":
+        ("kms/aws1/key/k1/suspend", {"name": "aws1", "key_name": "k1"}),
+    "kms/(?P<name>[^/]+)/key/(?P<key_name>[^/]+)/resume":
+        ("kms/aws1/key/k1/resume", {"name": "aws1", "key_name": "k1"}),
     "kms/(?P<name>[^/]+)/key/(?P<key_name>[^/]+)/replicate":
         ("kms/aws1/key/k1/replicate", {"name": "aws1", "key_name": "k1"}),
 }
@@ -62,19 +68,14 @@ def test_operations_with_a_schema_are_the_writes_and_the_removal():
                    if op.fields}
     assert with_fields == {("key/(?P<name>[^/]+)", "write"), ("kms/(?P<name>[^/]+)", "write"),
                            ("kms/(?P<name>[^/]+)/key/(?P<key_name>[^/]+)", "write"),
-                           ("kms/(?P<name>[^/]+)/key/(?P<key_name>[^/]+)", "delete")}
-
-
-NEWLINE_IN_NAME = pytest.mark.xfail(
-    strict=True, reason="BUG: a name group is [^/]+, which matches a newline, so 'key/k1\\n' routes to key/:name "
-    "with name 'k1\\n' (and names.check_name accepts it: NAME_RE ends in '$', which matches before a final "
-    "newline). Fix: names exclude control characters in the route groups or NAME_RE uses \\Z / fullmatch.")
+                           ("kms/(?P<name>[^/]+)/key/(?P<key_name>[^/]+)", "delete"),
+                           ("kms/(?P<name>[^/]+)/key/(?P<key_name>[^/]+)/renew", "write")}
 
 
 @pytest.mark.parametrize("path", [
-    pytest.param("key/k1\n", marks=NEWLINE_IN_NAME),  # a name segment swallows the newline
+    "key/k1\n",            # a name segment would swallow the newline; names match fully
     "key/k1/rotate\n",     # "$" would match before a final newline; the table anchors with \Z
-    pytest.param("kms/aws1/key/k1\n", marks=NEWLINE_IN_NAME),
+    "kms/aws1/key/k1\n",
     "kms/aws1/key\n",
     "key/k1/extra",         # one segment too many
     "key/k1/rotate/now",
@@ -142,7 +143,6 @@ def test_a_write_to_a_path_ending_in_a_newline_after_a_fixed_segment_changes_not
     assert engine.store.get("state") is None
 
 
-@NEWLINE_IN_NAME
 def test_a_write_to_a_key_name_ending_in_a_newline_changes_nothing(engine):
     # today: the key "k1\n" is created (state and ns/default/keys/k1\n written); its alias would
     # be alias/hashicorp/k1\n-<ts>, which AWS refuses only at distribution time
