@@ -104,8 +104,10 @@ class Field:
             value = parse_duration(raw, f"field {self.name!r}")
         else:
             raise InvalidRequest(f"field {self.name!r} must be a duration such as 90d")
-        if value < 0:
-            raise InvalidRequest(f"field {self.name!r} must not be negative")
+        from keymgmt_cli.engine.lifetime import MAX_DURATION
+
+        if value < 0 or value > MAX_DURATION:
+            raise InvalidRequest(f"field {self.name!r} must be between 0 and 100 years")
         return value
 
     def _parse_commalist(self, raw: Any) -> list[str]:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 MAX_VALID_TO = timedelta(days=365)  # AWS: ValidTo at most 365 days from the request
 MIN_ROTATE_PERIOD = 3600  # Vault transit: auto_rotate_period of at least one hour (0 turns it off)
 DEFAULT_WITHIN = 30 * 86400
+MAX_DURATION = 100 * 365 * 86400  # far beyond any real window, and far inside datetime's range
 _UNIT = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION_RE = re.compile(r"(?:\d+(?:\.\d+)?[dhms])+")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
@@ -44,11 +45,12 @@ _PART_RE = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
 def parse_duration(text: str, field: str) -> int:
     """Seconds of a Vault duration: ``3600``, ``90d``, ``1h30m``, ``0``."""
     text = text.strip()
-    if text.isdigit():
-        return int(text)
-    if not _DURATION_RE.fullmatch(text):
+    if len(text) > 40 or not (text.isdigit() or _DURATION_RE.fullmatch(text)):
         raise InvalidRequest(f"{field} must be a duration such as 90d, 720h or 3600 (seconds)")
-    return int(sum(float(n) * _UNIT[u] for n, u in _PART_RE.findall(text)))
+    seconds = int(text) if text.isdigit() else int(sum(float(n) * _UNIT[u] for n, u in _PART_RE.findall(text)))
+    if seconds > MAX_DURATION:
+        raise InvalidRequest(f"{field} must be at most 100 years")
+    return seconds
 
 
 def is_duration(text: str) -> bool:
