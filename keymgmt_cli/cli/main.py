@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from keymgmt_cli import __version__
+from keymgmt_cli.app import PROGRESS, Env, build_engine  # noqa: F401  (build_engine: re-exported)
 from keymgmt_cli.cli import output
 from keymgmt_cli.cli.complete import complete_data, complete_path
 from keymgmt_cli.cli.kv import parse_data
@@ -21,58 +22,9 @@ from keymgmt_cli.cli.report import EXIT_ENGINE, EXIT_LOCAL, EXIT_OK, describe, e
 from keymgmt_cli.errors import KeymgmtError, UsageError
 
 
-class Env:
-    """What a command needs from the outside world, injectable for tests (HTTPie's Environment)."""
-
-    def __init__(self, environ: dict[str, str] | None = None, engine: Any = None):
-        self.environ = dict(os.environ) if environ is None else environ
-        self._engine = engine
-
-    @property
-    def engine(self) -> Any:
-        if self._engine is None:
-            self._engine = build_engine(self.environ)
-        return self._engine
-
-
-def build_engine(environ: dict[str, str]) -> Any:
-    from keymgmt_cli.engine.core import Engine
-    from keymgmt_cli.store import open_secret_box, open_store
-
-    store = open_store(environ)
-
-    def provider_factory(config: Any) -> Any:
-        from keymgmt_cli.providers import awskms  # boto3 only when a KMS is called
-
-        return awskms.connect(config)
-
-    return Engine(store, open_secret_box(store.home, environ, store=store), provider_factory, progress=PROGRESS)
-
-
 def _stdin() -> Any:
     """Read lazily, and only when a DATA item asks for it (k=- or -)."""
     return getattr(sys.stdin, "buffer", sys.stdin)
-
-
-class _LazyProgress:
-    """The terminal spinner, created on the first progress message (rich only then)."""
-
-    def __init__(self) -> None:
-        self._progress: Any = None
-
-    def __call__(self, message: str) -> None:
-        if self._progress is None:
-            from keymgmt_cli.cli.terminal import Progress
-
-            self._progress = Progress()
-        self._progress(message)
-
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.close()
-
-
-PROGRESS = _LazyProgress()
 
 
 # -- options shared by the verbs ---------------------------------------------------------------
@@ -428,9 +380,6 @@ def demo_cmd(keep: bool) -> None:
 
 
 # -- entry point ------------------------------------------------------------------------------------
-_VERBING = {"read": "reading", "list": "listing", "write": "writing data to", "delete": "deleting"}
-
-
 def main(argv: list[str] | None = None, env: Env | None = None) -> None:
     cli.main(args=argv, prog_name="keymgmt", obj=env or Env())
 
