@@ -52,28 +52,17 @@ def run(argv: list[str]) -> int | None:
     if parsed is None:
         return None
     verb, path, fmt, field = parsed
-    from keymgmt_cli.cli import output, report
+    from keymgmt_cli.cli import render, report
     from keymgmt_cli.engine.core import Engine
     from keymgmt_cli.engine.routing import Request
-    from keymgmt_cli.errors import KeymgmtError, UsageError
+    from keymgmt_cli.errors import KeymgmtError
     from keymgmt_cli.store import open_store
 
-    out = []
+    out: list[str] = []
     try:
         response = Engine(open_store(os.environ)).handle(Request(verb, path, {}))
-        for warning in response.warnings:
-            sys.stderr.write(report.printable(f"WARNING: {warning}") + "\n")
-        data = response.data or {}
-        if field is not None:
-            if field not in data:
-                raise UsageError(f'Field "{field}" not present in secret')
-            out.append(output.scalar(data[field]))
-        elif verb == "list":
-            out.append(output.dump(data["keys"], fmt) if fmt == "json" else output.key_list(data["keys"]))
-        elif fmt == "json":
-            out.append(output.dump(output.envelope(data, response.warnings), fmt))
-        else:
-            out.append(output.table(data))
+        render.emit(verb, path, response, fmt, field, out.append,
+                    lambda line: sys.stderr.write(line + "\n"))
     except KeymgmtError as error:
         sys.stderr.write("\n".join(report.describe(argv, error)) + "\n")
         return report.exit_code_for(error)

@@ -15,7 +15,7 @@ import click
 
 from keymgmt_cli import __version__
 from keymgmt_cli.app import PROGRESS, Env, build_engine  # noqa: F401  (build_engine: re-exported)
-from keymgmt_cli.cli import output
+from keymgmt_cli.cli import output, render
 from keymgmt_cli.cli.complete import complete_data, complete_path
 from keymgmt_cli.cli.kv import parse_data
 from keymgmt_cli.cli.report import EXIT_ENGINE, EXIT_LOCAL, EXIT_OK, describe, exit_code_for, printable
@@ -82,39 +82,13 @@ def cli(ctx: click.Context) -> None:
 
 
 def _emit(env: Env, verb: str, path: str, response: Any, fmt: str, field: str | None) -> None:
-    for warning in response.warnings:
-        click.echo(printable(f"WARNING: {warning}"), err=True)
-    data = response.data
-    if field is not None:
-        if not data or field not in data:
-            raise UsageError(f'Field "{field}" not present in secret')
-        click.echo(output.scalar(data[field]))
-        return
-    if fmt != "table":
-        if data is None and verb in ("write", "delete"):
-            return  # as Vault: nothing to print
-        if verb == "list":
-            click.echo(output.dump(data["keys"], fmt))  # as Vault: the bare list
-            return
-        click.echo(output.dump(output.envelope(data, response.warnings), fmt))
-        return
-    if verb == "write" and data is None:
-        click.echo(f"Success! Data written to: {path}")
-    elif verb == "delete":
-        click.echo(f"Success! Data deleted (if it existed) at: {path}")
-    elif verb == "list":
-        click.echo(output.key_list(data["keys"]))
-    elif data:
-        _table(data)
-
-
-def _table(data: dict[str, Any]) -> None:
     from keymgmt_cli.cli import terminal
 
+    kv_table = None
     if terminal.wants_rich(sys.stdout):
-        terminal.print_kv_table(data, output.scalar)
-    else:
-        click.echo(output.table(data))
+        def kv_table(data: dict[str, Any]) -> None:
+            terminal.print_kv_table(data, output.scalar)
+    render.emit(verb, path, response, fmt, field, click.echo, lambda line: click.echo(line, err=True), kv_table)
 
 
 def _rows(headers: list[str], body: list[list[str]]) -> None:
