@@ -1,4 +1,4 @@
-"""The command line: Vault's verbs over the engine. click lives here and nowhere else.
+"""The command line: Vault's verbs over the engine (click is imported only under keymgmt_cli/cli).
 
 Each verb reads top to bottom: check arity, parse DATA, call the engine, render.
 Exit codes, as Vault: 0 success, 1 a local problem (usage, unparsable data, -field not present,

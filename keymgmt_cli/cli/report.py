@@ -20,7 +20,7 @@ def exit_code_for(error: BaseException) -> int:
         return code
     if isinstance(error, (UsageError, StoreError)):
         return EXIT_LOCAL
-    return EXIT_ENGINE if isinstance(error, EngineError) else EXIT_ENGINE
+    return EXIT_ENGINE
 
 
 def printable(text: str) -> str:
