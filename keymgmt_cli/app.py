@@ -24,6 +24,20 @@ class Env:
             self._engine = build_engine(self.environ)
         return self._engine
 
+    def engine_for(self, verb: str) -> Any:
+        """The injected engine if any, else the lightest one that serves ``verb``."""
+        return self._engine if self._engine is not None else engine_for(self.environ, verb)
+
+
+def engine_for(environ: dict[str, str], verb: str) -> Any:
+    """Reads and lists need neither the secret box nor AWS: an engine over the store alone."""
+    if verb in ("read", "list"):
+        from keymgmt_cli.engine.core import Engine
+        from keymgmt_cli.store import open_store
+
+        return Engine(open_store(environ))
+    return build_engine(environ)
+
 
 def provider_factory(config: Any) -> Any:
     """A KmsProvider for a provider's config (boto3 is imported only when a KMS is called)."""

@@ -1,8 +1,9 @@
 """The command line: Vault's verbs over the engine (click is imported only under keymgmt_cli/cli).
 
-Each verb reads top to bottom: check arity, parse DATA, call the engine, render.
-Exit codes, as Vault: 0 success, 1 a local problem (usage, unparsable data, -field not present,
-the local state), 2 the engine or AWS refused.
+`read`, `list`, `write` and `delete` run click-free (cli/verbs.py: Go's flag grammar, Vault's exit
+codes); click serves their help and completion, and the other commands (secrets, status, verify,
+path-help, operator, demo). Exit codes of those: 0 success, 1 a local problem (usage, the local
+state), 2 the engine or AWS refused.
 """
 
 from __future__ import annotations
@@ -15,23 +16,17 @@ import click
 
 from keymgmt_cli import __version__
 from keymgmt_cli.app import PROGRESS, Env, build_engine  # noqa: F401  (build_engine: re-exported)
-from keymgmt_cli.cli import output, render
+from keymgmt_cli.cli import output, report, verbs
 from keymgmt_cli.cli.complete import complete_data, complete_path
-from keymgmt_cli.cli.kv import parse_data
 from keymgmt_cli.cli.report import EXIT_ENGINE, EXIT_LOCAL, EXIT_OK, describe, exit_code_for, printable
 from keymgmt_cli.errors import KeymgmtError, UsageError
-
-
-def _stdin() -> Any:
-    """Read lazily, and only when a DATA item asks for it (k=- or -)."""
-    return getattr(sys.stdin, "buffer", sys.stdin)
 
 
 # -- options shared by the verbs ---------------------------------------------------------------
 def format_option(func: Any) -> Any:
     return click.option("-format", "--format", "fmt", default=None, metavar="FORMAT",
-                        type=click.Choice(output.FORMATS, case_sensitive=False),
-                        help="Output format: table (default), json or yaml; env KEYMGMT_FORMAT.")(func)
+                        help="Output format: table (default), json, yaml (yml), pretty (a table); "
+                             "env KEYMGMT_FORMAT, then VAULT_FORMAT.")(func)
 
 
 def field_option(func: Any) -> Any:
@@ -40,10 +35,12 @@ def field_option(func: Any) -> Any:
 
 
 def resolve_format(fmt: str | None, env: Env) -> str:
-    chosen = (fmt or env.environ.get("KEYMGMT_FORMAT") or "table").lower()
-    if chosen not in output.FORMATS:
-        raise UsageError(f"invalid format {chosen!r}; allowed: {', '.join(output.FORMATS)}")
-    return chosen
+    """The format of the commands other than the four verbs (no raw: they have no response body)."""
+    chosen = fmt or env.environ.get("KEYMGMT_FORMAT") or env.environ.get("VAULT_FORMAT") or "table"
+    resolved = output.ACCEPTED.get(chosen.lower())
+    if resolved is None or resolved == "raw":
+        raise UsageError(f"Invalid output format: {chosen}")
+    return resolved
 
 
 CONTEXT = {"help_option_names": ["-h", "-help", "--help"], "max_content_width": 100}
@@ -56,12 +53,34 @@ class KeymgmtGroup(click.Group):
              standalone_mode: bool = True, **extra: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         extra.setdefault("obj", Env())
+        env = extra["obj"] if extra["obj"] is not None else Env()
+        code = None
+        if argv and argv[0] in verbs.VERBS and complete_var is None and "_KEYMGMT_COMPLETE" not in os.environ:
+            try:
+                code = report.guarded(lambda: verbs.run(argv, env.environ, env.engine_for))
+            finally:
+                PROGRESS.close()
+        if code is not None:
+            if standalone_mode:
+                sys.exit(code)
+            return code
         code = _guarded(lambda: super(KeymgmtGroup, self).main(
             args=argv, prog_name="keymgmt", complete_var=complete_var,
             standalone_mode=False, **extra), argv)
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        if args and not ctx.resilient_parsing and self.get_command(ctx, args[0]) is None \
+                and not args[0].startswith("-"):
+            raise UnknownCommand(args[0])
+        return super().resolve_command(ctx, args)
+
+
+class UnknownCommand(Exception):
+    """mitchellh/cli answers an unknown command with exit 127."""
 
 
 @click.group(cls=KeymgmtGroup, context_settings=CONTEXT)
@@ -81,16 +100,6 @@ def cli(ctx: click.Context) -> None:
         ctx.obj = Env()
 
 
-def _emit(env: Env, verb: str, path: str, response: Any, fmt: str, field: str | None) -> None:
-    from keymgmt_cli.cli import terminal
-
-    kv_table = None
-    if terminal.wants_rich(sys.stdout):
-        def kv_table(data: dict[str, Any]) -> None:
-            terminal.print_kv_table(data, output.scalar)
-    render.emit(verb, path, response, fmt, field, click.echo, lambda line: click.echo(line, err=True), kv_table)
-
-
 def _rows(headers: list[str], body: list[list[str]]) -> None:
     from keymgmt_cli.cli import terminal
 
@@ -100,20 +109,21 @@ def _rows(headers: list[str], body: list[list[str]]) -> None:
         click.echo(output.rows(headers, body))
 
 
-def _run(env: Env, verb: str, path: str, data: dict[str, Any], fmt: str, field: str | None) -> None:
-    from keymgmt_cli.engine.routing import Request
-
-    response = env.engine.handle(Request(verb, path, data))
-    _emit(env, verb, path, response, fmt, field)
+def _delegate(verb: str, flags: list[str], positionals: list[str]) -> None:
+    """The verbs run click-free (KeymgmtGroup.main); this is the same run when click is entered."""
+    ctx = click.get_current_context()
+    env = ctx.find_root().obj or Env()
+    code = report.guarded(lambda: verbs.run([verb, *flags, "--", *positionals], env.environ, env.engine_for))
+    raise click.exceptions.Exit(code or 0)
 
 
 @cli.command("read", context_settings=CONTEXT)
 @format_option
 @field_option
 @click.argument("path", shell_complete=complete_path)
-@click.pass_obj
-def read_cmd(env: Env, fmt: str | None, field: str | None, path: str) -> None:
-    """Read the data at PATH.
+@click.argument("data", nargs=-1, shell_complete=complete_data)
+def read_cmd(fmt: str | None, field: str | None, path: str, data: tuple[str, ...]) -> None:
+    """Read the data at PATH (DATA K=V are sent as query parameters, as Vault).
 
     \b
     Example:
@@ -121,34 +131,35 @@ def read_cmd(env: Env, fmt: str | None, field: str | None, path: str) -> None:
       keymgmt read -field=latest_version keymgmt/key/example-key
       keymgmt read -format=json keymgmt/kms/example-kms/key/example-key | jq .data.versions
     """
-    _run(env, "read", path, {}, resolve_format(fmt, env), field)
+    _delegate("read", _flags(fmt=fmt, field=field), [path, *data])
 
 
 @cli.command("list", context_settings=CONTEXT)
 @format_option
 @click.argument("path", shell_complete=complete_path)
-@click.pass_obj
-def list_cmd(env: Env, fmt: str | None, path: str) -> None:
-    """List the names at PATH (an empty list is "No value found", exit 2, as Vault).
+def list_cmd(fmt: str | None, path: str) -> None:
+    """List the names at PATH (nothing to list: "No value found at PATH/", exit 2; {} in json).
 
     \b
     Example:
       keymgmt list keymgmt/key
       keymgmt list -format=json keymgmt/kms/example-kms/key | jq -r '.[]'
     """
-    _run(env, "list", path, {}, resolve_format(fmt, env), None)
+    _delegate("list", _flags(fmt=fmt), [path])
 
 
 @cli.command("write", context_settings=CONTEXT)
 @format_option
 @field_option
 @click.option("-f", "-force", "--force", "force", is_flag=True,
-              help="Allow the write to run with no data (rotate, replicate).")
+              help="Allow the write to run with no data (rotate, replicate); -f=true/false too.")
 @click.argument("path", shell_complete=complete_path)
 @click.argument("data", nargs=-1, shell_complete=complete_data)
-@click.pass_obj
-def write_cmd(env: Env, fmt: str | None, field: str | None, force: bool, path: str, data: tuple[str, ...]) -> None:
+def write_cmd(fmt: str | None, field: str | None, force: bool, path: str, data: tuple[str, ...]) -> None:
     """Write DATA (K=V, K=@file, K=-, -, @file.json) to PATH.
+
+    Flags go before PATH (as Vault: after it they are DATA, with a warning); Vault's HTTP flags
+    (-address, -namespace, -tls-*, ...) are accepted and ignored with a warning.
 
     \b
     Example:
@@ -156,19 +167,14 @@ def write_cmd(env: Env, fmt: str | None, field: str | None, force: bool, path: s
       keymgmt write -f keymgmt/key/example-key/rotate
       keymgmt write keymgmt/key/example-key min_enabled_version=2 deletion_allowed=true
     """
-    fmt = resolve_format(fmt, env)
-    if not data and not force:
-        raise UsageError("Must supply data or use -force")
-    parsed = parse_data(data, _stdin())
-    _run(env, "write", path, parsed, fmt, field)
+    _delegate("write", _flags(fmt=fmt, field=field) + (["-force"] if force else []), [path, *data])
 
 
 @cli.command("delete", context_settings=CONTEXT)
 @format_option
 @click.argument("path", shell_complete=complete_path)
 @click.argument("data", nargs=-1, shell_complete=complete_data)
-@click.pass_obj
-def delete_cmd(env: Env, fmt: str | None, path: str, data: tuple[str, ...]) -> None:
+def delete_cmd(fmt: str | None, path: str, data: tuple[str, ...]) -> None:
     """Delete the data at PATH (DATA for the few paths that take it).
 
     \b
@@ -176,9 +182,11 @@ def delete_cmd(env: Env, fmt: str | None, path: str, data: tuple[str, ...]) -> N
       keymgmt delete keymgmt/kms/example-kms/key/example-key pending_window_days=7
       keymgmt delete keymgmt/key/example-key
     """
-    fmt = resolve_format(fmt, env)
-    parsed = parse_data(data, _stdin())
-    _run(env, "delete", path, parsed, fmt, None)
+    _delegate("delete", _flags(fmt=fmt), [path, *data])
+
+
+def _flags(fmt: str | None = None, field: str | None = None) -> list[str]:
+    return ([f"-format={fmt}"] if fmt else []) + ([f"-field={field}"] if field is not None else [])
 
 
 # -- secrets: mounts ------------------------------------------------------------------------------
@@ -367,6 +375,9 @@ def _guarded(call: Any, args: list[str]) -> int:
         return result if isinstance(result, int) else EXIT_OK
     except click.exceptions.Exit as done:
         return done.exit_code
+    except UnknownCommand as error:
+        click.echo(printable(f"Unknown command: {error} (see 'keymgmt -help')"), err=True)
+        return 127
     except click.exceptions.Abort:
         click.echo("Error: aborted", err=True)
         return EXIT_LOCAL

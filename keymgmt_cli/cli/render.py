@@ -1,48 +1,83 @@
-"""The one renderer of a response: what `read`, `list`, `write` and `delete` print, whichever path
-(the click CLI or the fast read/list path) ran them. No click and no rich here: the caller passes
-how to write a line to stdout and stderr and, on a terminal, how to draw a key/value table.
+"""The one renderer of a response to `read`, `list`, `write` and `delete`, as Vault's
+``command/format.go`` (OutputSecret, OutputList, PrintRawField) and the verbs' own code
+(``write.go``, ``delete.go``, ``list.go``) print it. No click, no rich: the caller passes how to
+write to stdout and stderr, and whether stdout is a terminal (the -field newline).
 """
 
 from __future__ import annotations
 
 from keymgmt_cli.cli import output
 from keymgmt_cli.cli.report import printable
-from keymgmt_cli.errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
 
+#: What -field NAME means besides a data field (RawField in command/util.go).
+_ENVELOPE_FIELDS = ("request_id", "lease_id", "lease_duration", "renewable", "refresh_interval", "data")
+EXIT_OK, EXIT_LOCAL, EXIT_ENGINE = 0, 1, 2
+
+
+def raw_field(data: dict[str, Any] | None, warnings: list[str], field: str) -> Any:
+    """RawField: the envelope's own fields by name, ``data`` for the whole map, else a data field."""
+    if field in _ENVELOPE_FIELDS:
+        env = output.envelope(data, warnings)
+        if field == "refresh_interval":
+            return env["lease_duration"]
+        if field == "data":
+            return (data or {}).get("data", env["data"])
+        return env[field]
+    return (data or {}).get(field)
+
+
+def field_text(value: Any, fmt: str, tty: bool) -> str:
+    """PrintRawField + PrintRaw: %v for table/raw, indented JSON or YAML otherwise; a newline only
+    when stdout is a terminal."""
+    text = output.go_value(value) if fmt in ("table", "raw") else output.dump(output.go_sorted(value), fmt)
+    return text + "\n" if tty else text
+
 
 def emit(verb: str, path: str, response: Any, fmt: str, field: str | None,
-         out: Callable[[str], None], err: Callable[[str], None],
-         kv_table: Callable[[dict[str, Any]], None] | None = None) -> None:
-    """Print ``response`` of ``verb`` at ``path``: warnings to ``err``, data to ``out`` (one call
-    per line block). ``kv_table`` draws a table on a terminal; plain text otherwise."""
-    for warning in response.warnings:
-        err(printable(f"WARNING: {warning}"))
-    data = response.data
-    if field is not None:
-        if not data or field not in data:
-            raise UsageError(f'Field "{field}" not present in secret')
-        out(output.scalar(data[field]))
-        return
+         out: Callable[[str], None], err: Callable[[str], None], tty: bool = False) -> int:
+    """Print ``response`` of ``verb`` at the sanitised ``path``; returns the exit code.
+    ``out``/``err`` receive text exactly as it is to be written (newlines included)."""
+    data, warnings = response.data, list(response.warnings)
+    if verb in ("write", "delete") and data is None:
+        if warnings and fmt == "table":
+            err(printable_block(warnings))
+        if fmt == "table":  # write.go/delete.go: nothing but in the table format
+            done = "Data written to" if verb == "write" else "Data deleted (if it existed) at"
+            out(f"Success! {done}: {path}\n")
+        return EXIT_OK
+    if field is not None and verb != "list":
+        value = raw_field(data, warnings, field)
+        if value is None:
+            err(f'Field "{printable(field)}" not present in secret\n')
+            # a write that took effect never fails afterwards (a `set -e` retry would repeat it)
+            return EXIT_OK if verb in ("write", "delete") else EXIT_LOCAL
+        out(field_text(value, fmt, tty))
+        return EXIT_OK
+    if fmt == "raw":
+        out(output.raw_body(data, warnings) + "\n")
+        return EXIT_OK
+    if verb == "list":
+        keys = (data or {}).get("keys") or []
+        if fmt != "table":
+            out(output.dump(keys, fmt) + "\n")  # OutputList: the bare list
+            return EXIT_OK
+        if warnings:
+            err(printable_block(warnings))
+        out(output.key_list(keys) + "\n")
+        return EXIT_OK
     if fmt != "table":
-        if data is None and verb in ("write", "delete"):
-            return  # as Vault: nothing to print
-        if verb == "list":
-            out(output.dump(data["keys"], fmt))  # as Vault: the bare list
-            return
-        out(output.dump(output.envelope(data, response.warnings), fmt))
-        return
-    if verb == "write" and data is None:
-        out(f"Success! Data written to: {path}")
-    elif verb == "delete":
-        out(f"Success! Data deleted (if it existed) at: {path}")
-    elif verb == "list":
-        out(output.key_list(data["keys"]))
-    elif data:
-        if kv_table is not None:
-            kv_table(data)
-        else:
-            out(output.table(data))
+        out(output.dump(output.envelope(data, warnings), fmt) + "\n")
+        return EXIT_OK
+    if warnings:
+        err(printable_block(warnings))
+    if data:
+        out(output.table(data) + "\n")
+    return EXIT_OK
+
+
+def printable_block(warnings: list[str]) -> str:
+    return output.warnings_block([printable(w) for w in warnings])

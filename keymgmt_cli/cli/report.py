@@ -5,6 +5,10 @@ Shared by the click commands and the fast read/list path, so both report alike. 
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 from keymgmt_cli.errors import EngineError, KeymgmtError, NoValue, StoreError, UsageError
 
 EXIT_OK, EXIT_LOCAL, EXIT_ENGINE = 0, 1, 2
@@ -50,3 +54,23 @@ def describe(args: list[str], error: KeymgmtError) -> list[str]:
     if error.hint:
         lines.append(f"hint: {error.hint}")
     return [printable(line) for line in lines]
+
+
+def guarded(call: Any) -> int | None:
+    """Run ``call``; what escapes it becomes one stderr line and an exit code, never a traceback."""
+    import os
+    import sys
+
+    try:
+        return call()
+    except KeyboardInterrupt:
+        sys.stderr.write("Error: interrupted; what was done is recorded, re-run the command to finish\n")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as error:  # a bug: one line, never a traceback (KEYMGMT_DEBUG=1 shows it)
+        if os.environ.get("KEYMGMT_DEBUG"):
+            raise
+        sys.stderr.write(f"Error: internal error ({type(error).__name__}); please report it "
+                         "(KEYMGMT_DEBUG=1 shows the traceback)\n")
+        return EXIT_ENGINE

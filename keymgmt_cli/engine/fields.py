@@ -157,5 +157,5 @@ def parse_fields(schema: dict[str, Field], data: dict[str, Any]) -> tuple[dict[s
 
 
 def ignored_warning(ignored: list[str]) -> str:
-    # Vault prints the Go slice form: [a b]
-    return "Endpoint ignored these unrecognized parameters: [" + " ".join(ignored) + "]"
+    # Vault sorts the names and prints the Go slice form: [a b]
+    return "Endpoint ignored these unrecognized parameters: [" + " ".join(sorted(ignored)) + "]"
