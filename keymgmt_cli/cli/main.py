@@ -25,6 +25,8 @@ from keymgmt_cli.errors import KeymgmtError, UsageError
 # -- options shared by the verbs ---------------------------------------------------------------
 def format_option(func: Any) -> Any:
     return click.option("-format", "--format", "fmt", default=None, metavar="FORMAT",
+                        shell_complete=lambda ctx, param, incomplete: [
+                            f for f in output.FORMATS if f.startswith(incomplete)],
                         help="Output format: table (default), json, yaml (yml), pretty (a table); "
                              "env KEYMGMT_FORMAT, then VAULT_FORMAT.")(func)
 
