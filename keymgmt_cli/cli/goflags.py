@@ -77,22 +77,22 @@ def parse(argv: list[str], spec: dict[str, str], aliases: dict[str, str] | None 
             out.help = True
             i += 1
             continue
-        name = aliases.get(name, name)
+        typed, name = name, aliases.get(name, name)
         kind = spec.get(name)
         if kind is None:
-            raise UsageError(f"flag provided but not defined: -{name}")
+            raise UsageError(f"flag provided but not defined: -{typed}")
         if kind == BOOL:
             if eq:
                 parsed = parse_bool(value)
                 if parsed is None:
-                    raise UsageError(f'invalid boolean value "{value}" for -{name}: parse error')
+                    raise UsageError(f'invalid boolean value "{value}" for -{typed}: parse error')
                 out.flags[name] = parsed
             else:
                 out.flags[name] = True
         else:
             if not eq:
                 if i + 1 >= len(argv):
-                    raise UsageError(f"flag needs an argument: -{name}")
+                    raise UsageError(f"flag needs an argument: -{typed}")
                 i += 1
                 value = argv[i]
             if kind == MULTI:
