@@ -85,7 +85,7 @@ def parse(argv: list[str], spec: dict[str, str], aliases: dict[str, str] | None 
             if eq:
                 parsed = parse_bool(value)
                 if parsed is None:
-                    raise UsageError(f'invalid boolean value "{value}" for -{typed}: parse error')
+                    raise UsageError(f"invalid boolean value for -{typed}: parse error (true, false, 1, 0, t, f)")
                 out.flags[name] = parsed
             else:
                 out.flags[name] = True
