@@ -83,11 +83,6 @@ def go_value(value: Any) -> str:
     return str(value)
 
 
-def scalar(value: Any) -> str:
-    """How one value prints in a table cell (rich tables of status and secrets list)."""
-    return go_value(value)
-
-
 def columnize(rows: list[list[str]], glue: str = "    ", empty: str = "n/a") -> str:
     """ryanuber/columnize as Vault configures it: cells trimmed, empty cells "n/a", every column but
     the last padded to its widest cell, joined by four spaces."""
@@ -182,7 +177,7 @@ def path_help_text(doc: dict[str, Any]) -> str:
             lines.append("")
             lines.append("    PARAMETERS")
             for name, field in op["fields"].items():
-                default = "" if field["default"] is None else f", default {scalar(field['default'])}"
+                default = "" if field["default"] is None else f", default {go_value(field['default'])}"
                 required = ", required" if field["required"] else ""
                 lines.append(f"        {name} ({field['type']}{default}{required})")
                 lines.append(f"            {field['description']}")
