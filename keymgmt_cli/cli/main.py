@@ -17,23 +17,10 @@ import click
 from keymgmt_cli import __version__
 from keymgmt_cli.app import PROGRESS, Env, build_engine  # noqa: F401  (build_engine: re-exported)
 from keymgmt_cli.cli import output, report, verbs
-from keymgmt_cli.cli.complete import complete_data, complete_path
+from keymgmt_cli.cli.complete import complete_path
+from keymgmt_cli.cli.verbcommands import CONTEXT, format_option, verb_commands
 from keymgmt_cli.cli.report import EXIT_ENGINE, EXIT_LOCAL, EXIT_OK, describe, exit_code_for, printable
 from keymgmt_cli.errors import KeymgmtError, UsageError
-
-
-# -- options shared by the verbs ---------------------------------------------------------------
-def format_option(func: Any) -> Any:
-    return click.option("-format", "--format", "fmt", default=None, metavar="FORMAT",
-                        shell_complete=lambda ctx, param, incomplete: [
-                            f for f in output.FORMATS if f.startswith(incomplete)],
-                        help="Output format: table (default), json, yaml (yml), pretty (a table); "
-                             "env KEYMGMT_FORMAT, then VAULT_FORMAT.")(func)
-
-
-def field_option(func: Any) -> Any:
-    return click.option("-field", "--field", "field", default=None, metavar="NAME",
-                        help="Print only this field's raw value.")(func)
 
 
 def resolve_format(fmt: str | None, env: Env) -> str:
@@ -45,7 +32,6 @@ def resolve_format(fmt: str | None, env: Env) -> str:
     return resolved
 
 
-CONTEXT = {"help_option_names": ["-h", "-help", "--help"], "max_content_width": 100}
 
 
 class KeymgmtGroup(click.Group):
@@ -109,86 +95,6 @@ def _rows(headers: list[str], body: list[list[str]]) -> None:
         terminal.print_rows(headers, body)
     else:
         click.echo(output.rows(headers, body))
-
-
-def _delegate(verb: str, flags: list[str], positionals: list[str]) -> None:
-    """The verbs run click-free (KeymgmtGroup.main); this is the same run when click is entered."""
-    ctx = click.get_current_context()
-    env = ctx.find_root().obj or Env()
-    code = report.guarded(lambda: verbs.run([verb, *flags, "--", *positionals], env.environ, env.engine_for))
-    raise click.exceptions.Exit(code or 0)
-
-
-@cli.command("read", context_settings=CONTEXT)
-@format_option
-@field_option
-@click.argument("path", shell_complete=complete_path)
-@click.argument("data", nargs=-1, shell_complete=complete_data)
-def read_cmd(fmt: str | None, field: str | None, path: str, data: tuple[str, ...]) -> None:
-    """Read the data at PATH (DATA K=V are sent as query parameters, as Vault).
-
-    \b
-    Example:
-      keymgmt read keymgmt/key/example-key
-      keymgmt read -field=latest_version keymgmt/key/example-key
-      keymgmt read -format=json keymgmt/kms/example-kms/key/example-key | jq .data.versions
-    """
-    _delegate("read", _flags(fmt=fmt, field=field), [path, *data])
-
-
-@cli.command("list", context_settings=CONTEXT)
-@format_option
-@click.argument("path", shell_complete=complete_path)
-def list_cmd(fmt: str | None, path: str) -> None:
-    """List the names at PATH (nothing to list: "No value found at PATH/", exit 2; {} in json).
-
-    \b
-    Example:
-      keymgmt list keymgmt/key
-      keymgmt list -format=json keymgmt/kms/example-kms/key | jq -r '.[]'
-    """
-    _delegate("list", _flags(fmt=fmt), [path])
-
-
-@cli.command("write", context_settings=CONTEXT)
-@format_option
-@field_option
-@click.option("-f", "-force", "--force", "force", is_flag=True,
-              help="Allow the write to run with no data (rotate, replicate); -f=true/false too.")
-@click.argument("path", shell_complete=complete_path)
-@click.argument("data", nargs=-1, shell_complete=complete_data)
-def write_cmd(fmt: str | None, field: str | None, force: bool, path: str, data: tuple[str, ...]) -> None:
-    """Write DATA (K=V, K=@file, K=-, -, @file.json) to PATH.
-
-    Flags go before PATH (as Vault: after it they are DATA, with a warning); Vault's HTTP flags
-    (-address, -namespace, -tls-*, ...) are accepted and ignored with a warning.
-
-    \b
-    Example:
-      keymgmt write keymgmt/key/example-key type=aes256-gcm96
-      keymgmt write -f keymgmt/key/example-key/rotate
-      keymgmt write keymgmt/key/example-key min_enabled_version=2 deletion_allowed=true
-    """
-    _delegate("write", _flags(fmt=fmt, field=field) + (["-force"] if force else []), [path, *data])
-
-
-@cli.command("delete", context_settings=CONTEXT)
-@format_option
-@click.argument("path", shell_complete=complete_path)
-@click.argument("data", nargs=-1, shell_complete=complete_data)
-def delete_cmd(fmt: str | None, path: str, data: tuple[str, ...]) -> None:
-    """Delete the data at PATH (DATA for the few paths that take it).
-
-    \b
-    Example:
-      keymgmt delete keymgmt/kms/example-kms/key/example-key pending_window_days=7
-      keymgmt delete keymgmt/key/example-key
-    """
-    _delegate("delete", _flags(fmt=fmt), [path, *data])
-
-
-def _flags(fmt: str | None = None, field: str | None = None) -> list[str]:
-    return ([f"-format={fmt}"] if fmt else []) + ([f"-field={field}"] if field is not None else [])
 
 
 # -- secrets: mounts ------------------------------------------------------------------------------
@@ -407,3 +313,5 @@ def _guarded(call: Any, args: list[str]) -> int:
 from keymgmt_cli.cli.operator import operator_group  # noqa: E402  (registered after the group exists)
 
 cli.add_command(operator_group)
+for _command in verb_commands():
+    cli.add_command(_command)
