@@ -18,7 +18,7 @@ _VERB_OF = {"read": "read", "list": "list", "write": "write", "delete": "delete"
 def _engine(ctx: click.Context) -> Any:
     obj = ctx.find_root().obj
     if obj is None:
-        from keymgmt_cli.cli.main import Env
+        from keymgmt_cli.app import Env
 
         obj = Env()
     return obj.engine

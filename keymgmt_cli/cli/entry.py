@@ -1,17 +1,26 @@
-"""The console script: the fast read/list path first, the full click CLI otherwise."""
+"""The console script: no core dumps, then the click-free verbs, the full click CLI otherwise."""
 
 from __future__ import annotations
 
 import sys
 
 
-def main() -> None:
-    import os
+def no_core_dumps() -> None:
+    """RLIMIT_CORE 0: a crash of a process that holds the master key or key material must not
+    leave them in a core file (the hard limit too, so the process cannot raise it again)."""
+    try:
+        import resource
 
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ImportError, ValueError, OSError):  # not on this platform, or not permitted: nothing to lower
+        pass
+
+
+def main() -> None:
+    no_core_dumps()
     from keymgmt_cli.cli import fast
 
-    # shell completion goes through click, whatever the verb
-    code = None if "_KEYMGMT_COMPLETE" in os.environ else fast.run(sys.argv[1:])
+    code = fast.run(sys.argv[1:])
     if code is None:
         from keymgmt_cli.cli.main import main as full
 

@@ -1,85 +1,34 @@
-"""The fast path for `read` and `list`: the same engine and output, without importing click.
+"""The console script's click-free path: `read`, `list`, `write` and `delete` (cli/verbs.py).
 
-`read` and `list` are what scripts call in loops; click alone costs about as much as starting
-Python. Anything this parser does not recognise (help, yaml, unknown flags, other verbs) returns
-None and the full click CLI handles it, so behaviour never depends on which path ran.
+Scripts call these in loops, and click alone costs about as much as starting Python. Reads and
+lists get an engine without a secret box or AWS provider (they need neither); help (-h) and shell
+completion return None and go to the click CLI.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 
-_FLAGS = {"-format": "format", "--format": "format", "-field": "field", "--field": "field"}
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+VERBS = ("read", "list", "write", "delete")
 
 
-def parse(argv: list[str]) -> tuple[str, str, str | None, str | None] | None:
-    """(verb, path, format, field) for a plain read/list invocation, else None."""
-    if not argv or argv[0] not in ("read", "list"):
+def parse(argv: list[str]) -> str | None:
+    """The verb when this path serves ``argv`` (help aside), else None."""
+    return argv[0] if argv and argv[0] in VERBS and "_KEYMGMT_COMPLETE" not in os.environ else None
+
+
+def run(argv: list[str], environ: Any = None) -> int | None:
+    if parse(argv) is None:
         return None
-    verb, rest = argv[0], argv[1:]
-    opts: dict[str, str] = {}
-    path = None
-    i = 0
-    while i < len(rest):
-        arg = rest[i]
-        if arg.startswith("-"):
-            name, eq, value = arg.partition("=")
-            key = _FLAGS.get(name)
-            if key is None or key in opts:
-                return None
-            if not eq:
-                if i + 1 >= len(rest):
-                    return None
-                i += 1
-                value = rest[i]
-            opts[key] = value
-        elif path is None:
-            path = arg
-        else:
-            return None
-        i += 1
-    if path is None or (verb == "list" and "field" in opts):
-        return None
-    fmt = (opts.get("format") or os.environ.get("KEYMGMT_FORMAT") or "table").lower()
-    if fmt not in ("table", "json"):
-        return None  # yaml and invalid values: the full CLI renders or reports them
-    return verb, path, fmt, opts.get("field")
+    from keymgmt_cli.app import PROGRESS, engine_for
+    from keymgmt_cli.cli import report, verbs
 
-
-def run(argv: list[str]) -> int | None:
-    parsed = parse(argv)
-    if parsed is None:
-        return None
-    verb, path, fmt, field = parsed
-    from keymgmt_cli.cli import output, report
-    from keymgmt_cli.engine.core import Engine
-    from keymgmt_cli.engine.routing import Request
-    from keymgmt_cli.errors import KeymgmtError, UsageError
-    from keymgmt_cli.store import open_store
-
-    out = []
+    environ = os.environ if environ is None else environ
     try:
-        response = Engine(open_store(os.environ)).handle(Request(verb, path, {}))
-        for warning in response.warnings:
-            sys.stderr.write(report.printable(f"WARNING: {warning}") + "\n")
-        data = response.data or {}
-        if field is not None:
-            if field not in data:
-                raise UsageError(f'Field "{field}" not present in secret')
-            out.append(output.scalar(data[field]))
-        elif verb == "list":
-            out.append(output.dump(data["keys"], fmt) if fmt == "json" else output.key_list(data["keys"]))
-        elif fmt == "json":
-            out.append(output.dump(output.envelope(data, response.warnings), fmt))
-        else:
-            out.append(output.table(data))
-    except KeymgmtError as error:
-        sys.stderr.write("\n".join(report.describe(argv, error)) + "\n")
-        return report.exit_code_for(error)
-    try:
-        sys.stdout.write("\n".join(out) + "\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        pass
-    return report.EXIT_OK
+        return report.guarded(lambda: verbs.run(argv, environ, lambda verb: engine_for(environ, verb)))
+    finally:
+        PROGRESS.close()

@@ -1,8 +1,9 @@
-"""The command line: Vault's verbs over the engine. click lives here and nowhere else.
+"""The command line: Vault's verbs over the engine (click is imported only under keymgmt_cli/cli).
 
-Each verb reads top to bottom: check arity, parse DATA, call the engine, render.
-Exit codes, as Vault: 0 success, 1 a local problem (usage, unparsable data, -field not present,
-the local state), 2 the engine or AWS refused.
+`read`, `list`, `write` and `delete` run click-free (cli/verbs.py: Go's flag grammar, Vault's exit
+codes); click serves their help and completion, and the other commands (secrets, status, verify,
+path-help, operator, demo). Exit codes of those: 0 success, 1 a local problem (usage, the local
+state), 2 the engine or AWS refused.
 """
 
 from __future__ import annotations
@@ -14,87 +15,23 @@ from typing import Any
 import click
 
 from keymgmt_cli import __version__
-from keymgmt_cli.cli import output
-from keymgmt_cli.cli.complete import complete_data, complete_path
-from keymgmt_cli.cli.kv import parse_data
+from keymgmt_cli.app import PROGRESS, Env, build_engine  # noqa: F401  (build_engine: re-exported)
+from keymgmt_cli.cli import output, report, verbs
+from keymgmt_cli.cli.complete import complete_path
+from keymgmt_cli.cli.verbcommands import CONTEXT, format_option, verb_commands
 from keymgmt_cli.cli.report import EXIT_ENGINE, EXIT_LOCAL, EXIT_OK, describe, exit_code_for, printable
 from keymgmt_cli.errors import KeymgmtError, UsageError
 
 
-class Env:
-    """What a command needs from the outside world, injectable for tests (HTTPie's Environment)."""
-
-    def __init__(self, environ: dict[str, str] | None = None, engine: Any = None):
-        self.environ = dict(os.environ) if environ is None else environ
-        self._engine = engine
-
-    @property
-    def engine(self) -> Any:
-        if self._engine is None:
-            self._engine = build_engine(self.environ)
-        return self._engine
-
-
-def build_engine(environ: dict[str, str]) -> Any:
-    from keymgmt_cli.engine.core import Engine
-    from keymgmt_cli.store import open_secret_box, open_store
-
-    store = open_store(environ)
-
-    def provider_factory(config: Any) -> Any:
-        from keymgmt_cli.providers import awskms  # boto3 only when a KMS is called
-
-        return awskms.connect(config)
-
-    return Engine(store, open_secret_box(store.home, environ, store=store), provider_factory, progress=PROGRESS)
-
-
-def _stdin() -> Any:
-    """Read lazily, and only when a DATA item asks for it (k=- or -)."""
-    return getattr(sys.stdin, "buffer", sys.stdin)
-
-
-class _LazyProgress:
-    """The terminal spinner, created on the first progress message (rich only then)."""
-
-    def __init__(self) -> None:
-        self._progress: Any = None
-
-    def __call__(self, message: str) -> None:
-        if self._progress is None:
-            from keymgmt_cli.cli.terminal import Progress
-
-            self._progress = Progress()
-        self._progress(message)
-
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.close()
-
-
-PROGRESS = _LazyProgress()
-
-
-# -- options shared by the verbs ---------------------------------------------------------------
-def format_option(func: Any) -> Any:
-    return click.option("-format", "--format", "fmt", default=None, metavar="FORMAT",
-                        type=click.Choice(output.FORMATS, case_sensitive=False),
-                        help="Output format: table (default), json or yaml; env KEYMGMT_FORMAT.")(func)
-
-
-def field_option(func: Any) -> Any:
-    return click.option("-field", "--field", "field", default=None, metavar="NAME",
-                        help="Print only this field's raw value.")(func)
-
-
 def resolve_format(fmt: str | None, env: Env) -> str:
-    chosen = (fmt or env.environ.get("KEYMGMT_FORMAT") or "table").lower()
-    if chosen not in output.FORMATS:
-        raise UsageError(f"invalid format {chosen!r}; allowed: {', '.join(output.FORMATS)}")
-    return chosen
+    """The format of the commands other than the four verbs (no raw: they have no response body)."""
+    chosen = fmt or env.environ.get("KEYMGMT_FORMAT") or env.environ.get("VAULT_FORMAT") or "table"
+    resolved = output.ACCEPTED.get(chosen.lower())
+    if resolved is None or resolved == "raw":
+        raise UsageError(f"Invalid output format: {chosen}")
+    return resolved
 
 
-CONTEXT = {"help_option_names": ["-h", "-help", "--help"], "max_content_width": 100}
 
 
 class KeymgmtGroup(click.Group):
@@ -104,12 +41,34 @@ class KeymgmtGroup(click.Group):
              standalone_mode: bool = True, **extra: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         extra.setdefault("obj", Env())
+        env = extra["obj"] if extra["obj"] is not None else Env()
+        code = None
+        if argv and argv[0] in verbs.VERBS and complete_var is None and "_KEYMGMT_COMPLETE" not in os.environ:
+            try:
+                code = report.guarded(lambda: verbs.run(argv, env.environ, env.engine_for))
+            finally:
+                PROGRESS.close()
+        if code is not None:
+            if standalone_mode:
+                sys.exit(code)
+            return code
         code = _guarded(lambda: super(KeymgmtGroup, self).main(
             args=argv, prog_name="keymgmt", complete_var=complete_var,
             standalone_mode=False, **extra), argv)
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        if args and not ctx.resilient_parsing and self.get_command(ctx, args[0]) is None \
+                and not args[0].startswith("-"):
+            raise UnknownCommand(args[0])
+        return super().resolve_command(ctx, args)
+
+
+class UnknownCommand(Exception):
+    """mitchellh/cli answers an unknown command with exit 127."""
 
 
 @click.group(cls=KeymgmtGroup, context_settings=CONTEXT)
@@ -129,42 +88,6 @@ def cli(ctx: click.Context) -> None:
         ctx.obj = Env()
 
 
-def _emit(env: Env, verb: str, path: str, response: Any, fmt: str, field: str | None) -> None:
-    for warning in response.warnings:
-        click.echo(printable(f"WARNING: {warning}"), err=True)
-    data = response.data
-    if field is not None:
-        if not data or field not in data:
-            raise UsageError(f'Field "{field}" not present in secret')
-        click.echo(output.scalar(data[field]))
-        return
-    if fmt != "table":
-        if data is None and verb in ("write", "delete"):
-            return  # as Vault: nothing to print
-        if verb == "list":
-            click.echo(output.dump(data["keys"], fmt))  # as Vault: the bare list
-            return
-        click.echo(output.dump(output.envelope(data, response.warnings), fmt))
-        return
-    if verb == "write" and data is None:
-        click.echo(f"Success! Data written to: {path}")
-    elif verb == "delete":
-        click.echo(f"Success! Data deleted (if it existed) at: {path}")
-    elif verb == "list":
-        click.echo(output.key_list(data["keys"]))
-    elif data:
-        _table(data)
-
-
-def _table(data: dict[str, Any]) -> None:
-    from keymgmt_cli.cli import terminal
-
-    if terminal.wants_rich(sys.stdout):
-        terminal.print_kv_table(data, output.scalar)
-    else:
-        click.echo(output.table(data))
-
-
 def _rows(headers: list[str], body: list[list[str]]) -> None:
     from keymgmt_cli.cli import terminal
 
@@ -172,87 +95,6 @@ def _rows(headers: list[str], body: list[list[str]]) -> None:
         terminal.print_rows(headers, body)
     else:
         click.echo(output.rows(headers, body))
-
-
-def _run(env: Env, verb: str, path: str, data: dict[str, Any], fmt: str, field: str | None) -> None:
-    from keymgmt_cli.engine.routing import Request
-
-    response = env.engine.handle(Request(verb, path, data))
-    _emit(env, verb, path, response, fmt, field)
-
-
-@cli.command("read", context_settings=CONTEXT)
-@format_option
-@field_option
-@click.argument("path", shell_complete=complete_path)
-@click.pass_obj
-def read_cmd(env: Env, fmt: str | None, field: str | None, path: str) -> None:
-    """Read the data at PATH.
-
-    \b
-    Example:
-      keymgmt read keymgmt/key/example-key
-      keymgmt read -field=latest_version keymgmt/key/example-key
-      keymgmt read -format=json keymgmt/kms/example-kms/key/example-key | jq .data.versions
-    """
-    _run(env, "read", path, {}, resolve_format(fmt, env), field)
-
-
-@cli.command("list", context_settings=CONTEXT)
-@format_option
-@click.argument("path", shell_complete=complete_path)
-@click.pass_obj
-def list_cmd(env: Env, fmt: str | None, path: str) -> None:
-    """List the names at PATH (an empty list is "No value found", exit 2, as Vault).
-
-    \b
-    Example:
-      keymgmt list keymgmt/key
-      keymgmt list -format=json keymgmt/kms/example-kms/key | jq -r '.[]'
-    """
-    _run(env, "list", path, {}, resolve_format(fmt, env), None)
-
-
-@cli.command("write", context_settings=CONTEXT)
-@format_option
-@field_option
-@click.option("-f", "-force", "--force", "force", is_flag=True,
-              help="Allow the write to run with no data (rotate, replicate).")
-@click.argument("path", shell_complete=complete_path)
-@click.argument("data", nargs=-1, shell_complete=complete_data)
-@click.pass_obj
-def write_cmd(env: Env, fmt: str | None, field: str | None, force: bool, path: str, data: tuple[str, ...]) -> None:
-    """Write DATA (K=V, K=@file, K=-, -, @file.json) to PATH.
-
-    \b
-    Example:
-      keymgmt write keymgmt/key/example-key type=aes256-gcm96
-      keymgmt write -f keymgmt/key/example-key/rotate
-      keymgmt write keymgmt/key/example-key min_enabled_version=2 deletion_allowed=true
-    """
-    fmt = resolve_format(fmt, env)
-    if not data and not force:
-        raise UsageError("Must supply data or use -force")
-    parsed = parse_data(data, _stdin())
-    _run(env, "write", path, parsed, fmt, field)
-
-
-@cli.command("delete", context_settings=CONTEXT)
-@format_option
-@click.argument("path", shell_complete=complete_path)
-@click.argument("data", nargs=-1, shell_complete=complete_data)
-@click.pass_obj
-def delete_cmd(env: Env, fmt: str | None, path: str, data: tuple[str, ...]) -> None:
-    """Delete the data at PATH (DATA for the few paths that take it).
-
-    \b
-    Example:
-      keymgmt delete keymgmt/kms/example-kms/key/example-key pending_window_days=7
-      keymgmt delete keymgmt/key/example-key
-    """
-    fmt = resolve_format(fmt, env)
-    parsed = parse_data(data, _stdin())
-    _run(env, "delete", path, parsed, fmt, None)
 
 
 # -- secrets: mounts ------------------------------------------------------------------------------
@@ -433,9 +275,6 @@ def demo_cmd(keep: bool) -> None:
 
 
 # -- entry point ------------------------------------------------------------------------------------
-_VERBING = {"read": "reading", "list": "listing", "write": "writing data to", "delete": "deleting"}
-
-
 def main(argv: list[str] | None = None, env: Env | None = None) -> None:
     cli.main(args=argv, prog_name="keymgmt", obj=env or Env())
 
@@ -449,6 +288,9 @@ def _guarded(call: Any, args: list[str]) -> int:
         return result if isinstance(result, int) else EXIT_OK
     except click.exceptions.Exit as done:
         return done.exit_code
+    except UnknownCommand as error:
+        click.echo(printable(f"Unknown command: {error} (see 'keymgmt -help')"), err=True)
+        return 127
     except click.exceptions.Abort:
         click.echo("Error: aborted", err=True)
         return EXIT_LOCAL
@@ -476,6 +318,8 @@ def _guarded(call: Any, args: list[str]) -> int:
 from keymgmt_cli.cli.operator import operator_group  # noqa: E402  (registered after the group exists)
 
 cli.add_command(operator_group)
+for _command in verb_commands():
+    cli.add_command(_command)
 
 from keymgmt_cli.cli.due import due_cmd  # noqa: E402
 

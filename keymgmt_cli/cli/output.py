@@ -1,4 +1,5 @@
-"""Rendering: Vault's JSON envelope, YAML, and the table format. Data alone goes to stdout."""
+"""Rendering as Vault's command/format.go does: the JSON envelope, YAML, tables of Go's %v values,
+the warnings block. Data alone goes to stdout. No click, no rich."""
 
 from __future__ import annotations
 
@@ -10,12 +11,25 @@ if TYPE_CHECKING:
     from typing import Any
 
 FORMATS = ("table", "json", "yaml")
+#: What -format and VAULT_FORMAT accept, as Vault's Formatters (format.go) plus "raw" (read.go);
+#: "yml" is yaml, "pretty" renders as a table here (Vault's pretty formatter has no secret form).
+ACCEPTED = {"table": "table", "json": "json", "yaml": "yaml", "yml": "yaml", "pretty": "table", "raw": "raw"}
+MAX_LINE = 78  # Vault's maxLineLength (command/base.go)
 
 
 def envelope(data: dict[str, Any] | None, warnings: list[str]) -> dict[str, Any]:
-    """Vault's response envelope, so `jq .data.x` pipelines written for Vault keep working."""
+    """Vault's api.Secret as json.MarshalIndent writes it: fields in struct order, omitempty
+    auth/wrap_info left out, mount_type last; maps inside ``data`` sorted as Go's encoder sorts them."""
     return {"request_id": _uuid4(), "lease_id": "", "lease_duration": 0, "renewable": False,
-            "data": data, "warnings": warnings or None}
+            "data": go_sorted(data), "warnings": list(warnings) or None, "mount_type": "keymgmt"}
+
+
+def raw_body(data: dict[str, Any] | None, warnings: list[str]) -> str:
+    """The HTTP response body Vault's server sends (logical.HTTPResponse), compact, for -format=raw."""
+    body = {"request_id": _uuid4(), "lease_id": "", "renewable": False, "lease_duration": 0,
+            "data": go_sorted(data), "wrap_info": None, "warnings": list(warnings) or None, "auth": None,
+            "mount_type": "keymgmt"}
+    return _go_escape(json.dumps(body, separators=(",", ":"), ensure_ascii=False))
 
 
 def _uuid4() -> str:
@@ -27,55 +41,114 @@ def _uuid4() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+def go_sorted(value: Any) -> Any:
+    """Maps with their keys sorted, recursively: the order Go's encoders write a map in."""
+    if isinstance(value, dict):
+        return {k: go_sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [go_sorted(v) for v in value]
+    return value
+
+
+def _go_escape(text: str) -> str:
+    """encoding/json's HTML-safe escaping (<, >, & and U+2028/U+2029), which Go applies by default."""
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escaped)
+    return text
+
+
 def dump(value: Any, fmt: str) -> str:
+    """json.MarshalIndent(value, "", "  ") or ghodss/yaml (keys sorted at every level), no final newline."""
     if fmt == "yaml":
         import yaml  # only for -format=yaml
 
-        return yaml.safe_dump(value, sort_keys=False, default_flow_style=False).rstrip("\n")
-    return json.dumps(value, indent=2)
+        text = yaml.safe_dump(value, sort_keys=True, default_flow_style=False, allow_unicode=True)
+        if text.endswith("\n...\n"):
+            text = text[:-4]  # PyYAML's end-of-document marker after a bare scalar
+        return text.rstrip("\n")
+    return _go_escape(json.dumps(value, indent=2, ensure_ascii=False))
 
 
-def scalar(value: Any) -> str:
-    """How one value prints in a table cell or with -field."""
+def go_value(value: Any) -> str:
+    """Go's %v of a decoded JSON value: map[k:v ...] (keys sorted), [a b], <nil>, true/false."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
-        return "n/a"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"), sort_keys=False)
+        return "<nil>"
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{go_value(value[k])}" for k in sorted(value)) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(go_value(v) for v in value) + "]"
     return str(value)
 
 
-def table(data: dict[str, Any]) -> str:
-    keys = sorted(data)
-    width = max([len("Key")] + [len(k) for k in keys])
-    lines = [f"{'Key'.ljust(width)}    Value", f"{'---'.ljust(width)}    -----"]
-    for key in keys:
-        value = data[key]
-        if isinstance(value, dict) and value and all(isinstance(v, (dict, str)) for v in value.values()) \
-                and any("\n" in json.dumps(v) or isinstance(v, dict) for v in value.values()):
-            # nested maps (versions, keys): one row per entry keeps tables readable
-            lines.append(f"{key.ljust(width)}    ")
-            for sub, sub_value in value.items():
-                text = scalar(sub_value) if not isinstance(sub_value, dict) else _inline(sub_value)
-                lines.append(f"{('  ' + str(sub)).ljust(width)}    {text}")
-            continue
-        lines.append(f"{key.ljust(width)}    {scalar(value)}")
+def columnize(rows: list[list[str]], glue: str = "    ", empty: str = "n/a") -> str:
+    """ryanuber/columnize as Vault configures it: cells trimmed, empty cells "n/a", every column but
+    the last padded to its widest cell, joined by four spaces."""
+    rows = [[cell.strip() or empty for cell in row] for row in rows]
+    widths: list[int] = []
+    for row in rows:
+        for i, cell in enumerate(row):
+            if i == len(widths):
+                widths.append(0)
+            widths[i] = max(widths[i], len(cell))
+    lines = []
+    for row in rows:
+        parts = [cell.ljust(widths[i]) if i < len(row) - 1 else cell for i, cell in enumerate(row)]
+        lines.append(glue.join(parts))
     return "\n".join(lines)
 
 
-def _inline(value: dict[str, Any]) -> str:
-    parts = []
-    for k, v in value.items():
-        text = scalar(v)
-        if "\n" in text:
-            text = text.strip().replace("\n", "\n        ")
-        parts.append(f"{k}={text}")
-    return "  ".join(parts)
+def table(data: dict[str, Any]) -> str:
+    """TableFormatter.OutputSecret: a Key/Value header, then one row per field, sorted, value as %v."""
+    rows = [["Key", "Value"], ["---", "-----"]]
+    rows += [[key, go_value(data[key])] for key in sorted(data)]
+    return columnize(rows)
 
 
 def key_list(keys: list[str]) -> str:
-    return "\n".join(["Keys", "----", *keys])
+    """TableFormatter.OutputList: the header Keys, then the names sorted."""
+    return columnize([["Keys"], ["----"], *[[k] for k in sorted(keys)]])
+
+
+def wrap(text: str, limit: int) -> list[str]:
+    """kr/text.Wrap: words split at single spaces, broken into lines of minimum raggedness."""
+    words = text.strip().replace("\n", " ").split(" ")
+    n = len(words)
+    if n == 0:
+        return [""]
+    length = [[0] * n for _ in range(n)]
+    for i in range(n):
+        length[i][i] = len(words[i])
+        for j in range(i + 1, n):
+            length[i][j] = length[i][j - 1] + 1 + len(words[j])
+    cost = [2**31 - 1] * n
+    nbrk = [n] * n
+    for i in range(n - 1, -1, -1):
+        if length[i][n - 1] <= limit or i == n - 1:
+            cost[i], nbrk[i] = 0, n
+            continue
+        for j in range(i + 1, n):
+            d = limit - length[i][j - 1]
+            c = d * d + cost[j]
+            if length[i][j - 1] > limit:
+                c += 100000  # too-long lines get a worse penalty
+            if c < cost[i]:
+                cost[i], nbrk[i] = c, j
+    lines, i = [], 0
+    while i < n:
+        lines.append(" ".join(words[i:nbrk[i]]))
+        i = nbrk[i]
+    return lines
+
+
+def warnings_block(warnings: list[str]) -> str:
+    """TableFormatter.printWarnings, with keymgmt named where Vault names itself (to stderr)."""
+    out = ["WARNING! The following warnings were returned from keymgmt:", ""]
+    for warning in warnings:
+        out += ["  " + line for line in wrap(f"* {warning}", MAX_LINE - 2)] + [""]
+    return "\n".join(out) + "\n"
 
 
 def rows(headers: list[str], body: list[list[str]]) -> str:
@@ -104,7 +177,7 @@ def path_help_text(doc: dict[str, Any]) -> str:
             lines.append("")
             lines.append("    PARAMETERS")
             for name, field in op["fields"].items():
-                default = "" if field["default"] is None else f", default {scalar(field['default'])}"
+                default = "" if field["default"] is None else f", default {go_value(field['default'])}"
                 required = ", required" if field["required"] else ""
                 lines.append(f"        {name} ({field['type']}{default}{required})")
                 lines.append(f"            {field['description']}")

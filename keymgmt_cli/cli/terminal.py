@@ -1,4 +1,4 @@
-"""Everything that only happens on a terminal: rich tables and the progress spinner.
+"""Everything that only happens on a terminal: rich tables (secrets list, status) and the progress spinner.
 
 The only module that imports rich, and only when stdout (tables) or stderr (progress) is a TTY:
 pipes, CI logs and scripts get plain text and no progress. NO_COLOR turns colour off.
@@ -22,29 +22,6 @@ def _console(stderr: bool = False) -> Any:
 
     return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False,
                    soft_wrap=False)
-
-
-def print_kv_table(data: dict[str, Any], scalar: Any) -> None:
-    """Key/Value as Vault prints it, with nested maps (versions) one row per entry."""
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    table.add_column("Key", style="cyan", no_wrap=True)
-    table.add_column("Value", overflow="fold")
-    for key in sorted(data):
-        value = data[key]
-        if isinstance(value, dict) and value and all(isinstance(v, (dict, str)) for v in value.values()):
-            table.add_row(Text(key), Text(""))
-            for sub, sub_value in value.items():
-                if isinstance(sub_value, dict):
-                    text = "\n".join(f"{k}: {scalar(v).strip()}" for k, v in sub_value.items())
-                else:
-                    text = scalar(sub_value)
-                table.add_row(Text(f"  {sub}"), Text(text))
-        else:
-            table.add_row(Text(key), Text(scalar(value)))  # Text: user data is never parsed as markup
-    _console().print(table)
 
 
 def print_rows(headers: list[str], body: list[list[str]]) -> None:

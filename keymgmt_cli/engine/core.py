@@ -141,7 +141,13 @@ class Engine:
         mount_path = normalize_mount_path(path or engine_type)
 
         def add(mounts: dict[str, Any]) -> Mount:
-            for existing in mounts:
+            for existing, entry in mounts.items():
+                if existing == mount_path and entry["uuid"] == "default" and not entry.get("enabled"):
+                    # keymgmt/ is there from the first run, unasked; Vault's documented first step,
+                    # `secrets enable keymgmt`, adopts it once (its keys stay), then it is in use
+                    entry["enabled"] = True
+                    entry["description"] = description or entry.get("description", "")
+                    return Mount(mount_path, "default", entry.get("type", "keymgmt"), entry["description"])
                 if existing == mount_path:
                     raise PreconditionFailed(f"path is already in use at {mount_path}")
                 if mount_path.startswith(existing) or existing.startswith(mount_path):

@@ -7,10 +7,10 @@ import re
 
 from keymgmt_cli.errors import InvalidRequest
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
-MOUNT_SEGMENT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,200}")  # used with fullmatch: "$" would let a trailing newline in
+MOUNT_SEGMENT_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # AWS ReplicaRegion / region shape: us-west-1, us-gov-west-1, cn-north-1, eu-central-2
-REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+){1,2}-\d{1,2}$")
+REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+){1,2}-\d{1,2}")
 
 
 def check_name(kind: str, name: str) -> str:

@@ -35,7 +35,8 @@ STATE_FIELDS = {"state_id": _STR, "mounts": _DICT}
 
 
 class MalformedDocument(StoreError):
-    """A state document has the wrong shape (exit 1: a local problem, like any broken state)."""
+    """A state document has the wrong shape (a StoreError: exit 2 from the verbs, which exit 2 for any
+    failed request as Vault's CLI does)."""
 
 
 def _fail(doc_id: str, what: str) -> MalformedDocument:

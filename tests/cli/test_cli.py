@@ -32,7 +32,7 @@ def test_seed_example_verbatim(invoke):
     assert (result.exit_code, result.stdout) == (0, "Success! Data written to: keymgmt/kms/example-kms\n")
     read = invoke(["read", "-format=json", "keymgmt/kms/example-kms"])
     body = json.loads(read.stdout)
-    assert set(body) == {"request_id", "lease_id", "lease_duration", "renewable", "data", "warnings"}
+    assert set(body) == {"request_id", "lease_id", "lease_duration", "renewable", "data", "warnings", "mount_type"}
     assert body["data"] == {"key_collection": "us-west-1", "provider": "awskms"}
     assert SECRET_KEY not in read.stdout + read.stderr and ACCESS_KEY not in read.stdout
 
@@ -42,27 +42,27 @@ ROWS = [
     ([], ["write", "keymgmt/key/a", "type=aes256-gcm96"], r"^Success! Data written to: keymgmt/key/a\n$", r"^$", 0),
     ([], ["write", "-format=json", "keymgmt/key/a", "type=aes256-gcm96"], r"^$", r"^$", 0),
     ([], ["write", "keymgmt/key/a", "type=bogus"], r"^$",
-     r"^Error writing data to keymgmt/key/a: invalid type 'bogus'; allowed: aes256-gcm96, rsa-2048, rsa-3072, "
+     r"^Error writing data to keymgmt/key/a: invalid type; allowed: aes256-gcm96, rsa-2048, rsa-3072, "
      r"rsa-4096, ecdsa-p256, ecdsa-p384, ecdsa-p521\n$", 2),
     ([], ["write", "keymgmt/key/a", "type=aes256-gcm96", "colour=blue"], r"^Success!",
-     r"Endpoint ignored these unrecognized parameters: \[colour\]", 0),
-    ([], ["write", "keymgmt/key/a"], r"^$", r"^Error: Must supply data or use -force\n$", 1),
+     r"^WARNING! The following warnings were returned from keymgmt:\n\n  \* Endpoint ignored these unrecognized parameters: \[colour\]\n\n$", 0),
+    ([], ["write", "keymgmt/key/a"], r"^$", r"^Must supply data or use -force\n$", 1),
     ([], ["write", "keymgmt/key/a", "oops"], r"^$",
-     r"^Error: Failed to parse K=V data: invalid key/value pair 'oops'\n$", 1),
-    ([], ["read", "keymgmt/key/missing"], r"^$", r"^Error reading keymgmt/key/missing: key 'missing' not found", 2),
-    ([], ["read", "keymgmt/nothing/here"], r"^$", r"unsupported path: keymgmt/nothing/here", 2),
-    ([], ["read", "other/key/a"], r"^$", r"no secrets engine is mounted at the path 'other/key/a'", 2),
-    ([], ["list", "keymgmt/key"], r"^$", r"^No value found at keymgmt/key\n$", 2),
-    ([], ["read", "-format=xml", "keymgmt/key/a"], r"^$", r"^Error: Invalid value for '-format' / '--format': 'xml' is not one of .*see 'keymgmt read --help'", 1),
-    ([], ["frobnicate"], r"^$", r"^Error: No such command 'frobnicate'", 1),
-    ([], ["read"], r"^$", r"^Error: Missing argument 'PATH'", 1),
+     r"^Failed to parse K=V data: invalid key/value pair \(argument 1\): format must be key=value\n$", 1),
+    ([], ["read", "keymgmt/key/missing"], r"^$", r"^No value found at keymgmt/key/missing\nhint: ", 2),
+    ([], ["read", "keymgmt/nothing/here"], r"^$", r"^No value found at keymgmt/nothing/here\n", 2),
+    ([], ["read", "other/key/a"], r"^$", r"^No value found at other/key/a\nhint: run 'keymgmt secrets list'", 2),
+    ([], ["list", "keymgmt/key"], r"^$", r"^No value found at keymgmt/key/\n$", 2),
+    ([], ["read", "-format=xml", "keymgmt/key/a"], r"^$", r"^Invalid output format: xml\n$", 1),
+    ([], ["frobnicate"], r"^$", r"^Unknown command: frobnicate", 127),
+    ([], ["read"], r"^$", r"^Not enough arguments \(expected 1, got 0\)\n$", 1),
     ([["write", "keymgmt/key/a", "type=aes256-gcm96"]], ["list", "keymgmt/key"], r"^Keys\n----\na\n$", r"^$", 0),
     ([["write", "keymgmt/key/a", "type=aes256-gcm96"]], ["list", "-format=json", "keymgmt/key/"],
      r'^\[\n  "a"\n\]\n$', r"^$", 0),
     ([["write", "keymgmt/key/a", "type=aes256-gcm96"]], ["read", "-field=type", "keymgmt/key/a"],
-     r"^aes256-gcm96\n$", r"^$", 0),
+     r"^aes256-gcm96$", r"^$", 0),  # PrintRaw: no newline when stdout is not a terminal
     ([["write", "keymgmt/key/a", "type=aes256-gcm96"]], ["read", "-field=nope", "keymgmt/key/a"],
-     r"^$", r'^Error: Field "nope" not present in secret\n$', 1),
+     r"^$", r'^Field "nope" not present in secret\n$', 1),
     ([["write", "keymgmt/key/a", "type=aes256-gcm96"]], ["list", "keymgmt/key/a"], r"^$",
      r"unsupported operation: list on keymgmt/key/a", 2),
     ([["write", "keymgmt/key/a", "type=aes256-gcm96"]], ["write", "keymgmt/key/a", "min_enabled_version=2"],
@@ -71,14 +71,14 @@ ROWS = [
      r"deletion_allowed is false\nhint: keymgmt write keymgmt/key/a deletion_allowed=true\n$", 2),
     ([["write", "keymgmt/key/a", "type=aes256-gcm96", "deletion_allowed=true"]], ["delete", "keymgmt/key/a"],
      r"^Success! Data deleted \(if it existed\) at: keymgmt/key/a\n$", r"^$", 0),
-    ([["write", "-f", "keymgmt/key/a"]], ["read", "-field=type", "keymgmt/key/a"], r"^rsa-2048\n$", r"^$", 0),
+    ([["write", "-f", "keymgmt/key/a"]], ["read", "-field=type", "keymgmt/key/a"], r"^rsa-2048$", r"^$", 0),
     ([SEED], ["write", "keymgmt/kms/example-kms", "key_collection=eu-west-1"], r"^$",
      r"key_collection cannot be changed after creation", 2),
     ([SEED], ["delete", "keymgmt/kms/example-kms"], r"^Success!", r"^$", 0),
     ([], ["write", "keymgmt/kms/x", "provider=gcpckms", "key_collection=us-west-1"], r"^$",
-     r"invalid provider 'gcpckms'; allowed: awskms", 2),
+     r"invalid provider; allowed: awskms", 2),
     ([], ["write", "keymgmt/kms/x", "provider=awskms", "key_collection=Mars"], r"^$",
-     r"invalid key_collection 'Mars' \(an AWS region such as us-west-1\)", 2),
+     r"invalid key_collection \(an AWS region such as us-west-1\)", 2),
     ([], ["write", "keymgmt/kms/x", "provider=awskms", "key_collection=us-west-1", "credentials=secret_key=abc"],
      r"^$", r"credentials need both access_key and secret_key", 2),
     ([], ["write", "keymgmt/key/bad.name", "type=aes256-gcm96"], r"^$", r"invalid key name 'bad.name'", 2),
@@ -116,10 +116,12 @@ def test_mounts_are_independent_namespaces(invoke):
 
 
 def test_stdin_value_and_json_object(invoke):
-    assert invoke(["write", "keymgmt/key/a", "type=-"], input="ecdsa-p256\n").exit_code == 0
-    assert invoke(["read", "-field=type", "keymgmt/key/a"]).stdout == "ecdsa-p256\n"
+    # kv-builder keeps stdin as given: `echo v | ... k=-` sends "v\n", which a choice refuses (as Vault)
+    assert invoke(["write", "keymgmt/key/a", "type=-"], input="ecdsa-p256\n").exit_code == 2
+    assert invoke(["write", "keymgmt/key/a", "type=-"], input="ecdsa-p256").exit_code == 0
+    assert invoke(["read", "-field=type", "keymgmt/key/a"]).stdout == "ecdsa-p256"
     assert invoke(["write", "keymgmt/key/a", "-"], input='{"deletion_allowed": true}').exit_code == 0
-    assert invoke(["read", "-field=deletion_allowed", "keymgmt/key/a"]).stdout == "true\n"
+    assert invoke(["read", "-field=deletion_allowed", "keymgmt/key/a"]).stdout == "true"
 
 
 def test_format_from_environment_and_gnu_flags(invoke, cli_environ):
@@ -157,5 +159,8 @@ def test_status_names_location_and_master_key_source(invoke, cli_environ):
 def test_control_characters_never_break_the_one_line_error(invoke, args):
     result = invoke(args)
     lines = result.stderr.splitlines()
-    assert 1 <= len(lines) <= 2 and (len(lines) == 1 or lines[1].startswith("hint: ")), result.stderr
+    if result.exit_code == 0:  # an ignored field: Vault's warnings block, the name escaped
+        assert lines[0].startswith("WARNING! ") and "\\x07bell" in result.stderr, result.stderr
+    else:
+        assert 1 <= len(lines) <= 2 and (len(lines) == 1 or lines[1].startswith("hint: ")), result.stderr
     assert all(c.isprintable() for c in result.stderr.replace("\n", ""))

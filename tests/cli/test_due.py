@@ -9,7 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from click.testing import CliRunner
 
-from keymgmt_cli.cli.main import Env, cli
+from keymgmt_cli.app import Env
+from keymgmt_cli.cli.main import cli
 from keymgmt_cli.engine.core import Engine
 from keymgmt_cli.providers.memory import MemoryKms, MemoryKmsWorld
 from keymgmt_cli.store.memory import MemoryStore

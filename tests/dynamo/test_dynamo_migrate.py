@@ -65,7 +65,7 @@ def build_file_state(home, master_key):
 
 
 def secrets_of(store, box):
-    from keymgmt_cli.cli.operator import sealed_fields, state_ids
+    from keymgmt_cli.store.migrate import sealed_fields, state_ids
 
     found = {}
     for doc_id in state_ids(store):
@@ -75,7 +75,7 @@ def secrets_of(store, box):
 
 
 def test_migrate_round_trip_file_dynamodb_file_keeps_every_document_and_secret(aws, tmp_path):
-    from keymgmt_cli.cli.operator import list_ids
+    from keymgmt_cli.store.migrate import list_ids
     from keymgmt_cli.store import open_secret_box, open_store, open_store_url
 
     kms, key_id = aws

@@ -100,7 +100,7 @@ def test_enable_mount_records_a_fresh_namespace(engine):
     ("team", "team/sub", "mount path team/sub/ conflicts with the existing mount team/"),
     ("team/sub", "team", "mount path team/ conflicts with the existing mount team/sub/"),
     (None, "keymgmt/nested", "mount path keymgmt/nested/ conflicts with the existing mount keymgmt/"),
-    (None, "keymgmt", "path is already in use at keymgmt/"),
+    ("keymgmt", "keymgmt", "path is already in use at keymgmt/"),  # the first enable adopted the default
 ])
 def test_enable_mount_conflicts_change_nothing(engine, first, second, message):
     if first is not None:

@@ -19,7 +19,13 @@ def test_bool(raw, value):
     assert Field("b", "bool", "").parse(raw) is value
 
 
-@pytest.mark.parametrize("raw", ["yes", "no", "", "2", "on", 1, None])
+# Vault's framework decodes weakly: "" is false, JSON 1/0 are true/false (cli/ conformance tests cite it)
+@pytest.mark.parametrize("raw,value", [("", False), (1, True), (0, False)])
+def test_bool_weak_decoding(raw, value):
+    assert Field("b", "bool", "").parse(raw) is value
+
+
+@pytest.mark.parametrize("raw", ["yes", "no", "2", "on", None])
 def test_bool_refusals(raw):
     with pytest.raises(InvalidRequest, match="field 'b' must be a boolean"):
         Field("b", "bool", "").parse(raw)
@@ -30,7 +36,13 @@ def test_int(raw, value):
     assert Field("n", "int", "").parse(raw) == value
 
 
-@pytest.mark.parametrize("raw", ["5.0", "abc", "1e3", "0x10", "", True, False, 1.5, "9" * 19])
+# Weakly, as the framework: "" is 0, Go's ParseInt base 0 ("0x10" is 16), bools are 1/0
+@pytest.mark.parametrize("raw,value", [("", 0), ("0x10", 16), (True, 1), (False, 0)])
+def test_int_weak_decoding(raw, value):
+    assert Field("n", "int", "").parse(raw) == value
+
+
+@pytest.mark.parametrize("raw", ["5.0", "abc", "1e3", 1.5, "9" * 19])
 def test_int_refusals(raw):
     with pytest.raises(InvalidRequest, match="field 'n' must be an integer"):
         Field("n", "int", "").parse(raw)
@@ -66,12 +78,14 @@ def test_commalist(raw, value):
 
 
 def test_commalist_refusals():
-    with pytest.raises(InvalidRequest, match="invalid purpose value 'sing'; allowed: encrypt, decrypt"):
+    # errors name the field and what was expected, never the value (it may come from an @file)
+    with pytest.raises(InvalidRequest, match="invalid purpose item; allowed: encrypt, decrypt") as caught:
         DIST_FIELDS["purpose"].parse("encrypt,sing")
-    with pytest.raises(InvalidRequest, match="invalid replica_regions 'Mars-1' \\(an AWS region"):
+    assert "sing" not in str(caught.value)
+    with pytest.raises(InvalidRequest, match="invalid replica_regions \\(an AWS region") as caught:
         KEY_FIELDS["replica_regions"].parse("us-east-1,Mars-1")
-    with pytest.raises(InvalidRequest, match="must be a comma-separated list of strings"):
-        Field("l", "commalist", "").parse([1])
+    assert "Mars" not in str(caught.value)
+    assert Field("l", "commalist", "").parse([1]) == ["1"]  # a JSON number is taken as its text
 
 
 def test_kvmap():
@@ -85,8 +99,7 @@ def test_kvmap():
 @pytest.mark.parametrize("raw,message", [
     ("access_key", "takes key=value pairs, as credentials=KEY=VALUE"),
     (["access_key=A", "access_key=B"], "credentials key 'access_key' given twice"),
-    ("region=us-east-1", "unknown credentials key 'region'; allowed: access_key, secret_key"),
-    ({"access_key": 1}, "credentials value for 'access_key' must be a string"),
+    ("region=us-east-1", "unknown credentials key; allowed: access_key, secret_key"),
     ([3], "takes key=value pairs"),
 ])
 def test_kvmap_refusals(raw, message):
@@ -102,19 +115,19 @@ def test_kvmap_errors_never_echo_a_value():
 
 def test_choice():
     assert KEY_FIELDS["type"].parse("ecdsa-p384") == "ecdsa-p384"
-    with pytest.raises(InvalidRequest, match="invalid type 'aes'; allowed: aes256-gcm96, rsa-2048"):
+    with pytest.raises(InvalidRequest, match="invalid type; allowed: aes256-gcm96, rsa-2048"):
         KEY_FIELDS["type"].parse("aes")
-    with pytest.raises(InvalidRequest, match="invalid type 'int'"):
+    with pytest.raises(InvalidRequest, match="invalid type; allowed"):
         KEY_FIELDS["type"].parse(5)
 
 
 def test_messages_show_control_characters_escaped_and_long_values_cut():
     with pytest.raises(InvalidRequest) as caught:
         KEY_FIELDS["type"].parse("rsa-2048\n\x1b[2J")
-    assert str(caught.value).isprintable() and "rsa-2048" in str(caught.value)  # one line, no escape codes
+    assert str(caught.value).isprintable() and "\x1b" not in str(caught.value)  # one line, no escape codes
     with pytest.raises(InvalidRequest) as caught:
         KEY_FIELDS["type"].parse("x" * 500)
-    assert "x" * 60 + "..." in str(caught.value) and "x" * 61 not in str(caught.value)
+    assert "xxxx" not in str(caught.value)  # the value is never echoed
 
 
 def test_string_and_its_pattern():
@@ -123,8 +136,8 @@ def test_string_and_its_pattern():
     for bad in ("us-west", "us_west_1", "us-west-1\n", "../us-west-1"):
         with pytest.raises(InvalidRequest, match="invalid key_collection .*an AWS region such as us-west-1"):
             region.parse(bad)
-    with pytest.raises(InvalidRequest, match="field 'key_collection' must be a string"):
-        region.parse(5)
+    with pytest.raises(InvalidRequest, match="invalid key_collection"):
+        region.parse(5)  # weakly decoded to "5", which is no region
 
 
 def test_a_check_runs_after_the_kind():
@@ -144,8 +157,8 @@ def test_parse_fields_types_what_it_knows_and_lists_the_rest_in_order():
     values, ignored = parse_fields(KEY_FIELDS, {"zeta": "1", "type": "aes256-gcm96", "alpha": "2",
                                                 "deletion_allowed": "true", "min_enabled_version": "1"})
     assert values == {"type": "aes256-gcm96", "deletion_allowed": True, "min_enabled_version": 1}
-    assert ignored == ["zeta", "alpha"]
-    assert ignored_warning(ignored) == "Endpoint ignored these unrecognized parameters: [zeta alpha]"
+    assert sorted(ignored) == ["alpha", "zeta"]
+    assert ignored_warning(ignored) == "Endpoint ignored these unrecognized parameters: [alpha zeta]"  # sorted, as Vault
     assert parse_fields(KEY_FIELDS, {}) == ({}, [])  # defaults are the handlers', not filled in here
 
 

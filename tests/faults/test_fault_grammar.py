@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from fault_harness import cli_environ, tree_bytes
 from keymgmt_cli.cli import fast
 from keymgmt_cli.cli.main import Env, cli
+from keymgmt_cli.engine.fields import go_parse_int
 from keymgmt_cli.engine.names import REGION_RE
 from keymgmt_cli.errors import ProviderError
 
@@ -137,9 +138,10 @@ def _choice_poison(allowed: tuple[str, ...]) -> Any:
                      st.just("x" * 1_000_000))
 
 
-bad_int = st.one_of(text.filter(lambda s: not re.fullmatch(r"[+-]?\d{1,18}", s.strip())),
-                    st.integers(min_value=10 ** 18).map(str), st.just("1e3"), st.just("0x10"))
-bad_bool = _not_in(_TRUE_FALSE)
+# Vault's weak decoding: "" is 0/false, ints are Go's strconv.ParseInt(s, 0, 64) (0x10 is 16)
+bad_int = st.one_of(text.filter(lambda s: s != "" and go_parse_int(s) is None),
+                    st.integers(min_value=2 ** 63).map(str), st.just("1e3"), st.just("1.5"), st.just(" 1"))
+bad_bool = _not_in(_TRUE_FALSE | {""})
 bad_region = st.one_of(text.filter(lambda s: not any(REGION_RE.fullmatch(p.strip()) or not p.strip()
                                                      for p in s.split(","))),
                        st.just("Mars"), st.just("us_west_1"))
