@@ -168,6 +168,7 @@ def test_init_refuses_dynamodb_without_a_shareable_seal_and_accepts_a_team_maste
     assert invoke(dict(env, KEYMGMT_MASTER_KEY=team_key), "write", "keymgmt/key/k", "type=aes256-gcm96")[0] == 0
     other = base64.b64encode(os.urandom(32)).decode()
     code, out, err = invoke(dict(env, KEYMGMT_MASTER_KEY=other), "write", "-f", "keymgmt/key/k/rotate")
-    assert code == 1 and "does not match the one that sealed the state in dynamodb://team2" in err
+    # write.go: every failure of the request exits 2, the local state's included (issue 11)
+    assert code == 2 and "does not match the one that sealed the state in dynamodb://team2" in err
     code, out, err = invoke(env, "write", "-f", "keymgmt/key/k/rotate")
-    assert code == 1 and "is sealed with KEYMGMT_MASTER_KEY" in err and "which is not set" in err
+    assert code == 2 and "is sealed with KEYMGMT_MASTER_KEY" in err and "which is not set" in err
