@@ -87,16 +87,17 @@ def _limited(raw: bytes | str, what: str, source: str) -> str:
 
 
 def _read_file(path: str, what: str) -> str:
+    shown = path.encode("unicode_escape").decode("ascii") if not path.isprintable() else path  # one line
     try:
         with open(path, "rb") as handle:
-            return _limited(handle.read(MAX_INPUT_BYTES + 1), what, path)
+            return _limited(handle.read(MAX_INPUT_BYTES + 1), what, shown)
     except UsageError:
         raise
     except IsADirectoryError:
-        raise _error(what, f"error reading file {path}: is a directory") from None
+        raise _error(what, f"error reading file {shown}: is a directory") from None
     except (OSError, ValueError) as error:
         reason = getattr(error, "strerror", None) or type(error).__name__
-        raise _error(what, f"error reading file {path or '(empty name)'}: {reason}") from None
+        raise _error(what, f"error reading file {shown or '(empty name)'}: {reason}") from None
 
 
 def _json_object(text: str, what: str, source: str) -> dict[str, Any]:
