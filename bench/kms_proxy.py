@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""A latency- and quota-modelled loopback proxy in front of a KMS endpoint (benchmarks only).
+
+    python bench/kms_proxy.py --upstream http://127.0.0.1:PORT [--latency-ms 40] [--no-quotas]
+                              [--port 0] [--max-seconds 3600]
+
+prints its own endpoint (``http://127.0.0.1:N``) on the first line of stdout and forwards every
+request to the upstream (the embedded local KMS, ``python -m keymgmt_cli.localkms.server``, or
+LocalStack from ``scripts/localstack``), so that a client on this machine sees what a user with a
+real region sees:
+
+- **latency**: every call waits ``latency/2`` before it "arrives" and ``latency/2`` after the
+  upstream answered (one round trip), throttled calls included;
+- **quotas**: one token bucket per (signing region, operation) at AWS KMS's default request
+  quotas (``QUOTAS`` below; capacity one second's worth, at least 1). A call that finds its
+  bucket empty on arrival is answered as AWS answers it, HTTP 400 with
+  ``{"__type": "ThrottlingException", "message": "Rate exceeded"}``, and never reaches the
+  upstream. The signing region is read from the SigV4 ``Authorization`` header's credential
+  scope, the operation from ``X-Amz-Target`` (``TrentService.<Operation>``).
+
+Counters (per region and operation: forwarded, throttled, upstream_ms = time spent waiting for the
+upstream, i.e. the emulator's own service time) are served as JSON on
+``GET /__proxy__/stats`` and zeroed by ``POST /__proxy__/reset``; nothing else is answered by the
+proxy itself. It binds 127.0.0.1 only, refuses a non-loopback upstream, and exits by itself after
+``--max-seconds`` (and on SIGTERM/SIGINT). Runs as a process of its own, so its CPU is never
+counted as the client's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import ipaddress
+import json
+import re
+import signal
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+# AWS KMS default request quotas (requests per second, per account and region), as in the table
+# REQUEST_QUOTAS of keymgmt_cli/providers/awskms.py on 2026-12-01 (copied, not imported: that
+# module is being moved) and AWS's "Request quotas" page. Operations not listed are not throttled.
+QUOTAS: dict[str, float] = {
+    "GetParametersForImport": 1,
+    "CreateKey": 5,
+    "CreateAlias": 5,
+    "UpdateAlias": 5,
+    "DeleteAlias": 15,
+    "EnableKey": 5,
+    "DisableKey": 5,
+    "ImportKeyMaterial": 15,
+    "DeleteImportedKeyMaterial": 15,
+    "ScheduleKeyDeletion": 15,
+    "CancelKeyDeletion": 5,
+    "ReplicateKey": 5,
+    "TagResource": 10,
+    "ListAliases": 500,
+    "DescribeKey": 2000,
+    "ListResourceTags": 2000,
+    "GetPublicKey": 1000,
+}
+
+_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([a-z0-9-]+)/kms/aws4_request")
+_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"}
+THROTTLED_BODY = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Bucket:
+    """``rate`` tokens a second, at most ``capacity``; ``try_take`` never waits."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = float(rate)
+        self.capacity = max(1.0, self.rate)
+        self.tokens = self.capacity
+        self.updated = time.monotonic()
+
+    def try_take(self, now: float) -> bool:
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class State:
+    def __init__(self, upstream: str, latency: float, quotas: dict[str, float]) -> None:
+        parts = urlsplit(upstream)
+        if parts.scheme != "http" or not parts.hostname or not is_loopback_host(parts.hostname):
+            raise ValueError(f"the upstream must be http:// on a loopback address, not {upstream!r}")
+        self.host, self.port = parts.hostname, parts.port or 80
+        self.latency = latency
+        self.quotas = quotas
+        self.lock = threading.Lock()
+        self.buckets: dict[tuple[str, str], Bucket] = {}
+        self.stats: dict[str, dict[str, int]] = {}
+        self.local = threading.local()
+
+    def admit(self, region: str, op: str) -> bool:
+        rate = self.quotas.get(op)
+        with self.lock:
+            ok = True
+            if rate is not None:
+                bucket = self.buckets.get((region, op))
+                if bucket is None:
+                    bucket = self.buckets[(region, op)] = Bucket(rate)
+                ok = bucket.try_take(time.monotonic())
+            row = self.stats.setdefault(f"{region} {op}", {"forwarded": 0, "throttled": 0, "upstream_ms": 0.0})
+            row["forwarded" if ok else "throttled"] += 1
+            return ok
+
+    def upstream_time(self, region: str, op: str, seconds: float) -> None:
+        with self.lock:
+            row = self.stats.get(f"{region} {op}")
+            if row is not None:
+                row["upstream_ms"] += seconds * 1000
+
+    def upstream(self) -> http.client.HTTPConnection:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+        return conn
+
+    def forward(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes
+                ) -> tuple[int, list[tuple[str, str]], bytes]:
+        for attempt in (1, 2):  # a kept-alive upstream connection may have been closed meanwhile
+            conn = self.upstream()
+            try:
+                conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+                for k, v in headers:
+                    conn.putheader(k, v)
+                conn.putheader("Content-Length", str(len(body)))
+                conn.endheaders(body)
+                resp = conn.getresponse()
+                data = resp.read()
+                return resp.status, [(k, v) for k, v in resp.getheaders()
+                                     if k.lower() not in _HOP and k.lower() != "content-length"], data
+            except (ConnectionError, http.client.HTTPException, OSError):
+                conn.close()
+                self.local.conn = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+
+def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as botocore's pool uses with AWS
+
+        def log_message(self, format: str, *args: object) -> None:  # no per-request log lines
+            pass
+
+        def _reply(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+            self.send_response(status)
+            for k, v in headers:
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _control(self) -> bool:
+            if self.path == "/__proxy__/stats" and self.command == "GET":
+                with state.lock:
+                    body = json.dumps(state.stats, sort_keys=True).encode()
+                self._reply(200, [("Content-Type", "application/json")], body)
+                return True
+            if self.path == "/__proxy__/reset" and self.command == "POST":
+                with state.lock:
+                    state.stats.clear()
+                self._reply(200, [("Content-Type", "application/json")], b"{}")
+                return True
+            return False
+
+        def _proxy(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            if self.path.startswith("/__proxy__/") and self._control():
+                return
+            target = self.headers.get("X-Amz-Target") or ""
+            op = target.rsplit(".", 1)[-1] if target else f"{self.command} {self.path.split('?')[0]}"
+            scope = _SCOPE.search(self.headers.get("Authorization") or "")
+            region = scope.group(1) if scope else "-"
+            time.sleep(state.latency / 2)  # on the way to the region
+            if state.admit(region, op):
+                headers = [(k, v) for k, v in self.headers.items()
+                           if k.lower() not in _HOP and k.lower() != "content-length"]
+                t0 = time.perf_counter()
+                try:
+                    status, rheaders, data = state.forward(self.command, self.path, headers, body)
+                except OSError:
+                    status, rheaders, data = 502, [("Content-Type", "text/plain")], b"upstream unreachable"
+                state.upstream_time(region, op, time.perf_counter() - t0)
+            else:
+                status, data = 400, THROTTLED_BODY
+                rheaders = [("Content-Type", "application/x-amz-json-1.1"),
+                            ("x-amzn-RequestId", "00000000-0000-0000-0000-000000000000")]
+            time.sleep(state.latency / 2)  # and back
+            self._reply(status, rheaders, data)
+
+        do_POST = _proxy
+        do_GET = _proxy
+        do_PUT = _proxy
+        do_DELETE = _proxy
+
+    return Handler
+
+
+def serve(upstream: str, latency: float, quotas: dict[str, float], port: int = 0
+          ) -> tuple[ThreadingHTTPServer, State]:
+    state = State(upstream, latency, quotas)
+    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(state))
+    server.daemon_threads = True
+    return server, state
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--upstream", required=True, help="http://127.0.0.1:PORT of the KMS emulator")
+    parser.add_argument("--latency-ms", type=float, default=40.0, help="added per call (round trip)")
+    parser.add_argument("--no-quotas", action="store_true", help="do not throttle")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--max-seconds", type=float, default=3600.0, help="exit after this long")
+    args = parser.parse_args(argv)
+    server, _ = serve(args.upstream, args.latency_ms / 1000.0, {} if args.no_quotas else QUOTAS, args.port)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    host, port = server.server_address[:2]
+    print(f"http://{host}:{port}", flush=True)
+    stop.wait(args.max_seconds)
+    server.shutdown()
+    server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
