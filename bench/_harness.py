@@ -93,15 +93,24 @@ def process_tree_cpu(pid: int) -> float:
     return total
 
 
+# Further emulator processes (one per region) whose CPU counts with the main emulator's pid in
+# process_tree_cpu callers that go through emulator_cpu() / settle().
+EXTRA_PIDS: list[int] = []
+
+
+def emulator_cpu(pid: int) -> float:
+    return process_tree_cpu(pid) + sum(process_tree_cpu(p) for p in EXTRA_PIDS)
+
+
 def settle(pid: int, quiet: float = 0.02, interval: float = 0.25, timeout: float = 15.0) -> float:
     """Wait until the emulator is idle (under ``quiet`` CPU seconds per ``interval``), so that work
     it does after a command has returned (the moto double refills its spare RSA-4096 wrapping key
     in a background thread) is not charged to the next command. Returns the seconds waited."""
     t0 = time.monotonic()
-    before = process_tree_cpu(pid)
+    before = emulator_cpu(pid)
     while time.monotonic() - t0 < timeout:
         time.sleep(interval)
-        now = process_tree_cpu(pid)
+        now = emulator_cpu(pid)
         if now - before < quiet:
             break
         before = now
@@ -224,10 +233,12 @@ def timed(cmd: list[str], env: dict[str, str], cwd: str | None = None) -> tuple[
 # -- the latency/quota proxy (bench/kms_proxy.py), as its own process ---------------------------------
 @contextmanager
 def kms_proxy(upstream: str, latency_ms: float = 40.0, quotas: bool = True,
-              max_seconds: float = 3600.0) -> Iterator[str]:
+              max_seconds: float = 3600.0, region_upstreams: dict[str, str] | None = None) -> Iterator[str]:
     """The endpoint of a bench/kms_proxy.py process in front of ``upstream`` (127.0.0.1 only)."""
     cmd = [sys.executable, os.path.join(ROOT, "bench", "kms_proxy.py"), "--upstream", upstream,
            "--latency-ms", str(latency_ms), "--max-seconds", str(max_seconds)]
+    for region, url in (region_upstreams or {}).items():
+        cmd += ["--region-upstream", f"{region}={url}"]
     if not quotas:
         cmd.append("--no-quotas")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

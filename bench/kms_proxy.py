@@ -2,7 +2,7 @@
 """A latency- and quota-modelled loopback proxy in front of a KMS endpoint (benchmarks only).
 
     python bench/kms_proxy.py --upstream http://127.0.0.1:PORT [--latency-ms 40] [--no-quotas]
-                              [--port 0] [--max-seconds 3600]
+                              [--region-upstream REGION=URL ...] [--port 0] [--max-seconds 3600]
 
 prints its own endpoint (``http://127.0.0.1:N``) on the first line of stdout and forwards every
 request to the upstream (the embedded local KMS, ``python -m keymgmt_cli.localkms.server``, or
@@ -11,6 +11,8 @@ real region sees:
 
 - **latency**: every call waits ``latency/2`` before it "arrives" and ``latency/2`` after the
   upstream answered (one round trip), throttled calls included;
+- **regions**: ``--region-upstream eu-west-1=http://127.0.0.1:P2`` sends that signing region's
+  calls to an emulator of its own (others go to ``--upstream``), as real regions are independent;
 - **quotas**: one token bucket per (signing region, operation) at AWS KMS's default request
   quotas (``QUOTAS`` below; capacity one second's worth, at least 1). A call that finds its
   bucket empty on arrival is answered as AWS answers it, HTTP 400 with
@@ -95,12 +97,20 @@ class Bucket:
         return False
 
 
+def _address(upstream: str) -> tuple[str, int]:
+    parts = urlsplit(upstream)
+    if parts.scheme != "http" or not parts.hostname or not is_loopback_host(parts.hostname):
+        raise ValueError(f"the upstream must be http:// on a loopback address, not {upstream!r}")
+    return parts.hostname, parts.port or 80
+
+
 class State:
-    def __init__(self, upstream: str, latency: float, quotas: dict[str, float]) -> None:
-        parts = urlsplit(upstream)
-        if parts.scheme != "http" or not parts.hostname or not is_loopback_host(parts.hostname):
-            raise ValueError(f"the upstream must be http:// on a loopback address, not {upstream!r}")
-        self.host, self.port = parts.hostname, parts.port or 80
+    def __init__(self, upstream: str, latency: float, quotas: dict[str, float],
+                 region_upstreams: dict[str, str] | None = None) -> None:
+        self.default = _address(upstream)
+        # Real regions are independent services: a region of its own can have an emulator of its own,
+        # so that one emulator process serialising requests is not mistaken for keymgmt serialising.
+        self.regions = {region: _address(url) for region, url in (region_upstreams or {}).items()}
         self.latency = latency
         self.quotas = quotas
         self.lock = threading.Lock()
@@ -127,16 +137,20 @@ class State:
             if row is not None:
                 row["upstream_ms"] += seconds * 1000
 
-    def upstream(self) -> http.client.HTTPConnection:
-        conn = getattr(self.local, "conn", None)
+    def upstream(self, region: str) -> http.client.HTTPConnection:
+        address = self.regions.get(region, self.default)
+        conns = getattr(self.local, "conns", None)
+        if conns is None:
+            conns = self.local.conns = {}
+        conn = conns.get(address)
         if conn is None:
-            conn = self.local.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+            conn = conns[address] = http.client.HTTPConnection(*address, timeout=120)
         return conn
 
-    def forward(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes
+    def forward(self, region: str, method: str, path: str, headers: list[tuple[str, str]], body: bytes
                 ) -> tuple[int, list[tuple[str, str]], bytes]:
         for attempt in (1, 2):  # a kept-alive upstream connection may have been closed meanwhile
-            conn = self.upstream()
+            conn = self.upstream(region)
             try:
                 conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
                 for k, v in headers:
@@ -149,7 +163,7 @@ class State:
                                      if k.lower() not in _HOP and k.lower() != "content-length"], data
             except (ConnectionError, http.client.HTTPException, OSError):
                 conn.close()
-                self.local.conn = None
+                self.local.conns.pop(self.regions.get(region, self.default), None)
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
@@ -198,7 +212,7 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                            if k.lower() not in _HOP and k.lower() != "content-length"]
                 t0 = time.perf_counter()
                 try:
-                    status, rheaders, data = state.forward(self.command, self.path, headers, body)
+                    status, rheaders, data = state.forward(region, self.command, self.path, headers, body)
                 except OSError:
                     status, rheaders, data = 502, [("Content-Type", "text/plain")], b"upstream unreachable"
                 state.upstream_time(region, op, time.perf_counter() - t0)
@@ -217,9 +231,9 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(upstream: str, latency: float, quotas: dict[str, float], port: int = 0
-          ) -> tuple[ThreadingHTTPServer, State]:
-    state = State(upstream, latency, quotas)
+def serve(upstream: str, latency: float, quotas: dict[str, float], port: int = 0,
+          region_upstreams: dict[str, str] | None = None) -> tuple[ThreadingHTTPServer, State]:
+    state = State(upstream, latency, quotas, region_upstreams)
     server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(state))
     server.daemon_threads = True
     return server, state
@@ -230,10 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upstream", required=True, help="http://127.0.0.1:PORT of the KMS emulator")
     parser.add_argument("--latency-ms", type=float, default=40.0, help="added per call (round trip)")
     parser.add_argument("--no-quotas", action="store_true", help="do not throttle")
+    parser.add_argument("--region-upstream", action="append", default=[], metavar="REGION=URL",
+                        help="send this signing region's calls to an upstream of its own (repeatable)")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--max-seconds", type=float, default=3600.0, help="exit after this long")
     args = parser.parse_args(argv)
-    server, _ = serve(args.upstream, args.latency_ms / 1000.0, {} if args.no_quotas else QUOTAS, args.port)
+    regions = dict(item.split("=", 1) for item in args.region_upstream)
+    server, _ = serve(args.upstream, args.latency_ms / 1000.0, {} if args.no_quotas else QUOTAS, args.port, regions)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     stop = threading.Event()

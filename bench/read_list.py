@@ -41,10 +41,21 @@ def populate(environ: dict[str, str], count: int) -> Engine:
     return engine
 
 
+CPU: dict[tuple[str, ...], list[float]] = {}
+
+
 def timed(cmd: list[str], environ: dict[str, str]) -> float:
+    """Wall seconds of one run; its CPU (user+sys, os.wait4) is appended to CPU[cmd]: on a shared,
+    loaded machine the CPU is the steadier of the two and says what a quiet machine would see."""
     start = time.perf_counter()
-    subprocess.run(cmd, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - start
+    proc = subprocess.Popen(cmd, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=h.NEUTRAL_CWD)
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if status != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed (wait status {status})")
+    CPU.setdefault(tuple(cmd), []).append(ru.ru_utime + ru.ru_stime)
+    return wall
 
 
 def fresh_env(home: str) -> dict[str, str]:
@@ -54,10 +65,27 @@ def fresh_env(home: str) -> dict[str, str]:
     return env
 
 
+def installed_venv(name: str, source: str) -> str:
+    """The python of .bench/NAME: a venv with keymgmt installed as a user installs it (pip
+    install, not editable: no setuptools editable finder, whose start-up imports re, enum,
+    pathlib, urllib.parse and more into every `python -c pass` of the dev venv), no dependencies
+    (read/list import none). Reinstalled from ``source`` on each run."""
+    venv = os.path.join(h.BENCH_DIR, name)
+    py = os.path.join(venv, "bin", "python")
+    if not os.path.exists(py):
+        subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", venv], check=True)
+    subprocess.run([py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+                    "--force-reinstall", source], check=True, cwd=h.NEUTRAL_CWD,
+                   stdout=subprocess.DEVNULL)
+    return py
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=31)
     parser.add_argument("--big", type=int, default=10000)
+    parser.add_argument("--installed", action="store_true",
+                        help="also measure a non-editable install in .bench/installed side by side")
     args = parser.parse_args()
     py = sys.executable
     with open(os.path.realpath(py), "rb") as f:
@@ -75,9 +103,21 @@ def main() -> None:
             samples["keymgmt read keymgmt/key/key-00500"] = []
             samples["keymgmt list keymgmt/key"] = []
             commands += [[script, "read", "keymgmt/key/key-00500"], [script, "list", "keymgmt/key"]]
+        installs = [("installed", h.ROOT)] if args.installed else []
+        if args.installed and h.SCRATCH:  # the patched copy, side by side with this checkout
+            installs.append(("installed-scratch", h.SCRATCH))
+        for name, source in installs:
+            ipy = installed_venv(name, source)
+            iscript = os.path.join(os.path.dirname(ipy), "keymgmt")
+            for label, cmd in ((f"{name}: python -c pass", [ipy, "-c", "pass"]),
+                               (f"{name}: keymgmt read keymgmt/key/key-00500", [iscript, "read", "keymgmt/key/key-00500"]),
+                               (f"{name}: keymgmt list keymgmt/key", [iscript, "list", "keymgmt/key"])):
+                samples[label] = []
+                commands.append(cmd)
         for _ in range(3):  # warm the page cache
             for cmd in commands:
                 timed(cmd, env)
+        CPU.clear()
         for _ in range(args.runs):
             for label, cmd in zip(samples, commands):
                 samples[label].append(timed(cmd, env))
@@ -85,11 +125,19 @@ def main() -> None:
         print(f"read/list with 1,000 keys, {args.runs} interleaved runs each, medians "
               f"(interpreter {os.path.realpath(py)} via {py}):")
         print(f"machine: {h.machine_note()}")
+        cpu_of = {label: statistics.median(CPU[tuple(cmd)]) for label, cmd in zip(samples, commands)}
+        print(f"  {'':52s} {'wall':>8s}   {'ratio':>5s}   {'CPU':>7s}   {'ratio':>5s}   spread of wall")
         for label, values in samples.items():
             med = statistics.median(values)
             q = statistics.quantiles(values, n=4)
-            print(f"  {label:52s} {med * 1000:7.1f} ms   {med / base:4.2f}x python -c pass   "
-                  f"(IQR {100 * (q[2] - q[0]) / med:.0f}% of median, min {min(values) * 1000:.1f} ms)")
+            prefix = label.split(": ", 1)[0] + ": " if label.startswith("installed") else ""
+            ref = statistics.median(samples[f"{prefix}python -c pass"])
+            cref = cpu_of[f"{prefix}python -c pass"]
+            print(f"  {label:52s} {med * 1000:6.1f} ms   {med / ref:4.2f}x   {cpu_of[label] * 1000:5.1f} ms   "
+                  f"{cpu_of[label] / cref:4.2f}x   (IQR {100 * (q[2] - q[0]) / med:.0f}% of median, "
+                  f"min {min(values) * 1000:.1f} ms)")
+        print("  (ratios are over the same interpreter's python -c pass; installed*: .bench venvs with a plain, "
+              "non-editable install)")
         if not args.big:
             return
 

@@ -24,6 +24,7 @@ Usage: .venv/bin/python bench/rotate_providers.py [--runs 9] [--profile-runs 5] 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import sys
@@ -97,11 +98,11 @@ def cli_runs(env: dict[str, str], pid: int, proxy: str, runs: int) -> dict[str, 
             h.settle(pid)
             h.quota_gap()
             h.proxy_stats(proxy, reset=True)
-            emu0 = h.process_tree_cpu(pid)
+            emu0 = h.emulator_cpu(pid)
             wall, cpu, _ = h.timed(h.KEYMGMT + cmds[label], env)
             out[label]["wall"].append(wall)
             out[label]["client_cpu"].append(cpu)
-            out[label]["emulator_cpu"].append(h.process_tree_cpu(pid) - emu0)
+            out[label]["emulator_cpu"].append(h.emulator_cpu(pid) - emu0)
             stats = h.proxy_stats(proxy)
             out[label]["throttled"].append(h.throttled(stats))
             for op, t in h.upstream_ms(stats).items():
@@ -191,11 +192,21 @@ def main() -> int:
     parser.add_argument("--profile-runs", type=int, default=5)
     parser.add_argument("--latency-ms", type=float, default=40.0)
     parser.add_argument("--emulator", choices=("moto", "localstack"), default="moto")
+    parser.add_argument("--emulator-per-region", action="store_true",
+                        help="one local KMS process per region (real regions do not share a server)")
     args = parser.parse_args()
     try:
-        emulator = h.localstack() if args.emulator == "localstack" else h.moto_kms()
-        with emulator as (upstream, pid), h.kms_proxy(upstream, args.latency_ms) as proxy, \
-                tempfile.TemporaryDirectory() as tmp:
+        with contextlib.ExitStack() as stack:
+            emulator = h.localstack() if args.emulator == "localstack" else h.moto_kms()
+            upstream, pid = stack.enter_context(emulator)
+            regional: dict[str, str] = {}
+            if args.emulator_per_region:
+                for region in REGIONS[1:]:
+                    url, other = stack.enter_context(h.moto_kms())
+                    regional[region] = url
+                    h.EXTRA_PIDS.append(other)
+            proxy = stack.enter_context(h.kms_proxy(upstream, args.latency_ms, region_upstreams=regional))
+            tmp = stack.enter_context(tempfile.TemporaryDirectory())
             env = h.keymgmt_env(os.path.join(tmp, "state"))
             setup(env, proxy, {"one": 1, "four": 4, "p1": 1, "p4": 4})
             cli = cli_runs(env, pid, proxy, args.runs)
@@ -212,7 +223,8 @@ def report(args: argparse.Namespace, c: dict[str, Any], p: dict[str, Any] | None
     one, four = med(c["one"]["wall"]), med(c["four"]["wall"])
     print(f"Rotation of one aes256-gcm96 key (RSA_2048 wrapping), 1 region vs 4 regions, "
           f"`keymgmt write -f keymgmt/key/K/rotate` as a process,\n{args.runs} interleaved runs each after 1 warm-up, "
-          f"medians; {args.emulator} behind the proxy ({args.latency_ms:g} ms per call, AWS quotas)"
+          f"medians; {args.emulator}{' (one process per region)' if args.emulator_per_region else ''} behind the "
+          f"proxy ({args.latency_ms:g} ms per call, AWS quotas)"
           + (f"; keymgmt from {h.SCRATCH}" if h.SCRATCH else ""))
     print(f"machine: {h.machine_note()}\n")
     print(f"{'':12s} {'wall':>10s}  {'client CPU':>10s}  {'emulator CPU':>12s}  spread of wall")
