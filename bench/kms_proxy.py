@@ -3,6 +3,7 @@
 
     python bench/kms_proxy.py --upstream http://127.0.0.1:PORT [--latency-ms 40] [--no-quotas]
                               [--region-upstream REGION=URL ...] [--port 0] [--max-seconds 3600]
+    python bench/kms_proxy.py --self-check    # latency, throttling and its botocore error, checked
 
 prints its own endpoint (``http://127.0.0.1:N``) on the first line of stdout and forwards every
 request to the upstream (the embedded local KMS, ``python -m keymgmt_cli.localkms.server``, or
@@ -239,7 +240,79 @@ def serve(upstream: str, latency: float, quotas: dict[str, float], port: int = 0
     return server, state
 
 
+def self_check() -> int:
+    """The proxy in this process in front of a stub upstream that answers ``{}`` to everything,
+    driven by a real botocore client (no retries): latency is added, the second
+    GetParametersForImport within a second in one region is a ThrottlingException to botocore,
+    another region has a bucket of its own, throttled calls never reach the upstream, an
+    unthrottled operation passes. Prints one line per check; exit 1 if any fails."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    hits: list[str] = []
+
+    class Stub(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            hits.append(self.headers.get("X-Amz-Target") or "")
+            body = b"{}"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-amz-json-1.1")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    stub = ThreadingHTTPServer(("127.0.0.1", 0), Stub)
+    threading.Thread(target=stub.serve_forever, daemon=True).start()
+    server, _ = serve(f"http://127.0.0.1:{stub.server_address[1]}", 0.04, QUOTAS)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+
+    def client(region: str):  # type: ignore[no-untyped-def]
+        return boto3.client("kms", region_name=region, endpoint_url=url, aws_access_key_id="t",
+                            aws_secret_access_key="t", config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+
+    def gpfi(c) -> str:  # type: ignore[no-untyped-def]
+        try:
+            c.get_parameters_for_import(KeyId="k", WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048")
+            return "ok"
+        except ClientError as exc:
+            return exc.response["Error"]["Code"]
+
+    east, west = client("us-east-1"), client("us-west-2")
+    east.describe_key(KeyId="warm")  # connection and model set-up out of the timing
+    t0 = time.perf_counter()
+    east.describe_key(KeyId="k")
+    latency = time.perf_counter() - t0
+    before = len(hits)
+    first, second, other = gpfi(east), gpfi(east), gpfi(west)
+    forwarded = len(hits) - before
+    time.sleep(1.05)
+    refilled = gpfi(east)
+    checks = [
+        (f"one call takes >= 40 ms through the proxy ({latency * 1000:.0f} ms)", latency >= 0.04),
+        (f"first GetParametersForImport in us-east-1: {first}", first == "ok"),
+        (f"second within 1 s in us-east-1: {second}", second == "ThrottlingException"),
+        (f"first in us-west-2 meanwhile: {other}", other == "ok"),
+        (f"throttled call not forwarded (upstream saw {forwarded} of 3)", forwarded == 2),
+        (f"us-east-1 after 1 s: {refilled}", refilled == "ok"),
+    ]
+    server.shutdown()
+    stub.shutdown()
+    for label, ok in checks:
+        print(f"{'ok  ' if ok else 'FAIL'} {label}")
+    return 0 if all(ok for _, ok in checks) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and sys.argv[1:] == ["--self-check"]:
+        return self_check()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--upstream", required=True, help="http://127.0.0.1:PORT of the KMS emulator")
     parser.add_argument("--latency-ms", type=float, default=40.0, help="added per call (round trip)")
