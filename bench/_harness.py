@@ -43,9 +43,17 @@ SCRATCH = os.environ.get("BENCH_KEYMGMT_PATH") or ""
 NEUTRAL_CWD = "/"
 
 
+def child_environ() -> dict[str, str]:
+    """os.environ for a measured process, as a user's shell has it: without PYTHONDONTWRITEBYTECODE,
+    which some sandboxes set and which makes every start-up compile keymgmt_cli from source (the
+    aws CLI's venv has its .pyc files from pip), so both sides run from cached bytecode after the
+    warm-up."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def keymgmt_env(home: str) -> dict[str, str]:
     """A throwaway state and master key; no AWS_* or KEYMGMT_* from the caller's shell."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KEYMGMT_", "AWS_"))}
+    env = {k: v for k, v in child_environ().items() if not k.startswith(("KEYMGMT_", "AWS_"))}
     env.update(KEYMGMT_HOME=home, KEYMGMT_MASTER_KEY=base64.b64encode(os.urandom(32)).decode(),
                KEYMGMT_FORMAT="json", PYTHONPATH=SCRATCH or ROOT, **LOOPBACK)
     return env
@@ -181,7 +189,8 @@ def localstack(port: int | None = None) -> Iterator[tuple[str, int]]:
 def moto_kms() -> Iterator[tuple[str, int]]:
     """(endpoint, pid) of `python -m keymgmt_cli.localkms.server` on a free 127.0.0.1 port."""
     proc = subprocess.Popen([sys.executable, "-m", "keymgmt_cli.localkms.server", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+                            env=child_environ())
     try:
         endpoint = (proc.stdout.readline() if proc.stdout else "").strip()
         if not endpoint.startswith("http://127.0.0.1:"):
@@ -241,7 +250,7 @@ def kms_proxy(upstream: str, latency_ms: float = 40.0, quotas: bool = True,
         cmd += ["--region-upstream", f"{region}={url}"]
     if not quotas:
         cmd.append("--no-quotas")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=child_environ())
     try:
         endpoint = (proc.stdout.readline() if proc.stdout else "").strip()
         if not endpoint.startswith("http://127.0.0.1:"):

@@ -137,7 +137,7 @@ def run(args: argparse.Namespace, aws: str, endpoint: str, pid: int, tmp: str) -
     with open(guide, "w") as f:
         f.write(GUIDE)
     os.chmod(guide, 0o755)
-    aws_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    aws_env = {k: v for k, v in h.child_environ().items() if not k.startswith("AWS_")}
     aws_env.update(AWS=aws, EP=endpoint, REGION=REGION, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
                    AWS_CONFIG_FILE=os.path.join(tmp, "no-aws-config"),
                    AWS_SHARED_CREDENTIALS_FILE=os.path.join(tmp, "no-aws-credentials"), **h.LOOPBACK)

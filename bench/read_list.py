@@ -59,7 +59,7 @@ def timed(cmd: list[str], environ: dict[str, str]) -> float:
 
 
 def fresh_env(home: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYMGMT_")}
+    env = {k: v for k, v in h.child_environ().items() if not k.startswith("KEYMGMT_")}
     env["KEYMGMT_HOME"] = home
     env["KEYMGMT_MASTER_KEY"] = base64.b64encode(os.urandom(32)).decode()
     return env
