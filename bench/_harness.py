@@ -11,11 +11,13 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +33,16 @@ LOCALSTACK_SCRIPT = os.path.join(ROOT, "scripts", "localstack")
 def localstack_dir() -> str:
     return os.environ.get("LOCALSTACK_DIR") or os.path.join(ROOT, ".localstack")
 LOOPBACK = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+# A benchmark stopped with SIGTERM unwinds like Ctrl-C, so its context managers stop the emulator
+# and the proxy they started (the proxy also exits by itself after --max-seconds).
+if threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
 
 class Skip(Exception):
