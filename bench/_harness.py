@@ -198,9 +198,11 @@ def localstack(port: int | None = None) -> Iterator[tuple[str, int]]:
 
 # -- the embedded moto KMS, as its own process ------------------------------------------------------
 @contextmanager
-def moto_kms() -> Iterator[tuple[str, int]]:
-    """(endpoint, pid) of `python -m keymgmt_cli.localkms.server` on a free 127.0.0.1 port."""
-    proc = subprocess.Popen([sys.executable, "-m", "keymgmt_cli.localkms.server", "--port", "0"],
+def moto_kms(lean: bool = False) -> Iterator[tuple[str, int]]:
+    """(endpoint, pid) of `python -m keymgmt_cli.localkms.server` on a free 127.0.0.1 port
+    (``lean``: bench/_lean_localkms.py, no RSA key pair generated per symmetric CreateKey)."""
+    server = [os.path.join(ROOT, "bench", "_lean_localkms.py")] if lean else ["-m", "keymgmt_cli.localkms.server"]
+    proc = subprocess.Popen([sys.executable, *server, "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
                             env=child_environ())
     try:

@@ -192,17 +192,19 @@ def main() -> int:
     parser.add_argument("--profile-runs", type=int, default=5)
     parser.add_argument("--latency-ms", type=float, default=40.0)
     parser.add_argument("--emulator", choices=("moto", "localstack"), default="moto")
+    parser.add_argument("--lean-emulator", action="store_true",
+                        help="bench/_lean_localkms.py: no RSA pair generated per symmetric CreateKey")
     parser.add_argument("--emulator-per-region", action="store_true",
                         help="one local KMS process per region (real regions do not share a server)")
     args = parser.parse_args()
     try:
         with contextlib.ExitStack() as stack:
-            emulator = h.localstack() if args.emulator == "localstack" else h.moto_kms()
+            emulator = h.localstack() if args.emulator == "localstack" else h.moto_kms(args.lean_emulator)
             upstream, pid = stack.enter_context(emulator)
             regional: dict[str, str] = {}
             if args.emulator_per_region:
                 for region in REGIONS[1:]:
-                    url, other = stack.enter_context(h.moto_kms())
+                    url, other = stack.enter_context(h.moto_kms(args.lean_emulator))
                     regional[region] = url
                     h.EXTRA_PIDS.append(other)
             proxy = stack.enter_context(h.kms_proxy(upstream, args.latency_ms, region_upstreams=regional))
@@ -223,7 +225,8 @@ def report(args: argparse.Namespace, c: dict[str, Any], p: dict[str, Any] | None
     one, four = med(c["one"]["wall"]), med(c["four"]["wall"])
     print(f"Rotation of one aes256-gcm96 key (RSA_2048 wrapping), 1 region vs 4 regions, "
           f"`keymgmt write -f keymgmt/key/K/rotate` as a process,\n{args.runs} interleaved runs each after 1 warm-up, "
-          f"medians; {args.emulator}{' (one process per region)' if args.emulator_per_region else ''} behind the "
+          f"medians; {args.emulator}{' (lean)' if args.lean_emulator else ''}"
+          f"{' (one process per region)' if args.emulator_per_region else ''} behind the "
           f"proxy ({args.latency_ms:g} ms per call, AWS quotas)"
           + (f"; keymgmt from {h.SCRATCH}" if h.SCRATCH else ""))
     print(f"machine: {h.machine_note()}\n")
