@@ -16,7 +16,7 @@ interleaved as a contrast. Before each run the emulator is left to go idle and 1
 proxy's buckets are full. Printed: medians of the wall, its spread, client CPU of the 6 workers'
 processes, throttled calls the proxy answered.
 
-Usage: .venv/bin/python bench/rotate_parallel.py [--runs 5] [--unpaced] [--latency-ms 40]
+Usage: .venv/bin/python bench/rotate_parallel.py [--runs 5] [--unpaced] [--latency-ms 40] [--lean-emulator]
 """
 
 from __future__ import annotations
@@ -94,9 +94,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--unpaced", action="store_true", help="interleave runs with pacing off")
     parser.add_argument("--latency-ms", type=float, default=40.0)
+    parser.add_argument("--lean-emulator", action="store_true",
+                        help="bench/_lean_localkms.py: no RSA pair generated per symmetric CreateKey")
     args = parser.parse_args()
     floor = KEYS / GPFI_QUOTA
-    with h.moto_kms() as (upstream, pid), h.kms_proxy(upstream, args.latency_ms) as proxy, \
+    with h.moto_kms(args.lean_emulator) as (upstream, pid), h.kms_proxy(upstream, args.latency_ms) as proxy, \
             tempfile.TemporaryDirectory() as tmp:
         env = h.keymgmt_env(os.path.join(tmp, "state"))
         setup(dict(env, KEYMGMT_AWS_PACING="on", KEYMGMT_PACING_DIR=os.path.join(tmp, "pacing-setup")), proxy)
@@ -118,7 +120,7 @@ def main() -> int:
                 r["throttled"].append(h.throttled(stats))
                 r["gpfi"].append(sum(row["forwarded"] for k, row in stats.items() if k.endswith(" GetParametersForImport")))
     print(f"{KEYS} keys x {len(REGIONS)} regions rotated by {WORKERS} parallel processes (2 rotations each), "
-          f"{args.runs} runs{' each, interleaved' if args.unpaced else ''}; local KMS behind the proxy "
+          f"{args.runs} runs{' each, interleaved' if args.unpaced else ''}; local KMS{' (lean)' if args.lean_emulator else ''} behind the proxy "
           f"({args.latency_ms:g} ms per call, AWS quotas: GetParametersForImport {GPFI_QUOTA:g}/s per region)")
     print(f"machine: {h.machine_note()}\n")
     for mode in modes:
