@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Start-up cost of `keymgmt read` and `keymgmt list`, side by side with `python -c pass`.
 
-Issue 2's claim: with 1,000 keys in the state, the median wall time of `read keymgmt/key/NAME`
-and `list keymgmt/key` is at most 2.0x that of `python -c pass` (same interpreter), and neither
-imports boto3, botocore, keyring or cryptography. Also: writing one key costs the same at 10 and
-at 10,000 keys.
+Issue 15's figure (goal <= 2.0x): with 1,000 keys in the state, the median wall time of
+`read keymgmt/key/NAME` and `list keymgmt/key` over that of `python -c pass` of the same venv
+interpreter that runs keymgmt (sys.executable; the script refuses a pyenv shim or any other
+wrapper script, whose own start-up would flatter the ratio). Also: writing one key costs the same
+at 10 and at 10,000 keys (--big 0 skips that part).
 
 Runs are interleaved (pass, read, list, pass, ...) so machine noise hits all three alike; medians.
 Usage: python bench/read_list.py [--runs 31] [--big 10000]
@@ -21,7 +22,10 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import _harness as h  # noqa: E402
 
 from keymgmt_cli.engine.core import Engine  # noqa: E402
 from keymgmt_cli.engine.routing import Request  # noqa: E402
@@ -37,25 +41,56 @@ def populate(environ: dict[str, str], count: int) -> Engine:
     return engine
 
 
+CPU: dict[tuple[str, ...], list[float]] = {}
+
+
 def timed(cmd: list[str], environ: dict[str, str]) -> float:
+    """Wall seconds of one run; its CPU (user+sys, os.wait4) is appended to CPU[cmd]: on a shared,
+    loaded machine the CPU is the steadier of the two and says what a quiet machine would see."""
     start = time.perf_counter()
-    subprocess.run(cmd, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - start
+    proc = subprocess.Popen(cmd, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=h.NEUTRAL_CWD)
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if status != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed (wait status {status})")
+    CPU.setdefault(tuple(cmd), []).append(ru.ru_utime + ru.ru_stime)
+    return wall
 
 
 def fresh_env(home: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYMGMT_")}
+    env = {k: v for k, v in h.child_environ().items() if not k.startswith("KEYMGMT_")}
     env["KEYMGMT_HOME"] = home
     env["KEYMGMT_MASTER_KEY"] = base64.b64encode(os.urandom(32)).decode()
     return env
+
+
+def installed_venv(name: str, source: str) -> str:
+    """The python of .bench/NAME: a venv with keymgmt installed as a user installs it (pip
+    install, not editable: no setuptools editable finder, whose start-up imports re, enum,
+    pathlib, urllib.parse and more into every `python -c pass` of the dev venv), no dependencies
+    (read/list import none). Reinstalled from ``source`` on each run."""
+    venv = os.path.join(h.BENCH_DIR, name)
+    py = os.path.join(venv, "bin", "python")
+    if not os.path.exists(py):
+        subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", venv], check=True)
+    subprocess.run([py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+                    "--force-reinstall", source], check=True, cwd=h.NEUTRAL_CWD,
+                   stdout=subprocess.DEVNULL)
+    return py
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=31)
     parser.add_argument("--big", type=int, default=10000)
+    parser.add_argument("--installed", action="store_true",
+                        help="also measure a non-editable install in .bench/installed side by side")
     args = parser.parse_args()
     py = sys.executable
+    with open(os.path.realpath(py), "rb") as f:
+        if f.read(4) != b"\x7fELF":
+            sys.exit(f"{py} is a wrapper script (a pyenv shim?), not an interpreter: run this with the venv's python")
     km = [py, "-m", "keymgmt_cli"]
     with tempfile.TemporaryDirectory() as tmp:
         env = fresh_env(os.path.join(tmp, "state-1000"))
@@ -68,17 +103,43 @@ def main() -> None:
             samples["keymgmt read keymgmt/key/key-00500"] = []
             samples["keymgmt list keymgmt/key"] = []
             commands += [[script, "read", "keymgmt/key/key-00500"], [script, "list", "keymgmt/key"]]
+        installs = [("installed", h.ROOT)] if args.installed else []
+        if args.installed and h.SCRATCH:  # the patched copy, side by side with this checkout
+            installs.append(("installed-scratch", h.SCRATCH))
+        for name, source in installs:
+            ipy = installed_venv(name, source)
+            iscript = os.path.join(os.path.dirname(ipy), "keymgmt")
+            for label, cmd in ((f"{name}: python -c pass", [ipy, "-c", "pass"]),
+                               (f"{name}: keymgmt read keymgmt/key/key-00500", [iscript, "read", "keymgmt/key/key-00500"]),
+                               (f"{name}: keymgmt list keymgmt/key", [iscript, "list", "keymgmt/key"])):
+                samples[label] = []
+                commands.append(cmd)
         for _ in range(3):  # warm the page cache
             for cmd in commands:
                 timed(cmd, env)
+        CPU.clear()
         for _ in range(args.runs):
             for label, cmd in zip(samples, commands):
                 samples[label].append(timed(cmd, env))
         base = statistics.median(samples["python -c pass"])
-        print(f"read/list with 1,000 keys, {args.runs} interleaved runs each, medians:")
+        print(f"read/list with 1,000 keys, {args.runs} interleaved runs each, medians "
+              f"(interpreter {os.path.realpath(py)} via {py}):")
+        print(f"machine: {h.machine_note()}")
+        cpu_of = {label: statistics.median(CPU[tuple(cmd)]) for label, cmd in zip(samples, commands)}
+        print(f"  {'':52s} {'wall':>8s}   {'ratio':>5s}   {'CPU':>7s}   {'ratio':>5s}   spread of wall")
         for label, values in samples.items():
             med = statistics.median(values)
-            print(f"  {label:52s} {med * 1000:7.1f} ms   {med / base:4.2f}x python -c pass")
+            q = statistics.quantiles(values, n=4)
+            prefix = label.split(": ", 1)[0] + ": " if label.startswith("installed") else ""
+            ref = statistics.median(samples[f"{prefix}python -c pass"])
+            cref = cpu_of[f"{prefix}python -c pass"]
+            print(f"  {label:52s} {med * 1000:6.1f} ms   {med / ref:4.2f}x   {cpu_of[label] * 1000:5.1f} ms   "
+                  f"{cpu_of[label] / cref:4.2f}x   (IQR {100 * (q[2] - q[0]) / med:.0f}% of median, "
+                  f"min {min(values) * 1000:.1f} ms)")
+        print("  (ratios are over the same interpreter's python -c pass; installed*: .bench venvs with a plain, "
+              "non-editable install)")
+        if not args.big:
+            return
 
         print(f"\nwriting one key (aes256-gcm96) as a process, at 10 and at {args.big:,} keys, medians:")
         small = fresh_env(os.path.join(tmp, "state-10"))

@@ -1,30 +1,30 @@
 #!/usr/bin/env python3
-"""Rotation of a key distributed to 4 providers vs. to 1 provider.
+"""Rotating a key that lives in 4 regions vs one that lives in 1 region, through the KMS proxy.
 
-Issue 3's claim: rotating a key distributed to 4 providers takes at most 1.5x the time of one
-provider (the distributions proceed concurrently, one thread each).
+Issue 15's figure: the median wall of `keymgmt write -f keymgmt/key/K/rotate` (the real CLI, one
+process per rotation) for K distributed to 4 providers (us-east-1, us-west-2, eu-west-1,
+ap-southeast-2) over K distributed to 1 provider (us-east-1); goal <= 1.5x. Both keys are
+aes256-gcm96 with `RSA_2048` wrapping keys; every call goes through bench/kms_proxy.py (40 ms per
+call, AWS's quotas per region and operation) in front of the emulator (the embedded local KMS by
+default, LocalStack with --emulator localstack), each a process of its own on 127.0.0.1.
 
-Headline: median wall time of `keymgmt write -f keymgmt/key/K/rotate` (the real CLI, one process
-per rotation) for K distributed to 1 provider (us-east-1) and for K distributed to 4 providers
-(us-east-1, us-west-2, eu-west-1, ap-southeast-2), runs interleaved with alternating order after
-one warm-up each, the emulator left to go idle before every run; ratio of the medians. Once against LocalStack, once against the embedded moto
-KMS (`python -m keymgmt_cli.localkms.server`), each a process of its own on 127.0.0.1.
+Runs alternate the order after one warm-up each; before every run the emulator is left to go idle
+(the local KMS refills its spare wrapping key pair in the background) and 1.2 s pass, so the
+previous run's GetParametersForImport (1/s per region) cannot throttle the next run's. Printed:
+medians, spread, client CPU (the keymgmt process only, os.wait4), emulator CPU, throttles seen.
 
-Both emulators generate a fresh RSA-4096 wrapping key pair for every GetParametersForImport
-(LocalStack inline; the moto double keeps one spare and makes the next in a background thread).
-On a 2-core machine that emulator CPU competes with the client for the same cores; real AWS does
-that work on its own machines. So the script also prints where the time goes: client and
-emulator CPU per rotation, and a profile of the same rotations driven in-process through the
-engine with every provider call timed (per call: the boto3 session/client set-up of each
-distribution, CreateKey, GetParametersForImport, ImportKeyMaterial, UpdateAlias, state writes).
-The headline stays the CLI figure.
+Then, as diagnosis (not the headline): the same rotations driven in-process through the engine
+with every provider call and state write timed per thread, and a timeline of one 4-region
+rotation, which shows where the 4 chains run side by side and where they queue.
 
-Usage: .venv/bin/python bench/rotate_providers.py [--runs 9] [--profile-runs 7] [--only localstack|moto]
+Usage: .venv/bin/python bench/rotate_providers.py [--runs 9] [--profile-runs 5] [--latency-ms 40]
+       [--emulator moto|localstack]      (BENCH_KEYMGMT_PATH=/tmp/copy: measure a patched copy)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import sys
@@ -35,13 +35,12 @@ from collections import defaultdict
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
 import _harness as h  # noqa: E402
 
-CLAIM = 1.5
+sys.path.insert(0, h.SCRATCH or h.ROOT)
+
+GOAL = 1.5
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2")
-OPS = ("connect", "CreateKey", "GetParametersForImport", "ImportKeyMaterial", "UpdateAlias", "state write")
 _METHOD_OP = {"create_key": "CreateKey", "get_parameters_for_import": "GetParametersForImport",
               "import_key_material": "ImportKeyMaterial", "update_alias": "UpdateAlias",
               "create_alias": "CreateAlias", "disable_key": "DisableKey", "enable_key": "EnableKey"}
@@ -53,9 +52,9 @@ def self_cpu() -> float:
 
 
 class TimedProvider:
-    """Wraps a KmsProvider: every method call is logged as (operation, seconds)."""
+    """Wraps a KmsProvider: every method call is logged as (operation, thread, start, end)."""
 
-    def __init__(self, inner: Any, log: list[tuple[str, float]], lock: threading.Lock) -> None:
+    def __init__(self, inner: Any, log: list[tuple[str, str, float, float]], lock: threading.Lock) -> None:
         self._inner, self._log, self._lock = inner, log, lock
 
     def __getattr__(self, name: str) -> Any:
@@ -69,7 +68,8 @@ class TimedProvider:
                 result = attr(*args, **kwargs)
             finally:
                 with self._lock:
-                    self._log.append((_METHOD_OP.get(name, name), time.perf_counter() - t0))
+                    self._log.append((_METHOD_OP.get(name, name), threading.current_thread().name, t0,
+                                      time.perf_counter()))
             return TimedProvider(result, self._log, self._lock) if name == "in_region" else result
 
         return call
@@ -82,165 +82,187 @@ def setup(env: dict[str, str], endpoint: str, keys: dict[str, int]) -> None:
     for name, n in keys.items():
         h.keymgmt(env, "write", f"keymgmt/key/{name}", "type=aes256-gcm96")
         for region in REGIONS[:n]:
-            h.keymgmt(env, "write", f"keymgmt/kms/p-{region}/key/{name}", "purpose=encrypt,decrypt")
+            h.quota_gap(0.0 if region != REGIONS[0] else 1.1)
+            h.keymgmt(env, "write", f"keymgmt/kms/p-{region}/key/{name}", "purpose=encrypt,decrypt",
+                      "wrapping_key_spec=RSA_2048")
 
 
-def cli_runs(env: dict[str, str], pid: int, runs: int) -> dict[str, dict[str, list[float]]]:
-    """Interleaved CLI rotations of key one (1 provider) and four (4 providers), plus a read."""
-    out: dict[str, dict[str, list[float]]] = {k: defaultdict(list) for k in ("one", "four", "read")}
-    cmds = {"one": ["write", "-f", "keymgmt/key/one/rotate"], "four": ["write", "-f", "keymgmt/key/four/rotate"],
-            "read": ["read", "keymgmt/key/one"]}
-    py = [sys.executable, "-m", "keymgmt_cli"]
+def cli_runs(env: dict[str, str], pid: int, proxy: str, runs: int) -> dict[str, dict[str, list[float]]]:
+    out: dict[str, dict[str, list[float]]] = {k: defaultdict(list) for k in ("one", "four")}
+    cmds = {"one": ["write", "-f", "keymgmt/key/one/rotate"], "four": ["write", "-f", "keymgmt/key/four/rotate"]}
     for label in ("one", "four"):  # warm-up
-        h.timed(py + cmds[label], env)
+        h.quota_gap()
+        h.timed(h.KEYMGMT + cmds[label], env)
     for i in range(runs):
-        order = ("one", "four", "read") if i % 2 == 0 else ("four", "one", "read")
-        for label in order:
+        for label in (("one", "four") if i % 2 == 0 else ("four", "one")):
             h.settle(pid)
-            emu0 = h.process_tree_cpu(pid)
-            wall, cpu, _ = h.timed(py + cmds[label], env)
+            h.quota_gap()
+            h.proxy_stats(proxy, reset=True)
+            emu0 = h.emulator_cpu(pid)
+            wall, cpu, _ = h.timed(h.KEYMGMT + cmds[label], env)
             out[label]["wall"].append(wall)
             out[label]["client_cpu"].append(cpu)
-            out[label]["emulator_cpu"].append(h.process_tree_cpu(pid) - emu0)
+            out[label]["emulator_cpu"].append(h.emulator_cpu(pid) - emu0)
+            stats = h.proxy_stats(proxy)
+            out[label]["throttled"].append(h.throttled(stats))
+            for op, t in h.upstream_ms(stats).items():
+                out[label][f"upstream {op}"].append(t / 1000)
     return out
 
 
-def profile_runs(env: dict[str, str], pid: int, runs: int) -> dict[str, dict[str, list[float]]]:
+def profile_runs(env: dict[str, str], pid: int, runs: int) -> dict[str, Any]:
     """The same rotations in-process (keys p1 and p4), every provider call and state write timed."""
     from keymgmt_cli.engine.core import Engine
     from keymgmt_cli.engine.routing import Request
     from keymgmt_cli.providers import awskms
     from keymgmt_cli.store import open_secret_box, open_store
 
-    log: list[tuple[str, float]] = []
+    log: list[tuple[str, str, float, float]] = []
     lock = threading.Lock()
 
     def factory(config: Any) -> Any:
         t0 = time.perf_counter()
         provider = awskms.connect(config)
         with lock:
-            log.append(("connect", time.perf_counter() - t0))
+            log.append(("connect", threading.current_thread().name, t0, time.perf_counter()))
         return TimedProvider(provider, log, lock)
 
-    store = open_store(env)
-    engine = Engine(store, open_secret_box(store.home, env), factory)
-    original_put = store.put
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        store = open_store(env)
+        engine = Engine(store, open_secret_box(store.home, env), factory)
+        original_put = store.put
 
-    def timed_put(*args: Any, **kwargs: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return original_put(*args, **kwargs)
-        finally:
-            with lock:
-                log.append(("state write", time.perf_counter() - t0))
+        def timed_put(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return original_put(*args, **kwargs)
+            finally:
+                with lock:
+                    log.append(("state write", threading.current_thread().name, t0, time.perf_counter()))
 
-    store.put = timed_put  # type: ignore[method-assign]
-    out: dict[str, dict[str, list[float]]] = {k: defaultdict(list) for k in ("p1", "p4")}
-    for name in ("p1", "p4"):  # warm-up: boto3's models loaded once per process
-        engine.handle(Request("write", f"keymgmt/key/{name}/rotate", {}))
-    for i in range(runs):
-        for name in (("p1", "p4") if i % 2 == 0 else ("p4", "p1")):
-            h.settle(pid)
-            del log[:]
-            emu0, cpu0, t0 = h.process_tree_cpu(pid), self_cpu(), time.perf_counter()
+        store.put = timed_put  # type: ignore[method-assign]
+        out: dict[str, Any] = {k: defaultdict(list) for k in ("p1", "p4")}
+        timelines: list[tuple[float, float, list[tuple[str, str, float, float]]]] = []
+        for name in ("p1", "p4"):  # warm-up: botocore's models loaded once per process
+            h.quota_gap()
             engine.handle(Request("write", f"keymgmt/key/{name}/rotate", {}))
-            wall = time.perf_counter() - t0
-            rec = out[name]
-            rec["wall"].append(wall)
-            rec["client_cpu"].append(self_cpu() - cpu0)
-            rec["emulator_cpu"].append(h.process_tree_cpu(pid) - emu0)
-            with lock:
-                calls = list(log)
-            per_op: dict[str, list[float]] = defaultdict(list)
-            for op, d in calls:
-                per_op[op].append(d)
-            for op, ds in per_op.items():
-                rec[f"{op} per call"].extend(ds)
-                rec[f"{op} max"].append(max(ds))
-                rec[f"{op} sum"].append(sum(ds))
-                rec[f"{op} count"].append(len(ds))
+        for i in range(runs):
+            for name in (("p1", "p4") if i % 2 == 0 else ("p4", "p1")):
+                h.settle(pid)
+                h.quota_gap()
+                del log[:]
+                cpu0, t0 = self_cpu(), time.perf_counter()
+                engine.handle(Request("write", f"keymgmt/key/{name}/rotate", {}))
+                wall = time.perf_counter() - t0
+                out[name]["wall"].append(wall)
+                out[name]["client_cpu"].append(self_cpu() - cpu0)
+                with lock:
+                    calls = list(log)
+                per_op: dict[str, list[float]] = defaultdict(list)
+                for op, _, s, e in calls:
+                    per_op[op].append(e - s)
+                for op, ds in per_op.items():
+                    out[name][f"{op} per call"].extend(ds)
+                    out[name][f"{op} sum"].append(sum(ds))
+                if name == "p4":
+                    timelines.append((wall, t0, calls))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    timelines.sort(key=lambda t: t[0])
+    out["timeline"] = timelines[len(timelines) // 2] if timelines else None
     return out
 
 
-def bench(label: str, endpoint: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        env = h.keymgmt_env(os.path.join(tmp, "state"))
-        setup(env, endpoint, {"one": 1, "four": 4, "p1": 1, "p4": 4})
-        cli = cli_runs(env, pid, args.runs)
-        prof = profile_runs(env, pid, args.profile_runs)
-    return {"label": label, "cli": cli, "prof": prof}
-
-
-def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    med = h.median
-    print(f"Rotation of one aes256-gcm96 key, 1 provider vs 4 providers (4 regions), "
-          f"`keymgmt write -f keymgmt/key/K/rotate` as a process, {args.runs} interleaved runs each "
-          f"(after 1 warm-up), medians")
-    print(f"machine: {h.machine_note()}\n")
-    for r in results:
-        c = r["cli"]
-        one, four = med(c["one"]["wall"]), med(c["four"]["wall"])
-        ratio = four / one
-        print(f"{r['label']:34s} 1 provider {h.ms(one)}   4 providers {h.ms(four)}   ratio {ratio:.2f}x   "
-              f"(claim <= {CLAIM:.1f}x: {'MEETS' if ratio <= CLAIM else 'MISSES'})")
-    print()
-    print("Note: on this machine the emulator's own CPU work (a fresh RSA-4096 wrapping key pair per "
-          "GetParametersForImport,\nplus its request handling) competes with the client for the same "
-          f"{os.cpu_count()} cores; real AWS KMS would do that work elsewhere.")
-    for r in results:
-        c, p = r["cli"], r["prof"]
-        print(f"\n-- {r['label']}: where the time goes --")
-        print("  CLI runs (medians):                     1 provider   4 providers")
-        for key, what in (("wall", "wall"), ("client_cpu", "client CPU (keymgmt process)"),
-                          ("emulator_cpu", "emulator CPU (server process)")):
-            print(f"    {what:36s} {h.ms(med(c['one'][key]))}   {h.ms(med(c['four'][key]))}")
-        print(f"    {'keymgmt read keymgmt/key/one (start-up)':36s} {h.ms(med(c['read']['wall']))}")
-        e4 = med(c["four"]["emulator_cpu"]) + med(c["four"]["client_cpu"])
-        print(f"    4 providers: client+emulator CPU = {e4:.2f} s; spread over {os.cpu_count()} cores that alone is "
-              f">= {e4 / (os.cpu_count() or 1):.2f} s of wall")
-        print(f"  In-process engine, {args.profile_runs} interleaved rotations each, medians "
-              f"(no interpreter start; same emulator):")
-        print(f"    {'':36s} 1 provider   4 providers")
-        print(f"    {'rotation wall':36s} {h.ms(med(p['p1']['wall']))}   {h.ms(med(p['p4']['wall']))}   "
-              f"ratio {med(p['p4']['wall']) / med(p['p1']['wall']):.2f}x")
-        print(f"    {'client CPU (this process)':36s} {h.ms(med(p['p1']['client_cpu']))}   "
-              f"{h.ms(med(p['p4']['client_cpu']))}")
-        print(f"    {'emulator CPU':36s} {h.ms(med(p['p1']['emulator_cpu']))}   {h.ms(med(p['p4']['emulator_cpu']))}")
-        for op in OPS:
-            if f"{op} per call" not in p["p1"] or f"{op} per call" not in p["p4"]:
-                continue
-            n1, n4 = med(p["p1"][f"{op} count"]), med(p["p4"][f"{op} count"])
-            print(f"    {op + ' per call':36s} {h.ms(med(p['p1'][f'{op} per call']))}   "
-                  f"{h.ms(med(p['p4'][f'{op} per call']))}   (calls per rotation: {n1:g} vs {n4:g}; "
-                  f"slowest of the 4: {h.ms(med(p['p4'][f'{op} max'])).strip()})")
-        g1 = med(p["p1"]["GetParametersForImport max"]) if "GetParametersForImport max" in p["p1"] else 0.0
-        g4 = med(p["p4"]["GetParametersForImport max"]) if "GetParametersForImport max" in p["p4"] else 0.0
-        w1, w4 = med(p["p1"]["wall"]), med(p["p4"]["wall"])
-        print(f"    the slowest GetParametersForImport of a rotation: {g1:.2f} s with 1 provider, {g4:.2f} s "
-              f"with 4 -> {g4 - g1:+.2f} s of the {w4 - w1:+.2f} s difference in wall")
+def print_timeline(timeline: tuple[float, float, list[tuple[str, str, float, float]]]) -> None:
+    wall, t0, calls = timeline
+    print(f"  timeline of the median in-process 4-region rotation ({wall * 1000:.0f} ms), ms from its start:")
+    lanes: dict[str, list[str]] = defaultdict(list)
+    for op, thread, s, e in sorted(calls, key=lambda c: c[2]):
+        lanes[thread].append(f"{op} {1000 * (s - t0):.0f}-{1000 * (e - t0):.0f}")
+    for thread, items in lanes.items():
+        print(f"    {thread:24s} " + ", ".join(items))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=9)
-    parser.add_argument("--profile-runs", type=int, default=7)
-    parser.add_argument("--only", choices=("localstack", "moto"))
+    parser.add_argument("--profile-runs", type=int, default=5)
+    parser.add_argument("--latency-ms", type=float, default=40.0)
+    parser.add_argument("--emulator", choices=("moto", "localstack"), default="moto")
+    parser.add_argument("--lean-emulator", action="store_true",
+                        help="bench/_lean_localkms.py: no RSA pair generated per symmetric CreateKey")
+    parser.add_argument("--emulator-per-region", action="store_true",
+                        help="one local KMS process per region (real regions do not share a server)")
     args = parser.parse_args()
-    results = []
-    skipped = []
-    if args.only in (None, "localstack"):
-        try:
-            with h.localstack() as (endpoint, pid):
-                results.append(bench(f"LocalStack {h.localstack_version()} KMS", endpoint, pid, args))
-        except h.Skip as skip:
-            skipped.append(f"LocalStack SKIPPED: {skip}")
-    if args.only in (None, "moto"):
-        with h.moto_kms() as (endpoint, pid):
-            results.append(bench("embedded moto KMS (keymgmt double)", endpoint, pid, args))
-    for line in skipped:
-        print(line)
-    report(results, args)
-    return 0
+    try:
+        with contextlib.ExitStack() as stack:
+            emulator = h.localstack() if args.emulator == "localstack" else h.moto_kms(args.lean_emulator)
+            upstream, pid = stack.enter_context(emulator)
+            regional: dict[str, str] = {}
+            if args.emulator_per_region:
+                for region in REGIONS[1:]:
+                    url, other = stack.enter_context(h.moto_kms(args.lean_emulator))
+                    regional[region] = url
+                    h.EXTRA_PIDS.append(other)
+            proxy = stack.enter_context(h.kms_proxy(upstream, args.latency_ms, region_upstreams=regional))
+            tmp = stack.enter_context(tempfile.TemporaryDirectory())
+            env = h.keymgmt_env(os.path.join(tmp, "state"))
+            setup(env, proxy, {"one": 1, "four": 4, "p1": 1, "p4": 4})
+            cli = cli_runs(env, pid, proxy, args.runs)
+            prof = profile_runs(env, pid, args.profile_runs) if args.profile_runs else None
+            report(args, cli, prof)
+            return 0
+    except h.Skip as skip:
+        print(f"SKIPPED: {skip}")
+        return 0
+
+
+def report(args: argparse.Namespace, c: dict[str, Any], p: dict[str, Any] | None) -> None:
+    med = h.median
+    one, four = med(c["one"]["wall"]), med(c["four"]["wall"])
+    print(f"Rotation of one aes256-gcm96 key (RSA_2048 wrapping), 1 region vs 4 regions, "
+          f"`keymgmt write -f keymgmt/key/K/rotate` as a process,\n{args.runs} interleaved runs each after 1 warm-up, "
+          f"medians; {args.emulator}{' (lean)' if args.lean_emulator else ''}"
+          f"{' (one process per region)' if args.emulator_per_region else ''} behind the "
+          f"proxy ({args.latency_ms:g} ms per call, AWS quotas)"
+          + (f"; keymgmt from {h.SCRATCH}" if h.SCRATCH else ""))
+    print(f"machine: {h.machine_note()}\n")
+    print(f"{'':12s} {'wall':>10s}  {'client CPU':>10s}  {'emulator CPU':>12s}  spread of wall")
+    for label, what in (("one", "1 region"), ("four", "4 regions")):
+        r = c[label]
+        print(f"{what:12s} {h.ms(med(r['wall']))}  {h.ms(med(r['client_cpu']))}  {h.ms(med(r['emulator_cpu'])):>12s}"
+              f"  {h.noise(r['wall'])}")
+    ratio = four / one
+    per_round = sorted(f / o for f, o in zip(c["four"]["wall"], c["one"]["wall"]))
+    print(f"\nratio 4/1 of medians: {ratio:.2f}x  (per-round: min {per_round[0]:.2f}, median {med(per_round):.2f}, "
+          f"max {per_round[-1]:.2f});  goal <= {GOAL:.1f}x -> {'MEETS' if ratio <= GOAL else 'MISSES'}")
+    print("emulator service time per rotation, summed over calls (as the proxy saw it), medians:")
+    for op in ("CreateKey", "GetParametersForImport", "ImportKeyMaterial", "UpdateAlias"):
+        k = f"upstream {op}"
+        if k in c["one"] and k in c["four"]:
+            print(f"  {op:24s} 1 region {h.ms(med(c['one'][k]))}   4 regions {h.ms(med(c['four'][k]))}")
+    thr = sum(c["one"]["throttled"]) + sum(c["four"]["throttled"])
+    print(f"throttled calls during the timed runs: {thr:g}")
+    extra_cpu = med(c["four"]["client_cpu"]) - med(c["one"]["client_cpu"])
+    print(f"fan-out ideal (1 region's wall + the extra client CPU of 3 chains): {h.ms(one + extra_cpu).strip()} "
+          f"-> {(one + extra_cpu) / one:.2f}x")
+    if p is None:
+        return
+    print(f"\nIn-process engine (no interpreter start-up), {args.profile_runs} interleaved rotations each, medians:")
+    print(f"  {'':28s} {'1 region':>10s}  {'4 regions':>10s}")
+    for key in ("wall", "client_cpu"):
+        print(f"  {key:28s} {h.ms(med(p['p1'][key]))}  {h.ms(med(p['p4'][key]))}")
+    for op in ("connect", "CreateKey", "GetParametersForImport", "ImportKeyMaterial", "UpdateAlias", "state write"):
+        k = f"{op} per call"
+        if k in p["p1"] and k in p["p4"]:
+            print(f"  {op + ' per call':28s} {h.ms(med(p['p1'][k]))}  {h.ms(med(p['p4'][k]))}   "
+                  f"(sum per rotation {h.ms(med(p['p1'][f'{op} sum'])).strip()} vs "
+                  f"{h.ms(med(p['p4'][f'{op} sum'])).strip()})")
+    if p.get("timeline"):
+        print_timeline(p["timeline"])
 
 
 if __name__ == "__main__":
