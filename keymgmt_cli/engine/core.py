@@ -50,11 +50,19 @@ class Engine:
         _route, op, params = match(ROUTES, rel, request.operation, mount.path)
         values: dict[str, Any] = {}
         ignored: list[str] = []
-        if request.data:  # reads and lists carry none: they skip the schema machinery entirely
+        replaced: list[str] = []
+        data = request.data
+        if data:  # reads and lists carry none: they skip the schema machinery entirely
             from keymgmt_cli.engine.fields import parse_fields
 
-            values, ignored = parse_fields(op.fields, request.data)
+            # As Vault's framework: the path's captures win over data of the same name, with a warning.
+            replaced = sorted(k for k in params if k in data)
+            data = {k: v for k, v in data.items() if k not in params}
+            values, ignored = parse_fields(op.fields, data)
         response = op.handler(self, mount, values, **params)
+        if replaced:
+            response.warnings.insert(0, "Endpoint replaced the value of these parameters with the values "
+                                        f"captured from the endpoint's path: [{' '.join(replaced)}]")
         if ignored:
             from keymgmt_cli.engine.fields import ignored_warning
 

@@ -48,9 +48,14 @@ class Mount:
 
 
 def now_rfc3339(epoch: float | None = None) -> str:
-    """Vault's creation_time shape: 2020-11-02T15:54:58.768473-08:00 (local offset); ``epoch``
+    """Vault's creation_time shape: 2020-11-02T15:54:58.768473-08:00 (local offset, ``Z`` in UTC); ``epoch``
     is the engine's clock where the time matters later (a version's age decides its rotation)."""
     from datetime import datetime, timezone  # writes only: reads never format times
 
     when = datetime.now(timezone.utc) if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)
-    return when.astimezone().isoformat()
+    text = when.astimezone().isoformat()  # 2020-11-02T15:54:58[.768473]+HH:MM
+    # Go's RFC 3339 (time.RFC3339Nano, what Vault's JSON gives): "Z" for UTC, no trailing zeros
+    stamp, offset = text[:-6], text[-6:]
+    if "." in stamp:
+        stamp = stamp.rstrip("0").rstrip(".")
+    return stamp + ("Z" if offset == "+00:00" else offset)

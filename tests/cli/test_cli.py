@@ -141,7 +141,7 @@ def test_read_key_shape_asymmetric(invoke):
     assert data["latest_version"] == 2 and set(data["keys"]) == {"1", "2"}
     for version in data["keys"].values():
         assert version["public_key"].startswith("-----BEGIN PUBLIC KEY-----")
-        assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+[+-]\d\d:\d\d$", version["creation_time"])
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", version["creation_time"])
     assert data["keys"]["1"]["public_key"] != data["keys"]["2"]["public_key"]
 
 

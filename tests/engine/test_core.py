@@ -288,3 +288,19 @@ def test_the_ignored_fields_warning_comes_before_the_handlers_warnings(aws1_engi
     assert response.warnings == [
         "Endpoint ignored these unrecognized parameters: [colour]",
         "AWS KMS keeps imported key material in its HSMs; protection=software is recorded only"]
+
+
+def test_path_parameters_given_as_data_are_replaced_with_vaults_warning(aws1_engine):
+    """sdk/framework (backend.go HandleRequest): path captures overwrite data of the same name and
+    the response says so."""
+    response = w(aws1_engine, "keymgmt/key/k", type="aes256-gcm96", name="other")
+    assert response.warnings == ["Endpoint replaced the value of these parameters with the values captured "
+                                 "from the endpoint's path: [name]"]
+    assert aws1_engine.handle(Request("read", "keymgmt/key/k")).data["name"] == "k"
+
+
+def test_times_are_gos_rfc3339(aws1_engine):
+    w(aws1_engine, "keymgmt/key/k", type="aes256-gcm96")
+    created = aws1_engine.handle(Request("read", "keymgmt/key/k")).data["keys"]["1"]["creation_time"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d*[1-9])?(Z|[+-]\d\d:\d\d)", created), created
+    assert not created.endswith("+00:00")
