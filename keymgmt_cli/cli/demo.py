@@ -99,7 +99,7 @@ def _prove_public_key(step: Any, endpoint: str, echo: Any) -> None:
     from keymgmt_cli.providers.base import ProviderConfig
     from cryptography.hazmat.primitives import serialization
 
-    local_pem = step("read", "-field=keys", "keymgmt/key/signing-key")
+    local_pem = step("read", "-format=json", "-field=keys", "keymgmt/key/signing-key")  # JSON, as Vault
     local_pem = json.loads(local_pem)["1"]["public_key"]
     key_id = json.loads(step("read", "-format=json", "keymgmt/kms/example-kms/key/signing-key"))["data"]["versions"]["1"]
     provider = awskms.connect(ProviderConfig(region="us-west-1", access_key="AKIADEMODEMODEMODEMO",
