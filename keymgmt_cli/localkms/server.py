@@ -1,5 +1,8 @@
 """Embedded local KMS: moto's server mode with the BYOK import extension, on 127.0.0.1 only.
 
+It binds IPv4 loopback addresses only (anything else is refused with ValueError before a socket is
+opened) and refuses requests from web pages, sending no CORS headers (see :mod:`.browser_guard`).
+
     with start() as kms:
         client = boto3.client("kms", endpoint_url=kms.endpoint_url, region_name="us-east-1",
                               aws_access_key_id="test", aws_secret_access_key="test")
@@ -30,6 +33,7 @@ from typing import Any, Callable
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from . import moto_import
+from .browser_guard import BrowserGuard
 
 __all__ = ["LocalKms", "serve", "serve_until_signal", "start"]
 
@@ -57,8 +61,8 @@ class LocalKms:
 
     def __init__(self, server: BaseWSGIServer, thread: threading.Thread) -> None:
         self._server = server
-        #: The WSGI application served: moto's app, or what ``wrap`` made of it.
-        self.app: Any = server.app
+        #: The WSGI application served inside the browser guard: moto's app, or what ``wrap`` made of it.
+        self.app: Any = server.app.app if isinstance(server.app, BrowserGuard) else server.app
         self._thread = thread
         self._stopped = False
         host, port = server.server_address[:2]
@@ -136,6 +140,7 @@ def serve(host: str, port: int, wrap: Callable[[Any], Any] | None = None,
     app = DomainDispatcherApplication(create_backend_app)
     if wrap is not None:
         app = wrap(app)
+    app = BrowserGuard(app)  # outermost: browser requests are refused before any wrapper sees them
     # Bound before this returns: the socket already listens, so clients can connect at once.
     server = make_server(host, port, app, threaded=True, request_handler=_quiet_handler_class())
     # werkzeug's server-level log carries "Error on request" tracebacks (a bug in moto or in our patch):
