@@ -26,7 +26,18 @@ from .errors import (
     UnsupportedOperationException,
     enum_error,
 )
-from .keystate import LOCK, derive_material_id, expire_due, forget_material, import_state
+from .keystate import (
+    CURRENT,
+    LOCK,
+    PENDING_ROTATION,
+    ImportState,
+    Material,
+    derive_material_id,
+    expire_due,
+    forget_material,
+    import_state,
+    sync_key,
+)
 from .material import check_material, moto_private_key, unwrap
 from .params import blob, params_of, parse_timestamp, require_external, require_not_pending_deletion, required, resolve_key_id_or_arn
 from .rules import (
@@ -163,7 +174,7 @@ def import_key_material(self: KmsResponse) -> str:
                 "SYMMETRIC_DEFAULT keys."
             )
         st = import_state(key)
-        effective_type = import_type or ("EXISTING_KEY_MATERIAL" if st.bound_material_id else "NEW_KEY_MATERIAL")
+        effective_type = import_type or ("EXISTING_KEY_MATERIAL" if st.materials else "NEW_KEY_MATERIAL")
         if effective_type == "NEW_KEY_MATERIAL" and requested_material_id is not None:
             raise ValidationException("You cannot specify a KeyMaterialId with ImportType NEW_KEY_MATERIAL.")
 
@@ -182,50 +193,67 @@ def import_key_material(self: KmsResponse) -> str:
         if tok.key_id != key.id:
             raise InvalidImportTokenException("The import token is associated with a different KMS key.")
 
-        material = unwrap(unwrap_token, wrapped)
-        parsed = check_material(key, material)
-        new_id = derive_material_id(key, material)
+        secret = unwrap(unwrap_token, wrapped)
+        parsed = check_material(key, secret)
+        new_id = derive_material_id(key, secret)
+        target = st.find(new_id)
 
         if effective_type == "EXISTING_KEY_MATERIAL":
-            if st.bound_material_id is None:
+            if not st.materials:
                 raise IncorrectKeyMaterialException(
                     "ImportType EXISTING_KEY_MATERIAL, but no key material is associated with this key."
                 )
-            if new_id != st.bound_material_id:
+            if target is None:
                 raise IncorrectKeyMaterialException(
                     "The key material is not the same key material that was previously imported into this key."
                 )
             if requested_material_id is not None and requested_material_id != new_id:
                 raise IncorrectKeyMaterialException("KeyMaterialId does not identify the imported key material.")
-        elif st.bound_material_id is not None:
-            if new_id == st.bound_material_id:
+        else:
+            if target is not None:
                 raise IncorrectKeyMaterialException(
                     "KMS expected new key material but the key material being imported is already "
                     "associated with this key."
                 )
-            raise UnsupportedOperationException(
-                "The local KMS double does not emulate on-demand rotation of imported key material "
-                "(ImportType NEW_KEY_MATERIAL on a key that already has key material)."
-            )
+            if st.materials:
+                _check_new_material_allowed(key, st)  # after the comparison above, so the token is spent
+            if st.materials and getattr(key, "multi_region", False):
+                # AWS stages the material on the primary (PENDING_MULTI_REGION_IMPORT_AND_ROTATION) until
+                # every replica has it, and refuses it on replicas; not emulated, so refused (the token is spent).
+                raise UnsupportedOperationException(
+                    "The local KMS double does not emulate on-demand rotation of imported key material for "
+                    "multi-Region keys (ImportType NEW_KEY_MATERIAL on a multi-Region key that has key material)."
+                )
+            # The first material becomes CURRENT; later new material waits for RotateKeyOnDemand.
+            target = Material(new_id, state=PENDING_ROTATION if st.materials else CURRENT)
+            st.materials.append(target)
 
         # Success: the key really uses the material from now on.
-        if symmetric:
-            key.key_material = material  # moto's Encrypt/Decrypt use Key.key_material as the AES-256-GCM key
-        else:
-            key.private_key = moto_private_key(key.key_spec, parsed)  # moto's Sign/Verify/GetPublicKey use it
-        st.bound_material_id = new_id
-        st.has_material = True
-        st.expiration_model = expiration_model
-        st.valid_to = valid_to
+        target.secret = secret
+        target.moto_key = None if symmetric else moto_private_key(key.key_spec, parsed)
+        target.expiration_model = expiration_model
+        target.valid_to = valid_to
         if material_description is not None:
-            st.description = material_description
-        if key.key_state == "PendingImport":
-            key.key_state = "Enabled"
-            key.enabled = True
+            target.description = material_description
+        sync_key(key)  # PendingImport -> Enabled once every permanently associated material is back
         out: dict[str, Any] = {"KeyId": key.arn}
         if symmetric:
             out["KeyMaterialId"] = new_id
         return json.dumps(out)
+
+
+def _check_new_material_allowed(key: Any, st: ImportState) -> None:
+    """ImportType NEW_KEY_MATERIAL on a key that has material: staging material for on-demand rotation."""
+    if key.key_spec != SYMMETRIC:
+        raise ValidationException("ImportType NEW_KEY_MATERIAL is only supported for SYMMETRIC_DEFAULT keys "
+                                  "that already have key material.")
+    if not st.complete():
+        raise KMSInvalidStateException(f"{key.arn} is pending import: reimport its key material first.")
+    if st.pending() is not None:
+        raise KMSInvalidStateException(
+            f"{key.arn} already has key material pending rotation: rotate it (RotateKeyOnDemand) or "
+            "delete it (DeleteImportedKeyMaterial with its KeyMaterialId) first."
+        )
 
 
 def delete_imported_key_material(self: KmsResponse) -> str:
@@ -240,12 +268,15 @@ def delete_imported_key_material(self: KmsResponse) -> str:
         if requested_material_id is not None:
             if key.key_spec != SYMMETRIC:
                 raise ValidationException("KeyMaterialId is only supported for SYMMETRIC_DEFAULT keys.")
-            if requested_material_id != st.bound_material_id:
+            if not isinstance(requested_material_id, str) or not MATERIAL_ID_RE.match(requested_material_id):
+                raise ValidationException("KeyMaterialId must be 64 lowercase hexadecimal characters.")
+            target = st.find(requested_material_id)
+            if target is None:
                 raise NotFoundException(f"Key material {requested_material_id} is not associated with {key.arn}.")
-        material_id = st.bound_material_id
-        forget_material(key)
+        else:
+            target = st.current()  # "If no KeyMaterialId is specified, KMS deletes the current key material."
+        forget_material(key, target) if target is not None else sync_key(key)
         out: dict[str, Any] = {"KeyId": key.arn}
-        if key.key_spec == SYMMETRIC and material_id is not None:
-            out["KeyMaterialId"] = material_id
+        if key.key_spec == SYMMETRIC and target is not None:
+            out["KeyMaterialId"] = target.material_id
         return json.dumps(out)
-

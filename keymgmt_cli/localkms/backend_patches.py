@@ -9,15 +9,46 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 from moto.kms import utils as kms_utils
 from moto.kms.exceptions import AccessDeniedException, AlreadyExistsException, ValidationException
+from moto.kms.exceptions import InvalidCiphertextException as MotoInvalidCiphertextException
 from moto.kms.models import Key, KmsBackend, kms_backends
 
-from .errors import DisabledException, InvalidKeyUsageException, KMSInvalidStateException, UnsupportedOperationException, enum_error
-from .keystate import LOCK, ImportState, check_enable_disable, expire_due, forget_material, import_state, lookup, require_enabled, resolve_raw
-from .rules import ORIGINS, PENDING_DELETION, SYMMETRIC, default_and_check_usage, importable, importable_specs
+from .clock import now
+from .errors import (
+    DisabledException,
+    InvalidKeyUsageException,
+    KMSInvalidStateException,
+    LimitExceededException,
+    UnsupportedOperationException,
+    enum_error,
+)
+from .keystate import (
+    CURRENT,
+    LOCK,
+    NON_CURRENT,
+    ImportState,
+    Material,
+    check_enable_disable,
+    expire_due,
+    import_state,
+    lookup,
+    require_enabled,
+    resolve_raw,
+    sync_key,
+)
+from .rules import (
+    MAX_ON_DEMAND_ROTATIONS,
+    ORIGINS,
+    PENDING_DELETION,
+    SYMMETRIC,
+    default_and_check_usage,
+    importable,
+    importable_specs,
+)
 
 
 def patch_backend() -> None:
@@ -52,7 +83,7 @@ def patch_backend() -> None:
         if origin == "EXTERNAL":
             with LOCK:
                 key._localkms_import = ImportState()  # type: ignore[attr-defined]
-                forget_material(key)
+                sync_key(key)  # no material: PendingImport, and moto's random material dropped
         return key
 
     orig_enable_key = KmsBackend.enable_key
@@ -90,10 +121,8 @@ def patch_backend() -> None:
         orig_cancel(self, key.id)  # -> Disabled
         if key.origin == "EXTERNAL":
             expire_due(key)
-            if not import_state(key).has_material:
-                # Material was deleted (or expired) while pending deletion: the key cannot be Disabled-but-usable.
-                key.key_state = "PendingImport"
-                key.enabled = False
+            # Material deleted (or expired) while pending deletion: the key cannot be Disabled-but-usable.
+            sync_key(key)
 
     orig_replicate = KmsBackend.replicate_key
 
@@ -130,12 +159,14 @@ def patch_backend() -> None:
             if primary.origin == "EXTERNAL":
                 # AWS: the replica has no key material and is PendingImport; the same material must be
                 # imported with a token from the replica's Region.
+                # Same association (ids, states, descriptions), none of the secrets.
                 replica._localkms_import = ImportState(  # type: ignore[attr-defined]
-                    bound_material_id=import_state(primary).bound_material_id,
-                    description=import_state(primary).description,
+                    materials=[Material(m.material_id, state=m.state, description=m.description,
+                                        rotation_date=m.rotation_date)
+                               for m in import_state(primary).materials if m.permanent],
                 )
                 replica.key_state = "PendingImport"
-                forget_material(replica)
+                sync_key(replica)
             return replica
 
     orig_encrypt = KmsBackend.encrypt
@@ -157,28 +188,77 @@ def patch_backend() -> None:
         except Exception:
             blob_key_id = None
         key = self.keys.get(blob_key_id) if blob_key_id else None
+        truncated = False
         if key is None and blob_key_id and blob_key_id.startswith("mrk-"):
             # moto packs the key ID into a 36-byte header field, which truncates the 40-character
             # multi-Region key IDs ("mrk-" + UUID).  moto's own decrypt then never finds the key
             # (AccessDeniedException for every multi-Region ciphertext).  Resolve the truncated ID here.
             matches = [k for k in self.keys.values() if k.id[:36] == blob_key_id]
             if len(matches) == 1:
-                key = matches[0]
-                require_enabled(key)
-                if key_id is not None and lookup(self, key_id) is not key:
-                    raise AccessDeniedException(
-                        "The ciphertext refers to a customer master key that does not exist, "
-                        "does not exist in this region, or you are not allowed to access."
-                    )
+                key, truncated = matches[0], True
+        if key is None:
+            return orig_decrypt(self, ciphertext_blob, encryption_context, key_id)
+        with LOCK:
+            require_enabled(key)
+            if key.origin == "EXTERNAL" and key.key_spec == SYMMETRIC:
+                # Any imported material decrypts what it encrypted (the CURRENT one and those rotated out).
+                secrets = [m.secret for m in import_state(key).materials if m.permanent and m.secret is not None]
+            elif truncated:
+                secrets = [key.key_material]
+            else:
+                secrets = None
+        if secrets is None:
+            return orig_decrypt(self, ciphertext_blob, encryption_context, key_id)
+        if key_id is not None and lookup(self, key_id) is not key:
+            raise AccessDeniedException(
+                "The ciphertext refers to a customer master key that does not exist, "
+                "does not exist in this region, or you are not allowed to access."
+            )
+        for secret in secrets:
+            try:
                 plaintext, _ = kms_utils.decrypt(
-                    master_keys={blob_key_id: key},
+                    master_keys={blob_key_id: SimpleNamespace(key_material=secret)},
                     ciphertext_blob=ciphertext_blob,
                     encryption_context=encryption_context,
                 )
-                return plaintext, key.arn
-        if key is not None:
+            except MotoInvalidCiphertextException:
+                continue
+            return plaintext, key.arn
+        raise MotoInvalidCiphertextException()
+
+    orig_rotate_on_demand = KmsBackend.rotate_key_on_demand
+
+    def rotate_key_on_demand(self: KmsBackend, key_id: str) -> str:
+        key = lookup(self, key_id)
+        if key is None or key.origin != "EXTERNAL":
+            return orig_rotate_on_demand(self, key_id)
+        with LOCK:
+            if key.key_spec != SYMMETRIC:
+                raise UnsupportedOperationException(f"{key.arn} is not a symmetric encryption key; "
+                                                    "on-demand rotation is not supported.")
+            if key.multi_region and key.multi_region_configuration["PrimaryKey"]["Arn"] != key.arn:
+                raise UnsupportedOperationException(f"{key.arn} is a multi-Region replica key; rotate its primary key.")
             require_enabled(key)
-        return orig_decrypt(self, ciphertext_blob, encryption_context, key_id)
+            st = import_state(key)
+            pending = st.pending()
+            if pending is None or not pending.imported:
+                raise KMSInvalidStateException(
+                    f"{key.arn} has no key material in PENDING_ROTATION state: import new key material "
+                    "(ImportKeyMaterial with ImportType NEW_KEY_MATERIAL) first."
+                )
+            if st.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS:
+                raise LimitExceededException(
+                    f"{key.arn} has reached the maximum of {MAX_ON_DEMAND_ROTATIONS} on-demand rotations."
+                )
+            # AWS completes the rotation asynchronously, typically within seconds; here it is immediate.
+            current = st.current()
+            if current is not None:
+                current.state = NON_CURRENT
+            pending.state = CURRENT
+            pending.rotation_date = now()
+            st.on_demand_rotations += 1
+            sync_key(key)
+        return key_id
 
     def _guard_first_arg(orig: Callable[..., Any]) -> Callable[..., Any]:
         def guarded(self: KmsBackend, key_id: str, *args: Any, **kwargs: Any) -> Any:
@@ -208,6 +288,7 @@ def patch_backend() -> None:
     KmsBackend.replicate_key = replicate_key  # type: ignore[method-assign]
     KmsBackend.encrypt = encrypt  # type: ignore[method-assign]
     KmsBackend.decrypt = decrypt  # type: ignore[method-assign]
+    KmsBackend.rotate_key_on_demand = rotate_key_on_demand  # type: ignore[method-assign]
     # sign(key_id, ...), verify(key_id, ...), get_public_key(key_id): moto checks no key state.
     KmsBackend.sign = _guard_first_arg(KmsBackend.sign)  # type: ignore[method-assign]
     KmsBackend.verify = _guard_first_arg(KmsBackend.verify)  # type: ignore[method-assign]
@@ -223,12 +304,14 @@ def patch_backend() -> None:
         if getattr(self, "origin", None) == "EXTERNAL":
             meta = result["KeyMetadata"]
             st = import_state(self)
-            if st.has_material:
-                meta["ExpirationModel"] = st.expiration_model
-                if st.valid_to is not None:
-                    meta["ValidTo"] = st.valid_to
+            current = st.current()
+            if current is not None and current.imported:
+                meta["ExpirationModel"] = current.expiration_model
+                valid_to = st.valid_to()  # the earliest expiry of any permanently associated material
+                if valid_to is not None:
+                    meta["ValidTo"] = valid_to
                 if self.key_spec == SYMMETRIC:
-                    meta["CurrentKeyMaterialId"] = st.bound_material_id
+                    meta["CurrentKeyMaterialId"] = current.material_id
         return result
 
     Key.to_dict = to_dict  # type: ignore[method-assign]

@@ -54,6 +54,14 @@ class InvalidKeyUsageException(KmsError):
     kms_code = "InvalidKeyUsageException"
 
 
+class LimitExceededException(KmsError):
+    kms_code = "LimitExceededException"
+
+
+class InvalidMarkerException(KmsError):
+    kms_code = "InvalidMarkerException"
+
+
 def enum_error(value: Any, member: str, allowed: Iterable[str]) -> ValidationException:
     return ValidationException(
         f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy "

@@ -12,7 +12,9 @@ beyond AWS's documented rules:
 
 * An import token is spent by the first ``ImportKeyMaterial`` call that
   presents it for a key, whether the call succeeds or fails.  A call that fails
-  earlier, on its own parameters or on the key's state, does not spend it.
+  earlier, on its own parameters or on the key's state, does not spend it
+  (except the refusals of staging new material for rotation, which come after
+  the material is unwrapped and compared).
   Each wrapping key pair comes from a fresh RSA key generation.  It is given
   out once and forgotten after use (see :class:`_WrappingKeyPool`).
 * "Same key material" on reimport means byte-identical material.  For RSA/ECC
@@ -25,13 +27,20 @@ beyond AWS's documented rules:
   RSA_2048/3072/4096 (ENCRYPT_DECRYPT or SIGN_VERIFY) and
   ECC_NIST_P256/P384/P521 or ECC_SECG_P256K1 (SIGN_VERIFY).  HMAC, SM2 and
   KEY_AGREEMENT imports are refused with UnsupportedOperationException.
-* ``ImportType=NEW_KEY_MATERIAL`` on a key that already has material (the
-  2025 on-demand rotation flow) is refused: it is not emulated.
-* Material with ``KEY_MATERIAL_EXPIRES`` really expires.  The check is lazy and
-  runs when the key is next used or described.
+* Symmetric keys model AWS's key materials (ListKeyRotations): ``ImportType=
+  NEW_KEY_MATERIAL`` on a key with material stages it as PENDING_ROTATION (one
+  at a time; delete it to stage another), ``RotateKeyOnDemand`` makes it
+  CURRENT at once (AWS: within seconds) and the old one NON_CURRENT (decrypts
+  only), at most 25 times per key.  The key is usable only while every
+  permanently associated material is imported.  Staging new material on a
+  multi-Region key is refused: that flow is not emulated.
+* Material with ``KEY_MATERIAL_EXPIRES`` really expires (it is deleted and the
+  key goes PendingImport).  The check is lazy and runs when the key is next
+  used, described or listed.
 
 The clock used for token expiry and material expiry can be replaced with
-:func:`set_clock`, for example in tests (module :mod:`.clock`).
+:func:`set_clock` or shifted with ``KEYMGMT_LOCALKMS_CLOCK_OFFSET`` (seconds),
+for example in tests (module :mod:`.clock`).
 
 Pinned to ``moto>=5.2,<5.3``.  Every patch says which moto internals it relies on.
 
@@ -46,6 +55,7 @@ The double is split by what each part holds:
 * :mod:`.material`: unwrapping and checking key material;
 * :mod:`.params`: request parameter parsing;
 * :mod:`.actions`: the new actions (GetParametersForImport, ImportKeyMaterial, DeleteImportedKeyMaterial);
+  RotateKeyOnDemand and ListKeyRotations for imported material are patches of moto's own;
 * :mod:`.response_patches` and :mod:`.backend_patches`: fixes to moto's existing behaviour;
 * this module: :func:`install`, which applies all of them.
 """
@@ -101,5 +111,8 @@ def install() -> None:
         KmsResponse.encrypt = response_patches.wrap_encrypt(KmsResponse.encrypt)  # type: ignore[method-assign]
         KmsResponse.decrypt = response_patches.wrap_decrypt(KmsResponse.decrypt)  # type: ignore[method-assign]
         KmsResponse.replicate_key = response_patches.wrap_replicate_key(KmsResponse.replicate_key)  # type: ignore[method-assign]
+        KmsResponse.list_key_rotations = response_patches.wrap_list_key_rotations(  # type: ignore[method-assign]
+            KmsResponse.list_key_rotations
+        )
         _INSTALLED = True
         _log.debug("moto KMS import extension installed (moto %s)", moto.__version__)

@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from . import moto_import
+from . import clock, moto_import
 from .browser_guard import BrowserGuard
 
 __all__ = ["LocalKms", "serve", "serve_until_signal", "start"]
@@ -134,6 +134,7 @@ def serve(host: str, port: int, wrap: Callable[[Any], Any] | None = None,
         loopback = False
     if not loopback:
         raise ValueError(f"the local KMS binds to an IPv4 loopback address only (e.g. 127.0.0.1), not {host!r}")
+    clock.check_offset()  # a bad KEYMGMT_LOCALKMS_CLOCK_OFFSET fails here, not on each request
     moto_import.install()
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
