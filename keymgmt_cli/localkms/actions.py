@@ -275,7 +275,8 @@ def delete_imported_key_material(self: KmsResponse) -> str:
                 raise NotFoundException(f"Key material {requested_material_id} is not associated with {key.arn}.")
         else:
             target = st.current()  # "If no KeyMaterialId is specified, KMS deletes the current key material."
-        forget_material(key, target) if target is not None else sync_key(key)
+        if target is not None:
+            forget_material(key, target)
         out: dict[str, Any] = {"KeyId": key.arn}
         if key.key_spec == SYMMETRIC and target is not None:
             out["KeyMaterialId"] = target.material_id

@@ -226,6 +226,16 @@ def patch_backend() -> None:
             return plaintext, key.arn
         raise MotoInvalidCiphertextException()
 
+    orig_enable_rotation = KmsBackend.enable_key_rotation
+
+    def enable_key_rotation(self: KmsBackend, key_id: str, *args: Any, **kwargs: Any) -> Any:
+        # AWS: automatic rotation is not supported for keys with imported key material (moto allows it).
+        key = lookup(self, key_id)
+        if key is not None and key.origin == "EXTERNAL":
+            raise UnsupportedOperationException(f"{key.arn} has imported key material; automatic key rotation "
+                                                "is not supported (use RotateKeyOnDemand).")
+        return orig_enable_rotation(self, key_id, *args, **kwargs)
+
     orig_rotate_on_demand = KmsBackend.rotate_key_on_demand
 
     def rotate_key_on_demand(self: KmsBackend, key_id: str) -> str:
@@ -289,6 +299,7 @@ def patch_backend() -> None:
     KmsBackend.encrypt = encrypt  # type: ignore[method-assign]
     KmsBackend.decrypt = decrypt  # type: ignore[method-assign]
     KmsBackend.rotate_key_on_demand = rotate_key_on_demand  # type: ignore[method-assign]
+    KmsBackend.enable_key_rotation = enable_key_rotation  # type: ignore[method-assign]
     # sign(key_id, ...), verify(key_id, ...), get_public_key(key_id): moto checks no key state.
     KmsBackend.sign = _guard_first_arg(KmsBackend.sign)  # type: ignore[method-assign]
     KmsBackend.verify = _guard_first_arg(KmsBackend.verify)  # type: ignore[method-assign]

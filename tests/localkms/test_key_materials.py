@@ -313,3 +313,14 @@ def test_new_material_on_multi_region_keys_is_refused(kms: Any, kms_other_region
         do_import(kms_other_region, primary["KeyId"], os.urandom(32), ImportType="NEW_KEY_MATERIAL")
     with raises("UnsupportedOperationException"):
         kms_other_region.rotate_key_on_demand(KeyId=primary["KeyId"])
+
+
+def test_automatic_rotation_is_refused_for_imported_material(kms: Any) -> None:
+    meta = new_key(kms)
+    do_import(kms, meta["KeyId"], os.urandom(32))
+    with raises("UnsupportedOperationException"):
+        kms.enable_key_rotation(KeyId=meta["KeyId"])
+    assert kms.get_key_rotation_status(KeyId=meta["KeyId"])["KeyRotationEnabled"] is False
+    ordinary = kms.create_key()["KeyMetadata"]["KeyId"]
+    kms.enable_key_rotation(KeyId=ordinary)  # AWS_KMS keys are unaffected
+    assert kms.get_key_rotation_status(KeyId=ordinary)["KeyRotationEnabled"] is True
