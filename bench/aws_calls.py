@@ -7,7 +7,7 @@ below min_enabled_version; a rotation adds 3 calls and one UpdateAlias per distr
 polling or extra reads on the happy path.
 
 How: the embedded local KMS (moto + keymgmt's BYOK import double, the same pieces as
-keymgmt_cli.localkms.server.start()) is served on 127.0.0.1 in this process behind a tiny WSGI
+keymgmt_cli.localkms.server.start(wrap=...)) is served on 127.0.0.1 in this process behind a tiny WSGI
 wrapper that records every request's X-Amz-Target and SigV4 region. The real CLI runs as
 separate processes (`python -m keymgmt_cli ...`, throwaway KEYMGMT_HOME and master key), so
 what is counted is what botocore actually sent, retries included; the client's own bookkeeping
@@ -34,9 +34,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from werkzeug.serving import make_server  # noqa: E402
-
-from keymgmt_cli.localkms import moto_import  # noqa: E402
+from keymgmt_cli.localkms import server as localkms_server  # noqa: E402
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2")
 _REGION_RE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/")
@@ -87,21 +85,8 @@ class CountingApp:
 
 
 def start_counting_kms() -> tuple[Any, CountingApp, str]:
-    moto_import.install()
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-
-    class Quiet(MotoRequestHandler):  # type: ignore[misc, valid-type]
-        def log_request(self, *args: Any) -> None:
-            pass
-
-        def log(self, *args: Any) -> None:
-            pass
-
-    counter = CountingApp(DomainDispatcherApplication(create_backend_app))
-    server = make_server("127.0.0.1", 0, counter, threaded=True, request_handler=Quiet)
-    server.log = lambda *a: None  # type: ignore[method-assign]
-    threading.Thread(target=server.serve_forever, name="counting-kms", daemon=True).start()
-    return server, counter, f"http://127.0.0.1:{server.server_address[1]}"
+    kms = localkms_server.start(wrap=CountingApp, name="counting-kms")
+    return kms, kms.app, kms.endpoint_url
 
 
 class Cli:
@@ -221,8 +206,7 @@ def main() -> int:
                 notes.append("setup steps (4 provider writes, key creates, rotations and min_enabled_version "
                              "updates before any distribution): 0 AWS requests, as expected")
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
 
     w1 = max(len(r[0]) for r in rows)
     w2 = max(len(fmt(r[1])) for r in rows)

@@ -1,10 +1,18 @@
 """Embedded local KMS: moto's server mode with the BYOK import extension, on 127.0.0.1 only.
 
+It binds IPv4 loopback addresses only (anything else is refused with ValueError before a socket is
+opened) and refuses requests from web pages, sending no CORS headers (see :mod:`.browser_guard`).
+
     with start() as kms:
         client = boto3.client("kms", endpoint_url=kms.endpoint_url, region_name="us-east-1",
                               aws_access_key_id="test", aws_secret_access_key="test")
 
 ``python -m keymgmt_cli.localkms.server [--port N]`` prints the endpoint and serves until SIGINT/SIGTERM.
+
+This module is the one way the project starts a local moto server (the CLI's demo, the tests' KMS and
+DynamoDB servers, the test middleware, the benchmarks): :func:`start` serves moto's whole server app
+(every moto service, KMS with the BYOK import extension) on a loopback address, optionally behind a
+WSGI wrapper (``wrap``), and :func:`serve_until_signal` runs one in the foreground.
 
 moto keeps its state in process-global backends.  The server and any ``moto.mock_aws`` context in the
 same process share that state, and ``mock_aws`` resets it when it starts and stops.  Do not run both at
@@ -24,9 +32,10 @@ from typing import Any, Callable
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from . import moto_import
+from . import clock, moto_import
+from .browser_guard import BrowserGuard
 
-__all__ = ["LocalKms", "start"]
+__all__ = ["LocalKms", "serve", "serve_until_signal", "start"]
 
 _log = logging.getLogger(__name__)
 
@@ -52,6 +61,8 @@ class LocalKms:
 
     def __init__(self, server: BaseWSGIServer, thread: threading.Thread) -> None:
         self._server = server
+        #: The WSGI application served inside the browser guard: moto's app, or what ``wrap`` made of it.
+        self.app: Any = server.app.app if isinstance(server.app, BrowserGuard) else server.app
         self._thread = thread
         self._stopped = False
         host, port = server.server_address[:2]
@@ -83,10 +94,34 @@ class LocalKms:
         return f"LocalKms({self.endpoint_url!r}{', stopped' if self._stopped else ''})"
 
 
-def start(host: str = "127.0.0.1", port: int = 0) -> LocalKms:
-    """Start the local KMS on host:port (port 0 = any free port) and return once it accepts requests."""
-    server, thread = serve(host, port)
+def start(host: str = "127.0.0.1", port: int = 0, *, wrap: Callable[[Any], Any] | None = None,
+          name: str = "localkms-server") -> LocalKms:
+    """Start the local KMS on host:port (port 0 = any free port) and return once it accepts requests.
+
+    ``wrap(app)`` returns the WSGI application to serve instead of moto's ``app`` (a middleware that
+    counts, serialises or injects faults); it is then ``LocalKms.app``. ValueError for a host that is
+    not an IPv4 loopback address."""
+    server, thread = serve(host, port, wrap, name)
     return LocalKms(server, thread)
+
+
+def serve_until_signal(kms: LocalKms) -> int:
+    """Print the endpoint (one line on stdout, once the socket listens), serve until SIGINT or SIGTERM,
+    then stop. For a ``main()``; installs signal handlers, so call it from the main thread."""
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    print(kms.endpoint_url, flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        kms.stop()
+    return 0
 
 
 def serve(host: str, port: int, wrap: Callable[[Any], Any] | None = None,
@@ -99,12 +134,14 @@ def serve(host: str, port: int, wrap: Callable[[Any], Any] | None = None,
         loopback = False
     if not loopback:
         raise ValueError(f"the local KMS binds to an IPv4 loopback address only (e.g. 127.0.0.1), not {host!r}")
+    clock.check_offset()  # a bad KEYMGMT_LOCALKMS_CLOCK_OFFSET fails here, not on each request
     moto_import.install()
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     app = DomainDispatcherApplication(create_backend_app)
     if wrap is not None:
         app = wrap(app)
+    app = BrowserGuard(app)  # outermost: browser requests are refused before any wrapper sees them
     # Bound before this returns: the socket already listens, so clients can connect at once.
     server = make_server(host, port, app, threaded=True, request_handler=_quiet_handler_class())
     # werkzeug's server-level log carries "Error on request" tracebacks (a bug in moto or in our patch):
@@ -125,21 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="TCP port (default: any free port)")
     args = parser.parse_args(argv)
 
-    kms = start(port=args.port)
-    stop = threading.Event()
-
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
-    print(kms.endpoint_url, flush=True)
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        kms.stop()
-    return 0
+    return serve_until_signal(start(port=args.port))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
     python dynamo_server.py PORT      (prints the endpoint once it listens)
 
 moto's server app plus the project's BYOK import extension (distributions import key material),
-with one difference from ``python -m moto.server``: requests are handled one at a time. moto's
+started by ``keymgmt_cli.localkms.server.start`` (the project's one way to start one), with one
+difference from ``python -m moto.server``: requests are handled one at a time. moto's
 DynamoDB checks a ConditionExpression and then writes without any lock, so two concurrent
 conditional PutItems on one item can both succeed (a lost update that real DynamoDB, where a
 conditional write is atomic, never allows). The multi-process test found exactly that; serialising
@@ -12,37 +13,25 @@ requests gives moto DynamoDB's atomicity. Connections are still served by many t
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 
-from werkzeug.serving import WSGIRequestHandler, make_server
 
-
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, *args, **kwargs):
-        pass
-
-
-def main() -> None:
+def main() -> int:
     port = int(sys.argv[1])
-    from keymgmt_cli.localkms import moto_import
+    from keymgmt_cli.localkms import server
 
-    moto_import.install()
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-
-    app = DomainDispatcherApplication(create_backend_app)
     one_at_a_time = threading.Lock()
 
-    def serialised(environ, start_response):
-        with one_at_a_time:
-            return list(app(environ, start_response))
+    def serialise(app):
+        def serialised(environ, start_response):
+            with one_at_a_time:
+                return list(app(environ, start_response))
 
-    server = make_server("127.0.0.1", port, serialised, threaded=True, request_handler=_Quiet)
-    signal.signal(signal.SIGTERM, lambda *a: threading.Thread(target=server.shutdown).start())
-    print(f"http://127.0.0.1:{port}", flush=True)
-    server.serve_forever()
+        return serialised
+
+    return server.serve_until_signal(server.start(port=port, wrap=serialise, name="dynamo-server"))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

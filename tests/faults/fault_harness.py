@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from keymgmt_cli.localkms import middleware
+from support import middleware
 
 REGION = "us-west-1"
 REPLICA_REGION = "us-east-1"

@@ -12,7 +12,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
-from keymgmt_cli.localkms import middleware
+from support import middleware
 
 pytestmark = pytest.mark.emulator
 

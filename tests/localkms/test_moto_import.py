@@ -278,9 +278,10 @@ def test_reimport_same_material_only(kms: Any) -> None:
         do_import(kms, key_id, material, ImportType="EXISTING_KEY_MATERIAL", KeyMaterialId="0" * 64)
     with raises("IncorrectKeyMaterialException"):
         do_import(kms, key_id, material, ImportType="NEW_KEY_MATERIAL")
-    with raises("UnsupportedOperationException"):  # on-demand rotation of imported material is not emulated
-        do_import(kms, key_id, os.urandom(32), ImportType="NEW_KEY_MATERIAL")
+    staged = do_import(kms, key_id, os.urandom(32), ImportType="NEW_KEY_MATERIAL")  # for on-demand rotation
+    assert staged["KeyMaterialId"] != first["KeyMaterialId"]
     assert state(kms, key_id) == "Enabled"
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"] == first["KeyMaterialId"]
 
 
 def test_material_is_bound_to_the_key(kms: Any) -> None:

@@ -1,6 +1,6 @@
 """WSGI middleware for the embedded local KMS: AWS's request quotas, and a fault-injection observer.
 
-    from keymgmt_cli.localkms import middleware
+    from support import middleware                     # tests/ is on sys.path under pytest
 
     with middleware.start(throttle=True) as kms:          # AWS's default quotas, per operation and region
         ...
@@ -8,8 +8,8 @@
         ...
 
 It wraps the same application as :func:`keymgmt_cli.localkms.server.start` (moto's server with the
-BYOK import double) and serves it the same way, on an IPv4 loopback address only. keymgmt itself never
-imports this module: it is for tests and for trying keymgmt at AWS's real pace.
+BYOK import double) and serves it the same way, on an IPv4 loopback address only. It lives under
+``tests/`` because only tests use it; keymgmt itself never imports it.
 
 **Throttle.** A token bucket per (region, operation) at AWS KMS's default request quotas
 (:data:`DEFAULT_QUOTAS`, requests per second; the region comes from the request's SigV4 credential
@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .server import LocalKms, serve
+from keymgmt_cli.localkms.server import LocalKms, serve
 
 __all__ = ["ACTIONS", "DEFAULT_QUOTAS", "Call", "InstrumentedKms", "KmsMiddleware", "Observer", "Throttle",
            "start"]
