@@ -91,5 +91,13 @@ class KmsProvider(Protocol):
     def list_keys(self) -> list[str]:
         """ListKeys: every key id in the region (recovery and drift detection only)."""
 
+    def find_tagged(self, wanted: dict[str, str]) -> list[str]:
+        """Key ids in the region whose tags include every pair of ``wanted`` (at least one):
+        ``tag:GetResources`` where allowed, else ListKeys + concurrent ListResourceTags
+        (``tagsearch``); keys whose tags cannot be read are not ours. ``tag_search_note`` then
+        says, once, which path was taken."""
+
+    tag_search_note: str | None
+
     def in_region(self, region: str) -> "KmsProvider":
         """The same credentials and endpoint, another region (for multi-Region replicas)."""
