@@ -393,7 +393,8 @@ class AwsKmsProvider:
         """One line saying how keys tagged as ours were found (None before the first search)."""
         return self._family.tag_search.note
 
-    def _get_resources(self, wanted: dict[str, str]) -> list[str]:
+    def _tagging_client(self) -> Any:
+        """The Resource Groups Tagging API client of this region (same session and endpoint)."""
         if self._tagging is None:
             family = self._family
             self._tagging = make_client(family.session, TAGGING, self.region, family.endpoint,
@@ -401,12 +402,16 @@ class AwsKmsProvider:
                                         retry_mode=family.retry_mode,
                                         connect_timeout=family.connect_timeout,
                                         read_timeout=family.read_timeout)
+        return self._tagging
+
+    def _get_resources(self, wanted: dict[str, str]) -> list[str]:
+        tagging = self._tagging_client()
         params: dict[str, Any] = {"TagFilters": tagsearch.tag_filters(wanted),
                                   "ResourceTypeFilters": ["kms:key"], "ResourcesPerPage": 100}
         found: list[str] = []
         while True:
             self._record("GetResources")
-            resp = failures.call(self._tagging.get_resources, TAGGING, "GetResources",
+            resp = failures.call(tagging.get_resources, TAGGING, "GetResources",
                                  self.region, _tagging_wording, **params)
             for entry in resp.get("ResourceTagMappingList", []):
                 arn = entry.get("ResourceARN", "")
