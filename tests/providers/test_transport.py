@@ -10,6 +10,7 @@ import json
 import os
 import stat
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -251,3 +252,15 @@ def test_schedule_file_is_opened_without_following_links(tmp_path):
     schedule = pacing.SharedSchedule(str(slot), 5)
     assert schedule.take() == 0  # paces alone, in this process
     assert victim.read_text() == "precious"
+
+
+def test_schedule_books_batches_for_high_quotas_and_keeps_the_rate(tmp_path):
+    """At 2,000/s one file access books 100 slots; handed out in order, 0.55 ms apart."""
+    schedule = pacing.SharedSchedule(str(tmp_path / "slot"), 2000)
+    assert schedule.batch == 100
+    waits = [schedule.take() for _ in range(300)]
+    booked = float((tmp_path / "slot").read_text())
+    assert booked - time.time() == pytest.approx(300 * schedule.interval, abs=0.05)
+    assert waits[-1] == pytest.approx(299 * schedule.interval, abs=0.05)
+    low = pacing.SharedSchedule(str(tmp_path / "low"), 1)
+    assert low.batch == 1 and low.take() == 0 and low.take() == pytest.approx(1.1, abs=0.05)
