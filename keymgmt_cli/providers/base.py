@@ -1,5 +1,6 @@
-"""The KMS provider interface the engine talks to. ``awskms.py`` implements it with boto3;
-``memory.py`` is its in-memory twin for engine tests.
+"""The KMS provider interface the engine talks to. ``awskms.py`` implements it through the AWS
+border (``keymgmt_cli/aws``, the only package that imports boto3); ``memory.py`` is its in-memory
+twin for engine tests.
 
 Every method raises ``keymgmt_cli.errors.ProviderError`` (never a library exception) with a
 one-line message naming the AWS error code.
