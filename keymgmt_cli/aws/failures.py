@@ -89,8 +89,9 @@ def failure_of(exc: BaseException, service: str, operation: str, region: str) ->
 
 
 def translate(exc: BaseException, service: str, operation: str, region: str,
-              wording: Callable[[Failure], ProviderError]) -> ProviderError:
-    """The one ProviderError for a botocore exception, worded by the calling service."""
+              wording: Callable[[Failure], BaseException]) -> BaseException:
+    """The one ProviderError for a botocore exception, worded by the calling service (DynamoDB's
+    wording turns a failed condition into its own private control-flow exception instead)."""
     return wording(failure_of(exc, service, operation, region))
 
 
@@ -101,4 +102,4 @@ def call(method: Callable[..., dict], service: str, operation: str, region: str,
     try:
         return method(**params)
     except BOTO_ERRORS as exc:
-        raise wording(failure_of(exc, service, operation, region)) from None
+        raise translate(exc, service, operation, region, wording) from None

@@ -17,7 +17,7 @@ import botocore.loaders
 from botocore.config import Config
 
 from ..errors import ProviderError
-from .failures import BOTO_OR_VALUE, Failure, failure_of
+from .failures import BOTO_OR_VALUE, Failure, translate
 from .transport import check_endpoint
 
 DEFAULT_MAX_ATTEMPTS = 8
@@ -64,7 +64,7 @@ def client(session: Any, service: str, region: str, endpoint: str | None, *,
                           max_pool_connections=max_pool_connections,
                           user_agent_extra="keymgmt"))
     except BOTO_OR_VALUE as exc:
-        raise wording(failure_of(exc, service, "connect", region)) from None
+        raise translate(exc, service, "connect", region, wording) from None
     check_endpoint(made.meta.endpoint_url, service, region)
     return made
 
@@ -75,6 +75,6 @@ def default_client(service: str, region: str, endpoint: str | None, *,
     try:
         session = new_session()
     except BOTO_OR_VALUE as exc:
-        raise wording(failure_of(exc, service, "connect", region)) from None
+        raise translate(exc, service, "connect", region, wording) from None
     return client(session, service, region, endpoint, wording=wording, **options)
 

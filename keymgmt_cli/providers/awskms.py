@@ -531,7 +531,7 @@ def connect(config: ProviderConfig, *, pacing: bool | None = None,
         else:
             session = new_session(region_name=config.region)
     except BOTO_OR_VALUE as exc:
-        raise _wording()(failure_of(exc, "kms", "connect", config.region)) from None
+        raise failures.translate(exc, "kms", "connect", config.region, _wording()) from None
     family = _Family(config, session, endpoint, pacing=pacing, max_attempts=max_attempts,
                      retry_mode=retry_mode, connect_timeout=connect_timeout,
                      read_timeout=read_timeout, sleep=sleep, throttle_retries=throttle_retries,
