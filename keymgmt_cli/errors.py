@@ -48,13 +48,27 @@ class PreconditionFailed(EngineError):
 
 
 class ProviderError(EngineError):
-    """A KMS provider (AWS) refused or failed; the message names the AWS error code."""
+    """An AWS service (KMS, DynamoDB) or its in-memory twin refused or failed.
+
+    The message is one line naming the service's operation and the AWS error code. The fields are
+    what callers decide on: ``code`` (the AWS error code, or the botocore exception's class name),
+    ``retryable`` (worth running again later), ``hint`` (for a refused permission, the IAM action
+    to allow), ``service``/``operation``/``region`` (where it failed, None when not an AWS call),
+    ``retry_attempts`` (how often botocore re-sent the request: a lost response makes a re-sent
+    request look refused).
+    """
 
     def __init__(self, message: str, code: str | None = None, hint: str | None = None,
-                 retryable: bool = False):
+                 retryable: bool = False, *, service: str | None = None,
+                 operation: str | None = None, region: str | None = None,
+                 retry_attempts: int = 0):
         super().__init__(message, hint)
         self.code = code
         self.retryable = retryable
+        self.service = service
+        self.operation = operation
+        self.region = region
+        self.retry_attempts = retry_attempts
 
 
 class NoValue(NotFound):

@@ -240,17 +240,16 @@ def _new_token() -> str:
 
 
 def find_tagged(provider: Any, wanted: dict[str, str]) -> list[str]:
-    """Key ids in the provider's region whose tags include ``wanted`` (ListKeys + ListResourceTags:
-    a recovery path, never the happy path)."""
-    found = []
-    for key_id in provider.list_keys():
-        try:
-            tags = provider.list_resource_tags(key_id)
-        except ProviderError:
-            continue  # keys we may not read (AWS managed, other teams) are not ours
-        if all(tags.get(k) == v for k, v in wanted.items()):
-            found.append(key_id)
-    return found
+    """Key ids in the provider's region whose tags include ``wanted``: the recovery search for a key
+    created but never recorded (a lost CreateKey answer, a crash during the call).
+
+    It lists (ListKeys + ListResourceTags, concurrently, paced at ListResourceTags' quota) rather
+    than asking ``tag:GetResources`` as verify does: the tagging API is eventually consistent, and
+    the key looked for here is seconds old, so a search that missed it would make a second key and
+    leave the first one orphaned. Keys whose tags we may not read are not ours."""
+    from keymgmt_cli.providers.tagsearch import by_listing
+
+    return by_listing(provider, wanted)
 
 
 ALIAS_PREFIX = "alias/hashicorp/"

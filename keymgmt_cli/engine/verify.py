@@ -118,8 +118,9 @@ def verify(engine: Engine, path: str | None = None) -> dict[str, Any]:
     for mount, kms in providers:
         provider = connect(mount, kms)
         ids = known.get((mount.uuid, kms), set())
-        for key_id in reconcile.find_tagged(provider, {"keymgmt:state_id": state_id,
-                                                          "keymgmt:mount": mount.path, "keymgmt:kms": kms}):
+        # tag:GetResources where allowed, else a concurrent listing (provider.tag_search_note)
+        for key_id in provider.find_tagged({"keymgmt:state_id": state_id,
+                                            "keymgmt:mount": mount.path, "keymgmt:kms": kms}):
             if key_id in ids:
                 continue
             description = provider.describe_key(key_id)

@@ -1,8 +1,9 @@
-"""AWS KMS through boto3: the only module of keymgmt that imports boto3 or botocore.
+"""AWS KMS as a ``base.KmsProvider``, through the AWS border (``keymgmt_cli/aws``).
 
-Callers import it lazily (``read``/``list`` never load boto3). Every botocore exception is
-translated here into one ``ProviderError`` line that names the AWS operation, the region and the
-AWS error code (see ``permissions.provider_error``); nothing above this module sees botocore.
+Callers import it lazily (``read``/``list`` never load boto3). Clients, sessions, pacing and the
+reading of botocore failures live in ``keymgmt_cli/aws``; this module words every failure as one
+``ProviderError`` line that names the AWS operation, the region and the AWS error code (see
+``permissions.provider_error``); nothing above it sees botocore.
 
 Behaviour (reference sections 1.5, 2, 3 and 4):
 
@@ -10,13 +11,18 @@ Behaviour (reference sections 1.5, 2, 3 and 4):
   boto3's default chain (environment, shared file, SSO/assume-role, ECS task, EC2 instance);
 * region: always ``ProviderConfig.region`` (``AWS_DEFAULT_REGION`` is never consulted);
 * endpoint: ``ProviderConfig.endpoint``, else ``AWS_KMS_ENDPOINT`` (Vault's name), else whatever
-  boto3 finds itself (``AWS_ENDPOINT_URL_KMS``, ``AWS_ENDPOINT_URL``, the config file);
+  boto3 finds itself (``AWS_ENDPOINT_URL_KMS``, ``AWS_ENDPOINT_URL``, the config file); plain
+  http only to a loopback address, certificates always checked (``aws.transport``);
 * retries: botocore's ``standard`` mode with 8 attempts, then our own backoff on throttling;
-  client-side pacing per (process, endpoint, region, operation) at AWS's default request quotas
-  (off for loopback endpoints, ``pacing=False`` or ``KEYMGMT_AWS_PACING=off``);
+  client-side pacing per (endpoint, region, operation) at AWS's default request quotas
+  (``aws.pacing``; off for loopback endpoints, ``pacing=False`` or ``KEYMGMT_AWS_PACING=off``);
 * eventual consistency: ``NotFoundException`` right after ``CreateKey``/``ReplicateKey`` is
   retried for a few seconds by GetParametersForImport, ImportKeyMaterial and CreateAlias, and a
-  replica still ``Creating`` is waited for by GetParametersForImport/ImportKeyMaterial.
+  replica still ``Creating`` is waited for by GetParametersForImport/ImportKeyMaterial;
+* the wrapping public key from GetParametersForImport must be RSA of the size asked for, with
+  exponent 65537, or nothing is imported (``check_wrapping_key``);
+* keys tagged as ours are found with ``tag:GetResources`` where allowed, else by listing
+  (``tagsearch``).
 """
 
 from __future__ import annotations
@@ -28,42 +34,17 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlparse
 
-import boto3
-import botocore.exceptions as bce
-import botocore.loaders
-from botocore.config import Config
-
+from ..aws import failures, pacing
+from ..aws.codes import THROTTLING_CODES
+from ..aws.failures import BOTO_ERRORS, BOTO_OR_VALUE, Failure, failure_of
+from ..aws.session import (CONNECT_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_MODE, READ_TIMEOUT,
+                           client as make_client, new_session)
 from ..errors import ProviderError
+from . import tagsearch
 from .base import ImportParameters, KeyDescription, ProviderConfig
-from .permissions import CREDENTIALS_HINT, THROTTLING_CODES, provider_error
+from .permissions import CREDENTIALS_HINT, provider_error
 
-# AWS default request quotas, requests per second per account per region (reference 3.1).
-REQUEST_QUOTAS: dict[str, float] = {
-    "GetParametersForImport": 1,
-    "CreateKey": 5,
-    "CreateAlias": 5,
-    "UpdateAlias": 5,
-    "DeleteAlias": 15,
-    "EnableKey": 5,
-    "DisableKey": 5,
-    "ImportKeyMaterial": 15,
-    "DeleteImportedKeyMaterial": 15,
-    "ScheduleKeyDeletion": 15,
-    "CancelKeyDeletion": 5,
-    "ReplicateKey": 5,
-    "TagResource": 10,
-    "ListAliases": 500,
-    "DescribeKey": 2000,
-    "ListResourceTags": 2000,
-    "GetPublicKey": 1000,
-}
-
-DEFAULT_MAX_ATTEMPTS = 8
-DEFAULT_RETRY_MODE = "standard"
-CONNECT_TIMEOUT = 5.0
-READ_TIMEOUT = 30.0
 # Our own retries on throttling after botocore gave up: rounds and backoff (seconds).
 THROTTLE_RETRIES = 3
 THROTTLE_BASE_DELAY = 1.0
@@ -72,175 +53,42 @@ THROTTLE_MAX_DELAY = 16.0
 NOT_FOUND_WINDOW = 5.0
 # A replica in state Creating right after ReplicateKey.
 CREATING_WINDOW = 30.0
+# The Resource Groups Tagging API's service name in botocore.
+TAGGING = "resourcegroupstaggingapi"
 
-_LOOPBACK_HOSTS = {"localhost", "::1", "ip6-localhost"}
-_PACING_OFF = {"0", "off", "false", "no", "disabled"}
-_PACING_ON = {"1", "on", "true", "yes", "enabled"}
-
-
-class _TokenBucket:
-    """``rate`` tokens a second, at most ``capacity`` saved up. ``take`` reserves under a lock
-    (the balance may go negative) and returns how long the caller must sleep: callers queue
-    fairly and never exceed the rate on average."""
-
-    def __init__(self, rate: float, capacity: float | None = None,
-                 clock: Callable[[], float] = time.monotonic):
-        self.rate = float(rate)
-        self.capacity = float(capacity if capacity is not None else max(1.0, rate))
-        self._clock = clock
-        self._tokens = self.capacity
-        self._updated = clock()
-        self._lock = threading.Lock()
-
-    def take(self, n: float = 1.0) -> float:
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
-            self._updated = now
-            self._tokens -= n
-            return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+is_loopback = pacing.is_loopback
 
 
-class _SharedSchedule:
-    """The next free slot for one (endpoint, region, operation), in a small file that every keymgmt
-    process of this user on this machine shares under flock: parallel CI steps then keep to the
-    quota together instead of throttling each other into botocore's backoff. Threads too, since
-    each take opens its own file description."""
+def _wording(*, tags: bool = False, multi_region: bool = False) -> Callable[[Failure], ProviderError]:
+    """How a failed KMS call reads: ``AWS KMS <Operation> in <region> failed: <Code>: ...``."""
 
-    # A little under the quota: requests leave on schedule but arrive with network jitter, and one
-    # arriving early is throttled into botocore's exponential backoff, which costs far more.
-    MARGIN = 1.1
+    def word(failure: Failure) -> ProviderError:
+        if failure.kind == failures.RESPONSE:
+            return provider_error(failure.operation, failure.region, failure.code, failure.message,
+                                  http_status=failure.http_status, tags=tags,
+                                  multi_region=multi_region, retry_attempts=failure.retry_attempts)
+        prefix = f"AWS KMS {failure.operation} in {failure.region} failed: {failure.code}: "
+        if failure.kind == failures.NO_CREDENTIALS:
+            return failure.error(prefix + "no AWS credentials found", hint=CREDENTIALS_HINT)
+        if failure.kind == failures.CREDENTIALS:
+            return failure.error(prefix + failure.message, hint=CREDENTIALS_HINT)
+        if failure.kind in (failures.CONNECTION, failures.TLS):
+            # Refused, timed out, closed, proxy: worth retrying later; a bad certificate is not.
+            return failure.error(prefix + failure.message,
+                                 retryable=failure.kind == failures.CONNECTION,
+                                 hint="check the network and the endpoint (credentials=endpoint=...,"
+                                      " AWS_KMS_ENDPOINT or AWS_ENDPOINT_URL_KMS)")
+        return failure.error(prefix + failure.message)
 
-    def __init__(self, path: str, rate: float):
-        self.path = path
-        self.interval = self.MARGIN / float(rate)
-
-    def take(self, n: float = 1.0) -> float:
-        import fcntl
-
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            raw = os.pread(fd, 64, 0)
-            try:
-                booked = float(raw.decode() or 0)
-            except ValueError:
-                booked = 0.0
-            now = time.time()
-            slot = max(now, booked)
-            data = repr(slot + n * self.interval).encode()
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, data, 0)
-            return slot - now
-        finally:
-            os.close(fd)  # releases the lock
+    return word
 
 
-_BUCKETS: dict[tuple[str, str, str], Any] = {}
-_BUCKETS_LOCK = threading.Lock()
+def _tagging_wording(failure: Failure) -> ProviderError:
+    """A refused tag:GetResources (only ever shown inside the note of the fallback)."""
+    return failure.error(f"AWS Resource Groups Tagging API {failure.operation} in "
+                         f"{failure.region} failed: {failure.code}: {failure.message}",
+                         retryable=failure.code in THROTTLING_CODES)
 
-
-def pacing_dir() -> str | None:
-    """Where the shared schedules live (KEYMGMT_PACING_DIR, else a private dir in the temp dir);
-    None when it cannot be used, and then each process paces alone."""
-    import tempfile
-
-    path = os.environ.get("KEYMGMT_PACING_DIR") or os.path.join(tempfile.gettempdir(),
-                                                                 f"keymgmt-pacing-{os.getuid()}")
-    try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        if not os.access(path, os.W_OK) or os.stat(path).st_uid != os.getuid():
-            return None
-    except OSError:
-        return None
-    return path
-
-
-def _bucket(endpoint: str, region: str, operation: str) -> Any:
-    rate = REQUEST_QUOTAS.get(operation)
-    if rate is None:
-        return None
-    key = (endpoint, region, operation)
-    with _BUCKETS_LOCK:
-        bucket = _BUCKETS.get(key)
-        if bucket is None:
-            shared = pacing_dir()
-            if shared is not None:
-                import hashlib
-
-                name = hashlib.sha256("|".join(key).encode()).hexdigest()[:24]
-                bucket = _SharedSchedule(os.path.join(shared, name), rate)
-            else:
-                bucket = _TokenBucket(rate)
-            _BUCKETS[key] = bucket
-        return bucket
-
-
-def is_loopback(endpoint: str | None) -> bool:
-    if not endpoint:
-        return False
-    host = (urlparse(endpoint if "://" in endpoint else f"http://{endpoint}").hostname or "").lower()
-    return host in _LOOPBACK_HOSTS or host.startswith("127.")
-
-
-def _pacing_wanted(pacing: bool | None, endpoint_url: str | None) -> bool:
-    if pacing is not None:
-        return pacing
-    env = os.environ.get("KEYMGMT_AWS_PACING", "").strip().lower()
-    if env in _PACING_OFF:
-        return False
-    if env in _PACING_ON:
-        return True
-    return not is_loopback(endpoint_url)  # emulators have no quota
-
-
-def _one_line(text: str, limit: int = 400) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _translate(exc: Exception, operation: str, region: str, *, tags: bool = False,
-               multi_region: bool = False) -> ProviderError:
-    """One ProviderError for any botocore exception (never re-raise a library exception)."""
-    if isinstance(exc, bce.ClientError):
-        error = exc.response.get("Error", {}) or {}
-        code = error.get("Code") or "Unknown"
-        status = (exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
-        return provider_error(operation, region, code, _one_line(error.get("Message") or ""),
-                              http_status=status, tags=tags, multi_region=multi_region)
-
-    code = type(exc).__name__
-    prefix = f"AWS KMS {operation} in {region} failed: {code}: "
-    retryable = False
-    hint = None
-    if isinstance(exc, bce.NoCredentialsError):
-        text = prefix + "no AWS credentials found"
-        hint = CREDENTIALS_HINT
-    elif isinstance(exc, (bce.PartialCredentialsError, bce.CredentialRetrievalError,
-                          bce.ProfileNotFound, bce.TokenRetrievalError, bce.SSOError,
-                          bce.UnauthorizedSSOTokenError, bce.SSOTokenLoadError,
-                          bce.InvalidConfigError)):
-        text = prefix + _one_line(exc)
-        hint = CREDENTIALS_HINT
-    elif isinstance(exc, (bce.ConnectionError, bce.HTTPClientError)):
-        # Refused, timed out, closed, proxy: worth retrying later; a bad certificate is not.
-        retryable = not isinstance(exc, bce.SSLError)
-        text = prefix + _one_line(exc)
-        hint = ("check the network and the endpoint (credentials=endpoint=..., AWS_KMS_ENDPOINT or"
-                " AWS_ENDPOINT_URL_KMS)")
-    elif isinstance(exc, bce.ParamValidationError):
-        text = prefix + _one_line(exc)
-    elif isinstance(exc, (bce.BotoCoreError, ValueError)):
-        text = prefix + _one_line(exc)
-    else:  # pragma: no cover - _call only passes botocore exceptions
-        text = prefix + _one_line(exc)
-    err = ProviderError(text, code=code, hint=hint, retryable=retryable)
-    err.operation = operation  # type: ignore[attr-defined]
-    err.region = region  # type: ignore[attr-defined]
-    return err
-
-
-_BOTO_ERRORS = (bce.BotoCoreError, bce.ClientError)
 
 _SNAKE = {
     "CreateKey": "create_key", "GetParametersForImport": "get_parameters_for_import",
@@ -279,6 +127,7 @@ class _Family:
         self.calls: list[str] = []
         self.call_log: list[tuple[str, str]] = []
         self.members: dict[str, AwsKmsProvider] = {}
+        self.tag_search = tagsearch.TagSearch()
         self.lock = threading.Lock()
 
 
@@ -293,20 +142,14 @@ class AwsKmsProvider:
     def __init__(self, family: _Family, region: str):
         self._family = family
         self.region = region
-        try:
-            self._client = family.session.client(
-                "kms", region_name=region, endpoint_url=family.endpoint,
-                config=Config(
-                    region_name=region,
-                    retries={"mode": family.retry_mode, "max_attempts": family.max_attempts},
-                    connect_timeout=family.connect_timeout,
-                    read_timeout=family.read_timeout,
-                    user_agent_extra="keymgmt",
-                ))
-        except (bce.BotoCoreError, ValueError) as exc:
-            raise _translate(exc, "connect", region) from None
+        self._client = make_client(family.session, "kms", region, family.endpoint,
+                                   wording=_wording(), max_attempts=family.max_attempts,
+                                   retry_mode=family.retry_mode,
+                                   connect_timeout=family.connect_timeout,
+                                   read_timeout=family.read_timeout)
+        self._tagging: Any = None
         self.endpoint_url: str = self._client.meta.endpoint_url
-        self.pacing: bool = _pacing_wanted(family.pacing, self.endpoint_url)
+        self.pacing: bool = pacing.pacing_wanted(family.pacing, self.endpoint_url)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -321,7 +164,7 @@ class AwsKmsProvider:
     def _pace(self, operation: str, region: str | None = None, n: float = 1.0) -> None:
         if not self.pacing:
             return
-        bucket = _bucket(self.endpoint_url, region or self.region, operation)
+        bucket = pacing.bucket(self.endpoint_url, region or self.region, operation)
         if bucket is not None:
             wait = bucket.take(n)
             if wait > 0:
@@ -348,10 +191,10 @@ class AwsKmsProvider:
             self._record(operation)
             try:
                 return method(**params)
-            except bce.ClientError as exc:
-                error = exc.response.get("Error", {}) or {}
-                code = error.get("Code") or ""
-                message = (error.get("Message") or "").lower()
+            except BOTO_ERRORS as exc:
+                failure = failure_of(exc, "kms", operation, self.region)
+            if failure.kind == failures.RESPONSE:
+                code, message = failure.code, failure.message.lower()
                 elapsed = clock() - started
                 if code in THROTTLING_CODES and throttled < self._family.throttle_retries:
                     delay = min(THROTTLE_MAX_DELAY, THROTTLE_BASE_DELAY * 2 ** throttled)
@@ -369,13 +212,7 @@ class AwsKmsProvider:
                     waits += 1
                     sleep(max(delay, 0.0))
                     continue
-                err = _translate(exc, operation, self.region, tags=tags, multi_region=multi_region)
-                # how often botocore re-sent this request (a lost response makes a retry look refused)
-                err.retry_attempts = (exc.response.get("ResponseMetadata") or {}).get("RetryAttempts", 0)
-                raise err from None
-            except bce.BotoCoreError as exc:
-                raise _translate(exc, operation, self.region, tags=tags,
-                                 multi_region=multi_region) from None
+            raise _wording(tags=tags, multi_region=multi_region)(failure) from None
 
     # -- KmsProvider ------------------------------------------------------------------------
 
@@ -396,14 +233,10 @@ class AwsKmsProvider:
         return key_id
 
     def _drop_duplicates(self, kept: str, tags: dict[str, str]) -> None:
-        for other in self.list_keys():
-            if other == kept:
-                continue
-            try:
-                theirs = self.list_resource_tags(other)
-            except ProviderError:
-                continue  # not ours to read, so not ours
-            if all(theirs.get(k) == v for k, v in tags.items()):
+        # By listing, not tag:GetResources: the duplicates are seconds old, and the tagging API
+        # is eventually consistent (it may not list a key that new yet).
+        for other in tagsearch.by_listing(self, tags):
+            if other != kept:
                 self.schedule_key_deletion(other, 7)
 
     def get_parameters_for_import(self, key_id: str, wrapping_algorithm: str,
@@ -411,7 +244,9 @@ class AwsKmsProvider:
         resp = self._call("GetParametersForImport", retry_not_found=True, wait_creating=True,
                           KeyId=key_id, WrappingAlgorithm=wrapping_algorithm,
                           WrappingKeySpec=wrapping_key_spec)
-        return ImportParameters(key_id=resp["KeyId"], public_key_der=bytes(resp["PublicKey"]),
+        public_key_der = bytes(resp["PublicKey"])
+        check_wrapping_key(public_key_der, wrapping_key_spec, self.region)
+        return ImportParameters(key_id=resp["KeyId"], public_key_der=public_key_der,
                                 import_token=bytes(resp["ImportToken"]),
                                 valid_to=resp.get("ParametersValidTo"))
 
@@ -432,7 +267,7 @@ class AwsKmsProvider:
             # A token is spent by its first use: when botocore re-sends an import whose response was
             # lost, AWS refuses the token although the first attempt imported the material. A key
             # that holds material holds ours (AWS accepts only the same material again).
-            if err.code != "InvalidImportTokenException" or not getattr(err, "retry_attempts", 0):
+            if err.code != "InvalidImportTokenException" or not err.retry_attempts:
                 raise
             described = self.describe_key(key_id)
             if described is None or described.state not in ("Enabled", "Disabled"):
@@ -550,6 +385,49 @@ class AwsKmsProvider:
             if not resp.get("Truncated") or not marker:
                 return ids
 
+    def find_tagged(self, wanted: dict[str, str]) -> list[str]:
+        """Key ids in this region whose tags include ``wanted``: ``tag:GetResources`` where it
+        is allowed, else ListKeys + concurrent ListResourceTags (``tagsearch``). Which path was
+        taken is said once, in ``tag_search_note``."""
+        return self._family.tag_search.run(self, wanted, self._get_resources)
+
+    @property
+    def tag_search_note(self) -> str | None:
+        """One line saying how keys tagged as ours were found (None before the first search)."""
+        return self._family.tag_search.note
+
+    def _tagging_client(self) -> Any:
+        """The Resource Groups Tagging API client of this region (same session and endpoint)."""
+        if self._tagging is None:
+            family = self._family
+            self._tagging = make_client(family.session, TAGGING, self.region, family.endpoint,
+                                        wording=_tagging_wording, max_attempts=2,
+                                        retry_mode=family.retry_mode,
+                                        connect_timeout=family.connect_timeout,
+                                        read_timeout=family.read_timeout)
+        return self._tagging
+
+    def _get_resources(self, wanted: dict[str, str]) -> list[str]:
+        tagging = self._tagging_client()
+        params: dict[str, Any] = {"TagFilters": tagsearch.tag_filters(wanted),
+                                  "ResourceTypeFilters": ["kms:key"], "ResourcesPerPage": 100}
+        found: list[str] = []
+        while True:
+            self._record("GetResources")
+            resp = failures.call(tagging.get_resources, TAGGING, "GetResources",
+                                 self.region, _tagging_wording, **params)
+            for entry in resp.get("ResourceTagMappingList", []):
+                arn = entry.get("ResourceARN", "")
+                tags = {t.get("Key"): t.get("Value", "") for t in entry.get("Tags", [])}
+                # the filter is AWS's; checking it again costs nothing and guards against an
+                # endpoint that ignores it
+                if ":key/" in arn and f":{self.region}:" in arn and tagsearch.matches(tags, wanted):
+                    found.append(_bare_key_id(arn))
+            token = resp.get("PaginationToken")
+            if not token:
+                return found
+            params["PaginationToken"] = token
+
     def in_region(self, region: str) -> "AwsKmsProvider":
         family = self._family
         with family.lock:
@@ -563,6 +441,8 @@ class AwsKmsProvider:
     def close(self) -> None:
         for member in list(self._family.members.values()):
             member._client.close()
+            if member._tagging is not None:
+                member._tagging.close()
 
     def __repr__(self) -> str:
         return f"AwsKmsProvider(region={self.region!r}, endpoint={getattr(self, 'endpoint_url', None)!r})"
@@ -587,23 +467,37 @@ def _description(md: dict) -> KeyDescription:
     )
 
 
-_LOADER_LOCK = threading.Lock()
-_LOADER: Any = None
+def check_wrapping_key(public_key_der: bytes, wrapping_key_spec: str, region: str) -> None:
+    """The wrapping public key from GetParametersForImport must be an RSA key of the size
+    ``wrapping_key_spec`` asks for, with exponent 65537: anything else may be a key planted by
+    someone on the path, and the material wrapped under it would be theirs. ProviderError
+    (one line, before any import) otherwise."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+    from ..transfer import WRAPPING_KEY_SPECS
 
-def _session(**kwargs: Any) -> Any:
-    """A boto3 Session sharing one botocore data loader with every other in this process.
+    def refuse(why: str) -> ProviderError:
+        return ProviderError(
+            f"AWS KMS GetParametersForImport in {region} returned a wrapping key that is not the "
+            f"one asked for ({why}); nothing was imported",
+            code="UnexpectedWrappingKey", service="kms", operation="GetParametersForImport",
+            region=region, hint="check the endpoint: something between keymgmt and AWS KMS may "
+                                "be replacing the wrapping key")
 
-    Each provider needs its own session (its own credentials), but a fresh session re-reads and
-    parses botocore's KMS service model, ~100 ms of CPU; rotating in 4 providers at once paid it 4
-    times under the GIL. The loader only caches those JSON models, so sharing it is safe."""
-    global _LOADER
-    session = boto3.session.Session(**kwargs)
-    with _LOADER_LOCK:
-        if _LOADER is None:
-            _LOADER = botocore.loaders.create_loader()
-        session._session.register_component("data_loader", _LOADER)
-    return session
+    bits = WRAPPING_KEY_SPECS.get(wrapping_key_spec)
+    if bits is None:
+        raise refuse(f"unknown wrapping key spec {wrapping_key_spec!r}")
+    try:
+        key = load_der_public_key(public_key_der)
+    except (ValueError, TypeError):
+        raise refuse("not a DER public key") from None
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise refuse(f"{type(key).__name__.lstrip('_')}, expected RSA")
+    if key.key_size != bits:
+        raise refuse(f"RSA-{key.key_size}, expected {wrapping_key_spec}")
+    if key.public_numbers().e != 65537:
+        raise refuse("its public exponent is not 65537")
 
 
 def connect(config: ProviderConfig, *, pacing: bool | None = None,
@@ -634,13 +528,13 @@ def connect(config: ProviderConfig, *, pacing: bool | None = None,
         retry_mode = env_mode if env_mode in ("legacy", "standard", "adaptive") else DEFAULT_RETRY_MODE
     try:
         if config.access_key and config.secret_key:
-            session = _session(
+            session = new_session(
                 aws_access_key_id=config.access_key, aws_secret_access_key=config.secret_key,
                 aws_session_token=config.session_token or None, region_name=config.region)
         else:
-            session = _session(region_name=config.region)
-    except (bce.BotoCoreError, ValueError) as exc:
-        raise _translate(exc, "connect", config.region) from None
+            session = new_session(region_name=config.region)
+    except BOTO_OR_VALUE as exc:
+        raise failures.translate(exc, "kms", "connect", config.region, _wording()) from None
     family = _Family(config, session, endpoint, pacing=pacing, max_attempts=max_attempts,
                      retry_mode=retry_mode, connect_timeout=connect_timeout,
                      read_timeout=read_timeout, sleep=sleep, throttle_retries=throttle_retries,

@@ -1,5 +1,6 @@
-"""The KMS provider interface the engine talks to. ``awskms.py`` implements it with boto3;
-``memory.py`` is its in-memory twin for engine tests.
+"""The KMS provider interface the engine talks to. ``awskms.py`` implements it through the AWS
+border (``keymgmt_cli/aws``, the only package that imports boto3); ``memory.py`` is its in-memory
+twin for engine tests.
 
 Every method raises ``keymgmt_cli.errors.ProviderError`` (never a library exception) with a
 one-line message naming the AWS error code.
@@ -93,6 +94,14 @@ class KmsProvider(Protocol):
 
     def list_keys(self) -> list[str]:
         """ListKeys: every key id in the region (recovery and drift detection only)."""
+
+    def find_tagged(self, wanted: dict[str, str]) -> list[str]:
+        """Key ids in the region whose tags include every pair of ``wanted`` (at least one):
+        ``tag:GetResources`` where allowed, else ListKeys + concurrent ListResourceTags
+        (``tagsearch``); keys whose tags cannot be read are not ours. ``tag_search_note`` then
+        says, once, which path was taken."""
+
+    tag_search_note: str | None
 
     def in_region(self, region: str) -> "KmsProvider":
         """The same credentials and endpoint, another region (for multi-Region replicas)."""

@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..errors import ProviderError
 from .base import ImportParameters, KeyDescription
+from . import tagsearch
 from .permissions import provider_error
 
 ACCOUNT_ID = "111122223333"
@@ -164,6 +165,8 @@ class MemoryKmsWorld:
         self.calls: list[str] = []
         self.call_log: list[tuple[str, str]] = []
         self._faults: list[list] = []  # [region or None, operation, code, remaining, message]
+        self.tagging_refused = False  # GetResources always refused (no tag:GetResources)
+        self.tag_search = tagsearch.TagSearch()
         self.lock = threading.RLock()
 
     # -- clock ------------------------------------------------------------------------------
@@ -654,6 +657,25 @@ class MemoryKms:
         with self.world.lock:
             self._begin("ListKeys")
             return list(self.world.region(self.region).keys)
+
+    def find_tagged(self, wanted: dict[str, str]) -> list[str]:
+        """As ``AwsKmsProvider.find_tagged``: one ``GetResources`` over the region's keys; inject
+        a refusal with ``fail_next("GetResources", "AccessDeniedException")`` (or
+        ``world.tagging_refused``) to take the ListKeys + ListResourceTags path."""
+        return self.world.tag_search.run(self, wanted, self._get_resources)
+
+    @property
+    def tag_search_note(self) -> str | None:
+        return self.world.tag_search.note
+
+    def _get_resources(self, wanted: dict[str, str]) -> list[str]:
+        with self.world.lock:
+            self._begin("GetResources")
+            if self.world.tagging_refused:
+                raise self._error("GetResources", "AccessDeniedException",
+                                  "not authorized to perform: tag:GetResources")
+            return [k.key_id for k in self.world.region(self.region).keys.values()
+                    if tagsearch.matches(k.tags, wanted)]
 
     def in_region(self, region: str) -> "MemoryKms":
         return MemoryKms(region, self.world)

@@ -2,7 +2,8 @@
 
 Shared by ``awskms.py`` (real AWS) and ``memory.py`` (its twin), so that an error from either
 reads the same: ``AWS KMS <Operation> in <region> failed: <ErrorCode>: <message> (needs kms:X)``.
-No boto3 here: this module is imported by the twin too.
+No boto3 here: this module is imported by the twin too. The error-code tables it reads are
+declared once, in ``keymgmt_cli/aws/codes.py``.
 
 Permissions: Vault's documented minimum (reference 1.5) plus what AWS itself requires
 (``kms:TagResource`` for ``Tags``, ``kms:CreateKey`` in the replica region for ``ReplicateKey``).
@@ -10,6 +11,7 @@ Permissions: Vault's documented minimum (reference 1.5) plus what AWS itself req
 
 from __future__ import annotations
 
+from ..aws.codes import ACCESS_CODES, CREDENTIAL_CODES, THROTTLING_CODES, is_retryable
 from ..errors import ProviderError
 
 # Operation → the IAM actions the call itself needs (always).
@@ -32,6 +34,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "ListResourceTags": ("kms:ListResourceTags",),
     "ListKeys": ("kms:ListKeys",),
     "TagResource": ("kms:TagResource",),
+    "GetResources": ("tag:GetResources",),
 }
 
 # Where an action has to be allowed besides the caller's IAM policy (for the hint).
@@ -50,24 +53,7 @@ REQUIRED_PERMISSIONS: tuple[str, ...] = (
 )
 MULTI_REGION_PERMISSIONS: tuple[str, ...] = ("kms:ReplicateKey", "kms:DescribeKey")
 OPTIONAL_PERMISSIONS: tuple[str, ...] = ("kms:DescribeKey", "kms:ListResourceTags", "kms:GetPublicKey",
-                                         "kms:ListKeys")
-
-# Error codes worth retrying later (the call itself was fine).
-THROTTLING_CODES = frozenset({
-    "ThrottlingException", "Throttling", "ThrottledException", "RequestThrottledException",
-    "TooManyRequestsException", "RequestLimitExceeded", "SlowDown",
-})
-TRANSIENT_CODES = THROTTLING_CODES | frozenset({
-    "KMSInternalException", "DependencyTimeoutException", "InternalFailure", "ServiceUnavailable",
-    "InternalError", "ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException",
-})
-
-# Codes that mean "the credentials themselves are the problem", not a permission.
-CREDENTIAL_CODES = frozenset({
-    "UnrecognizedClientException", "InvalidSignatureException", "InvalidClientTokenId",
-    "ExpiredTokenException", "ExpiredToken", "IncompleteSignature", "SignatureDoesNotMatch",
-    "MissingAuthenticationToken", "AuthFailure",
-})
+                                         "kms:ListKeys", "tag:GetResources")
 
 CREDENTIALS_HINT = (
     "give the provider credentials (credentials=access_key=... credentials=secret_key=..."
@@ -88,20 +74,16 @@ def permissions_for(operation: str, *, tags: bool = False, multi_region: bool = 
     return tuple(needed)
 
 
-def is_retryable(code: str, http_status: int | None = None) -> bool:
-    return code in TRANSIENT_CODES or (http_status is not None and http_status >= 500)
-
-
 def provider_error(operation: str, region: str, code: str, message: str, *,
                    http_status: int | None = None, tags: bool = False,
-                   multi_region: bool = False) -> ProviderError:
+                   multi_region: bool = False, retry_attempts: int = 0) -> ProviderError:
     """The one-line ProviderError for an AWS error response ``code``/``message`` to ``operation``.
 
     ``message`` must come from AWS (it never holds secrets); nothing secret is added here."""
     message = " ".join((message or "").split()) or "(no message)"
     text = f"AWS KMS {operation} in {region} failed: {code}: {message}"
     hint = None
-    if code in ("AccessDeniedException", "AccessDenied"):
+    if code in ACCESS_CODES:
         needed = permissions_for(operation, tags=tags, multi_region=multi_region)
         text += f" (needs {' and '.join(needed)})"
         where = _WHERE.get(operation)
@@ -113,7 +95,6 @@ def provider_error(operation: str, region: str, code: str, message: str, *,
     elif code in THROTTLING_CODES:
         hint = ("AWS KMS request quota exceeded even after retries; wait and run the command again,"
                 " or ask AWS for a higher quota")
-    err = ProviderError(text, code=code, hint=hint, retryable=is_retryable(code, http_status))
-    err.operation = operation  # type: ignore[attr-defined]
-    err.region = region  # type: ignore[attr-defined]
-    return err
+    return ProviderError(text, code=code, hint=hint, retryable=is_retryable(code, http_status),
+                         service="kms", operation=operation, region=region,
+                         retry_attempts=retry_attempts)

@@ -1,8 +1,9 @@
 """The team state store on Amazon DynamoDB: one item per document, versioned writes, leases.
 
-Selected with ``KEYMGMT_STORAGE=dynamodb://TABLE?region=R[&endpoint=URL]``. Together with
-``kmsseal.py`` this is the only module of the store that imports botocore; callers import it
-lazily, so the local backend never pays for it.
+Selected with ``KEYMGMT_STORAGE=dynamodb://TABLE?region=R[&endpoint=URL]``. Its client comes
+from the AWS border (``keymgmt_cli/aws``: boto3's default credential chain, standard retries,
+timeouts, plain http only to loopback); callers import this module lazily, so the local backend
+never loads boto3.
 
 Table layout (``keymgmt operator init`` creates it: on-demand capacity, TTL on ``lease_ttl``):
 
@@ -58,10 +59,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import botocore.exceptions as bce
-import botocore.session
-from botocore.config import Config
-
+from ..aws import failures
+from ..aws.codes import ACCESS_CODES, CREDENTIAL_CODES, DYNAMODB_THROTTLING_CODES
+from ..aws.failures import Failure
+from ..aws.session import default_client
 from ..errors import ProviderError, StoreError
 from .base import check_store_id, lock_busy_error
 
@@ -75,13 +76,6 @@ CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 20.0
 MAX_ATTEMPTS = 8
 
-_NAMES = {"#pk": "pk", "#sk": "sk", "#d": "doc", "#v": "ver"}
-_ACCESS_CODES = frozenset({"AccessDeniedException", "AccessDenied"})
-_CREDENTIAL_CODES = frozenset({"UnrecognizedClientException", "InvalidClientTokenId",
-                               "InvalidSignatureException", "ExpiredTokenException",
-                               "ExpiredToken", "MissingAuthenticationToken"})
-_THROTTLE_CODES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException",
-                             "RequestLimitExceeded", "Throttling", "LimitExceededException"})
 
 
 class SharedStateError(StoreError):
@@ -134,15 +128,16 @@ def lease_seconds_from(environ: Any) -> float:
 
 
 def make_client(service: str, region: str, endpoint: str | None) -> Any:
-    """A botocore client with the default credential chain, standard retries and timeouts."""
-    session = botocore.session.get_session()
-    config = Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
-                    connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT)
-    try:
-        return session.create_client(service, region_name=region, endpoint_url=endpoint or None,
-                                      config=config)
-    except (bce.BotoCoreError, ValueError) as exc:
-        raise ProviderError(f"cannot set up the AWS {service} client for {region}: {exc}") from None
+    """A client of ``service`` with boto3's default credential chain, standard retries and
+    timeouts (``aws.session``); a failure to make it reads "cannot set up the AWS ... client"."""
+
+    def word(failure: Failure) -> ProviderError:
+        return failure.error(f"cannot set up the AWS {service} client for {region}: "
+                             f"{failure.message}")
+
+    return default_client(service, region, endpoint, wording=word, max_attempts=MAX_ATTEMPTS,
+                          connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
+                          max_pool_connections=10)
 
 
 class _Lease:
@@ -217,48 +212,40 @@ class DynamoStore:
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         method = getattr(self.client, _snake(operation))
-        try:
-            return method(**kwargs)
-        except bce.ClientError as exc:
-            error = exc.response.get("Error", {})
-            code = str(error.get("Code", "Unknown"))
-            if code == "ConditionalCheckFailedException":
-                raise _ConditionFailed(exc.response.get("Item")) from None
-            raise self._translate(operation, code, str(error.get("Message", ""))) from None
-        except bce.NoCredentialsError:
-            raise ProviderError(
-                f"no AWS credentials for DynamoDB {operation} on table {self.table} in {self.region}",
-                code="NoCredentials",
-                hint="set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from None
-        except (bce.EndpointConnectionError, bce.ConnectTimeoutError, bce.ReadTimeoutError,
-                bce.ConnectionClosedError) as exc:
-            where = self.endpoint or f"the {self.region} endpoint"
-            raise ProviderError(f"cannot reach DynamoDB at {where} ({operation} on table "
-                                f"{self.table}): {type(exc).__name__}", code=type(exc).__name__,
-                                retryable=True) from None
-        except bce.BotoCoreError as exc:
-            raise ProviderError(f"DynamoDB {operation} on table {self.table} in {self.region} "
-                                f"failed: {type(exc).__name__}", code=type(exc).__name__) from None
+        return failures.call(method, "dynamodb", operation, self.region, self._word, **kwargs)
 
-    def _translate(self, operation: str, code: str, message: str) -> ProviderError:
+    def _word(self, failure: Failure) -> Exception:
+        """How a failed DynamoDB call reads (a failed condition is ours to handle: _ConditionFailed)."""
+        operation, code = failure.operation, failure.code
         where = f"table {self.table} in {self.region}"
+        if failure.kind == failures.NO_CREDENTIALS:
+            return failure.error(
+                f"no AWS credentials for DynamoDB {operation} on {where}", code="NoCredentials",
+                hint="set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+        if failure.kind == failures.CONNECTION:
+            reach = self.endpoint or f"the {self.region} endpoint"
+            return failure.error(f"cannot reach DynamoDB at {reach} ({operation} on table "
+                                 f"{self.table}): {code}", retryable=True)
+        if failure.kind != failures.RESPONSE:
+            return failure.error(f"DynamoDB {operation} on {where} failed: {code}")
+        message = failure.message
+        if code == "ConditionalCheckFailedException":
+            return _ConditionFailed(failure.item)
         if code == "ResourceNotFoundException":
-            return ProviderError(f"DynamoDB table {self.table} does not exist in {self.region}; "
-                                 "run 'keymgmt operator init'", code=code)
-        if code in _ACCESS_CODES:
-            return ProviderError(f"DynamoDB {operation} on {where} was denied: {code} "
-                                 f"(needs dynamodb:{operation})", code=code)
-        if code in _CREDENTIAL_CODES:
-            return ProviderError(f"DynamoDB {operation} on {where} was refused: {code} "
-                                 "(the AWS credentials are not valid)", code=code)
-        if code in _THROTTLE_CODES:
-            return ProviderError(f"DynamoDB {operation} on {where} was throttled ({code}); "
-                                 "retry later", code=code, retryable=True)
+            return failure.error(f"DynamoDB table {self.table} does not exist in {self.region}; "
+                                 "run 'keymgmt operator init'")
+        if code in ACCESS_CODES:
+            return failure.error(f"DynamoDB {operation} on {where} was denied: {code} "
+                                 f"(needs dynamodb:{operation})")
+        if code in CREDENTIAL_CODES:
+            return failure.error(f"DynamoDB {operation} on {where} was refused: {code} "
+                                 "(the AWS credentials are not valid)")
+        if code in DYNAMODB_THROTTLING_CODES:
+            return failure.error(f"DynamoDB {operation} on {where} was throttled ({code}); "
+                                 "retry later", retryable=True)
         if code == "ValidationException" and "size" in message.lower():
-            return ProviderError(f"DynamoDB {operation} on {where} refused the item: {message}",
-                                 code=code)
-        short = " ".join(message.split())[:200]
-        return ProviderError(f"DynamoDB {operation} on {where} failed: {code}: {short}", code=code)
+            return failure.error(f"DynamoDB {operation} on {where} refused the item: {message}")
+        return failure.error(f"DynamoDB {operation} on {where} failed: {code}: {message[:200]}")
 
     # -- keys --------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ A DynamoDB state may instead be sealed with ``KEYMGMT_MASTER_KEY`` (the same bas
 every runner, from the CI's secret store): the record then holds only its KCV. The OS keyring
 and the key file cannot be shared by a team, so they are refused for DynamoDB.
 
-With ``dynamostore.py``, the only modules of the store that import botocore.
+Its KMS client comes from the AWS border (``keymgmt_cli/aws``), as does ``dynamostore``'s.
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
-
-import botocore.exceptions as bce
 
 from ..errors import ProviderError, StoreError
 from .masterkey import ENV_SOURCE, ENV_VAR, MasterKey, _parse_env_key, key_check_value
@@ -106,54 +104,58 @@ class KmsSeal:
         return out["Plaintext"], out.get("KeyId", self.spec.key_id)
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        key, region = self.spec.key_id, self.spec.region
+        from ..aws.failures import call
+
         method = getattr(self.client, "generate_data_key" if operation == "GenerateDataKey"
                          else "decrypt")
-        try:
-            return method(**kwargs)
-        except bce.ClientError as exc:
-            error = exc.response.get("Error", {})
-            code = str(error.get("Code", "Unknown"))
-            message = " ".join(str(error.get("Message", "")).split())[:200]
-            raise _translate(operation, key, region, code, message) from None
-        except bce.NoCredentialsError:
-            raise ProviderError(f"no AWS credentials for AWS KMS {operation} on seal key {key} "
-                                f"in {region}", code="NoCredentials",
-                                hint="set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
-                                     "AWS_SECRET_ACCESS_KEY") from None
-        except bce.BotoCoreError as exc:
-            where = self.spec.endpoint or f"the {region} endpoint"
-            raise ProviderError(f"AWS KMS {operation} on seal key {key} failed: cannot reach "
-                                f"{where} ({type(exc).__name__})", code=type(exc).__name__,
-                                retryable=True) from None
+        return call(method, "kms", operation, self.spec.region, self._word, **kwargs)
+
+    def _word(self, failure: Any) -> ProviderError:
+        from ..aws import failures
+
+        key, region, operation = self.spec.key_id, self.spec.region, failure.operation
+        if failure.kind == failures.RESPONSE:
+            return _translate(failure, key)
+        if failure.kind == failures.NO_CREDENTIALS:
+            return failure.error(f"no AWS credentials for AWS KMS {operation} on seal key {key} "
+                                 f"in {region}", code="NoCredentials",
+                                 hint="set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+                                      "AWS_SECRET_ACCESS_KEY")
+        where = self.spec.endpoint or f"the {region} endpoint"
+        return failure.error(f"AWS KMS {operation} on seal key {key} failed: cannot reach "
+                             f"{where} ({failure.code})", retryable=True)
 
 
-def _translate(operation: str, key: str, region: str, code: str, message: str) -> ProviderError:
+def _translate(failure: Any, key: str) -> ProviderError:
+    """The words for an error answer of KMS to the seal's ``GenerateDataKey``/``Decrypt``
+    (``failure``: an ``aws.failures.Failure``)."""
+    operation, region, code = failure.operation, failure.region, failure.code
+    message = failure.message[:200]
     call = f"AWS KMS {operation} in {region}"
     if code == "DisabledException":
-        return ProviderError(f"seal key {key} is disabled ({call}: DisabledException); the "
-                             "state's secrets cannot be unsealed", code=code,
+        return failure.error(f"seal key {key} is disabled ({call}: DisabledException); the "
+                             "state's secrets cannot be unsealed",
                              hint=f"enable it: aws kms enable-key --key-id {key} --region {region}")
     if code == "KMSInvalidStateException":
-        return ProviderError(f"seal key {key} cannot be used in its current state ({call}: "
-                             f"{code}: {message})", code=code,
+        return failure.error(f"seal key {key} cannot be used in its current state ({call}: "
+                             f"{code}: {message})",
                              hint="a key pending deletion can be restored with aws kms "
                                   "cancel-key-deletion")
     if code == "NotFoundException":
-        return ProviderError(f"seal key {key} was not found in {region} ({call}: {code})",
-                             code=code, hint=f"check {SEAL_ENV}")
+        return failure.error(f"seal key {key} was not found in {region} ({call}: {code})",
+                             hint=f"check {SEAL_ENV}")
     if code in ("AccessDeniedException", "AccessDenied"):
-        return ProviderError(f"{call} on seal key {key} was denied: {code} (needs "
-                             f"kms:{operation})", code=code)
+        return failure.error(f"{call} on seal key {key} was denied: {code} (needs "
+                             f"kms:{operation})")
     if code in ("IncorrectKeyException", "InvalidCiphertextException"):
-        return ProviderError(f"the state's seal was not made by seal key {key} ({call}: {code})",
-                             code=code, hint=f"set {SEAL_ENV} to the key that initialised the "
-                                             "state, or unset it to use the recorded one")
+        return failure.error(f"the state's seal was not made by seal key {key} ({call}: {code})",
+                             hint=f"set {SEAL_ENV} to the key that initialised the "
+                                  "state, or unset it to use the recorded one")
     if code in ("UnrecognizedClientException", "InvalidClientTokenId", "ExpiredTokenException",
                 "InvalidSignatureException"):
-        return ProviderError(f"{call} on seal key {key} was refused: {code} (the AWS "
-                             "credentials are not valid)", code=code)
-    return ProviderError(f"{call} on seal key {key} failed: {code}: {message}", code=code,
+        return failure.error(f"{call} on seal key {key} was refused: {code} (the AWS "
+                             "credentials are not valid)")
+    return failure.error(f"{call} on seal key {key} failed: {code}: {message}",
                          retryable=code in ("ThrottlingException", "KMSInternalException",
                                             "DependencyTimeoutException"))
 

@@ -1,0 +1,288 @@
+"""verify at account scale (issue 17): AWS calls and wall time of one ``verify`` among 10, 1,000
+and 10,000 KMS keys that are not ours, through a loopback proxy adding 30 ms to every call.
+
+How: the embedded local KMS (moto + keymgmt's import double, ``localkms.server.start()``) on
+127.0.0.1, behind a latency proxy (also on 127.0.0.1) that sleeps ``--latency`` before
+forwarding each request and counts requests per operation; both in a process of their own, so
+that the emulator's CPU is not charged to keymgmt's. moto needs ~15 ms of CPU per request under
+one GIL, so N concurrent requests would measure moto, not AWS (which answers each in its
+latency however many arrive): the proxy therefore replays the emulator's answer to a read it has
+already answered (the account does not change between runs; an untimed run fills the replay). One key of ours is distributed, three
+strays (keys with all our tags that the state does not know) are planted, and the foreign keys
+are put straight into moto's backend (through the API they would take minutes to make). Then
+one ``verify`` is timed for each search:
+
+* ``before``: the old loop (``old_find_tagged``, as ``engine.distribution.find_tagged`` was:
+  ListKeys, then one ListResourceTags per key, one after another);
+* ``tagging``: ``provider.find_tagged`` with tag:GetResources (moto implements it);
+* ``listing``: ``provider.find_tagged`` with tag:GetResources refused by the proxy
+  (AccessDeniedException), so ListKeys + concurrent ListResourceTags.
+
+Pacing is on as against AWS (``KEYMGMT_AWS_PACING=on``: ListResourceTags at 2,000/s), so the
+listing figure includes the quota's floor. Every run must name exactly the three strays.
+
+    .venv/bin/python bench/verify_scale.py [--sizes 10,1000,10000] [--latency 0.03]
+                                           [--before-max 1000]
+
+``--before-max``: the largest size the old loop is run at (it costs ~N x latency).
+
+Measured 2026-12-01 on the shared 2-core dev machine (others' tests running), 30 ms, pacing on;
+calls of one verify (one distributed key, 3 strays) and wall time:
+
+==============  ==================  ==================  ==================
+foreign keys    before (old loop)   tag:GetResources    listing fallback
+==============  ==================  ==================  ==================
+10              21 calls, 1.4 s     7 calls, 0.5 s      22 calls, 1.7 s
+1,000           1,011 calls, 56 s   7 calls, 0.5 s      1,012 calls, 3.6-4.3 s
+10,000          (not run: ~10 min)  7 calls, 0.5 s      10,012 calls, 22 s
+==============  ==================  ==================  ==================
+
+The listing fallback at 10,000 is bound by botocore's CPU per request in one process (~2 ms
+on this machine), not by the 2,000/s quota (5.5 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.client
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+REGION = "us-west-1"
+ACCOUNT = "123456789012"  # moto's default account (access key "test")
+TAGGING_PREFIX = "ResourceGroupsTaggingAPI"
+# Answers the proxy may replay: the same read of an unchanged account gets the same answer.
+READ_ONLY = {"ListResourceTags", "DescribeKey", "ListKeys", "ListAliases", "GetResources"}
+
+
+class LatencyProxy:
+    """127.0.0.1 proxy to ``upstream``: ``latency`` seconds per request, counts per operation;
+    ``refuse_tagging`` answers every Resource Groups Tagging API request AccessDeniedException."""
+
+    def __init__(self, upstream: str, latency: float):
+        self.upstream = upstream.split("://", 1)[1]
+        self.latency = latency
+        self.refuse_tagging = False
+        self.replay = True
+        self.answers: dict[tuple[str, bytes], tuple[int, list, bytes]] = {}
+        self.counts: Counter = Counter()
+        self.lock = threading.Lock()
+        local = threading.local()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                # no Nagle: a response in two segments would wait for the client's delayed ACK
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                target = self.headers.get("X-Amz-Target", "")
+                with proxy.lock:
+                    proxy.counts[target.rsplit(".", 1)[-1]] += 1
+                time.sleep(proxy.latency)
+                if proxy.refuse_tagging and target.startswith(TAGGING_PREFIX):
+                    status, headers = 400, [("Content-Type", "application/x-amz-json-1.1")]
+                    data = json.dumps({"__type": "AccessDeniedException",
+                                       "message": "not authorized to perform: tag:GetResources"}).encode()
+                elif proxy.replay and (target, body) in proxy.answers:
+                    status, headers, data = proxy.answers[target, body]
+                else:
+                    conn = getattr(local, "conn", None)
+                    if conn is None:
+                        conn = local.conn = http.client.HTTPConnection(proxy.upstream, timeout=60)
+                    conn.request("POST", self.path, body,
+                                 {k: v for k, v in self.headers.items() if k.lower() != "host"})
+                    resp = conn.getresponse()
+                    data, status = resp.read(), resp.status
+                    headers = [(k, v) for k, v in resp.getheaders()
+                               if k.lower() not in ("content-length", "transfer-encoding", "connection",
+                                                    "date", "server")]
+                    if status == 200 and target.rsplit(".", 1)[-1] in READ_ONLY:
+                        proxy.answers[target, body] = (status, headers, data)
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.endpoint_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, name="latency-proxy", daemon=True).start()
+
+    def take(self) -> Counter:
+        with self.lock:
+            counts, self.counts = self.counts, Counter()
+        return counts
+
+
+def old_find_tagged(provider: Any, wanted: dict[str, str]) -> list[str]:
+    """The search before issue 17 (engine.distribution.find_tagged), kept here to measure it."""
+    from keymgmt_cli.errors import ProviderError
+
+    found = []
+    for key_id in provider.list_keys():
+        try:
+            tags = provider.list_resource_tags(key_id)
+        except ProviderError:
+            continue
+        if all(tags.get(k) == v for k, v in wanted.items()):
+            found.append(key_id)
+    return found
+
+
+def add_foreign_keys(count: int, state_id: str) -> None:
+    """Keys that are not ours, straight into moto's backend: untagged, another team's, and near
+    misses (our state id with another provider, another state with our mount and provider)."""
+    from moto.kms.models import kms_backends
+
+    backend = kms_backends[ACCOUNT][REGION]
+    shapes = [None, [{"TagKey": "team", "TagValue": "payments"}],
+              [{"TagKey": "keymgmt:state_id", "TagValue": state_id},
+               {"TagKey": "keymgmt:mount", "TagValue": "keymgmt/"},
+               {"TagKey": "keymgmt:kms", "TagValue": "other"}],
+              [{"TagKey": "keymgmt:state_id", "TagValue": "another-state"},
+               {"TagKey": "keymgmt:mount", "TagValue": "keymgmt/"},
+               {"TagKey": "keymgmt:kms", "TagValue": "aws1"}]]
+    for i in range(count):
+        backend.create_key(None, "ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT", f"foreign {i}",
+                           shapes[i % len(shapes)])
+
+
+def serve(conn: Any, latency: float) -> None:
+    """The AWS side, in a process of its own (as AWS is not in ours): the local KMS, the latency
+    proxy in front of it, and commands from the benchmark over ``conn``."""
+    import moto.kms.models
+
+    # moto makes an RSA-2048 signing key for every key (~0.15 s); foreign keys never sign
+    moto.kms.models.generate_private_key = functools.lru_cache(maxsize=None)(
+        moto.kms.models.generate_private_key)
+    from keymgmt_cli.localkms.server import start
+
+    with start() as local:
+        proxy = LatencyProxy(local.endpoint_url, latency)
+        conn.send((local.endpoint_url, proxy.endpoint_url))
+        while True:
+            command, *rest = conn.recv()
+            if command == "add":
+                add_foreign_keys(*rest)
+                conn.send(None)
+            elif command == "refuse":
+                proxy.refuse_tagging = rest[0]
+                conn.send(None)
+            elif command == "take":
+                conn.send(proxy.take())
+            elif command == "forget":
+                proxy.answers.clear()
+                conn.send(None)
+            else:
+                proxy.server.shutdown()
+                conn.send(None)
+                return
+
+
+def main() -> int:
+    import multiprocessing
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10,1000,10000")
+    parser.add_argument("--latency", type=float, default=0.03)
+    parser.add_argument("--before-max", type=int, default=1000)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    pacing_setting = os.environ.get("KEYMGMT_AWS_PACING", "on")
+    for name in [n for n in os.environ if n.startswith(("AWS_", "KEYMGMT_"))]:
+        del os.environ[name]
+    os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+                      AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=os.devnull,
+                      AWS_SHARED_CREDENTIALS_FILE=os.devnull, KEYMGMT_AWS_PACING=pacing_setting,
+                      NO_PROXY="127.0.0.1,localhost")
+
+    ctx = multiprocessing.get_context("spawn")
+    ours, theirs = ctx.Pipe()
+    server = ctx.Process(target=serve, args=(theirs, args.latency), daemon=True)
+    server.start()
+
+    def ask(*command: Any) -> Any:
+        ours.send(command)
+        return ours.recv()
+
+    local_endpoint, proxy_endpoint = ours.recv()
+
+    from keymgmt_cli.engine.core import Engine
+    from keymgmt_cli.engine.routing import Request
+    from keymgmt_cli.engine.verify import verify
+    from keymgmt_cli.providers.awskms import AwsKmsProvider, connect
+    from keymgmt_cli.providers.base import ProviderConfig
+    from keymgmt_cli.store import SecretBox
+    from keymgmt_cli.store.masterkey import MasterKey
+    from keymgmt_cli.store.memory import MemoryStore
+
+    bad = 0
+    master = os.urandom(32)
+    engine = Engine(MemoryStore(), SecretBox(lambda: MasterKey(key=master, source="bench")),
+                    lambda cfg: connect(ProviderConfig(region=cfg.region, endpoint=proxy_endpoint)))
+    for path, data in [("keymgmt/kms/aws1", {"provider": "awskms", "key_collection": REGION}),
+                       ("keymgmt/key/k", {"type": "aes256-gcm96"}),
+                       ("keymgmt/kms/aws1/key/k", {"purpose": "encrypt,decrypt"})]:
+        engine.handle(Request("write", path, data))
+    state_id = engine.state_id()
+    setup = connect(ProviderConfig(region=REGION, endpoint=local_endpoint), pacing=False)
+    strays = sorted(setup.create_key(
+        key_spec="SYMMETRIC_DEFAULT", key_usage="ENCRYPT_DECRYPT", description="stray",
+        tags={"keymgmt:state_id": state_id, "keymgmt:mount": "keymgmt/", "keymgmt:kms": "aws1",
+              "keymgmt:op": f"lost-{i}"}) for i in range(3))
+    have = 0
+    new_find = AwsKmsProvider.find_tagged
+    for size in sizes:
+        ask("add", size - have, state_id)
+        ask("forget")
+        have = size
+        runs = ["tagging", "listing"] + (["before"] if size <= args.before_max else [])
+        for run in runs:
+            ask("refuse", run == "listing")
+            AwsKmsProvider.find_tagged = (  # type: ignore[method-assign]
+                old_find_tagged if run == "before" else new_find)
+            # verify connects afresh (engine.provider_factory): the path is decided anew.
+            # One untimed run first fills the proxy's replay of the emulator's answers.
+            verify(engine)
+            ask("take")
+            started = time.perf_counter()
+            result = verify(engine)
+            wall = time.perf_counter() - started
+            counts = ask("take")
+            found = sorted(d["key_id"] for d in result["drift"] if d["problem"].startswith("stray"))
+            ok = found == strays
+            bad += not ok
+            print(f"{size:>6} foreign keys  {run:<8} {sum(counts.values()):>6} calls "
+                  f"{wall:8.2f} s  strays {'all 3 found' if ok else f'WRONG {found}'}  "
+                  f"({', '.join(f'{op} {n}' for op, n in counts.most_common())})", flush=True)
+    AwsKmsProvider.find_tagged = new_find  # type: ignore[method-assign]
+    ask("stop")
+    server.join(timeout=30)
+    print(f"\nlatency {args.latency * 1000:.0f} ms per call; pacing on (as against AWS); "
+          f"{'every run named every stray' if not bad else f'{bad} run(s) missed strays'}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

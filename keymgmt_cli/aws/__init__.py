@@ -1,0 +1,16 @@
+"""The AWS border: the only package of keymgmt that imports boto3 or botocore.
+
+* ``codes``: AWS tables declared once (request quotas, throttling/transient/credential error
+  codes); no boto3, so the in-memory twin and the pacing use them too.
+* ``transport``: which endpoints may be used (plain http only to loopback, https elsewhere).
+* ``pacing``: client-side pacing at AWS's request quotas (token bucket, the schedule that the
+  processes of one user share). No boto3.
+* ``session``: boto3 sessions sharing one botocore data loader, and the one client factory
+  (retries, timeouts, connection pool, endpoint check).
+* ``failures``: ``failure_of`` reads any botocore exception into a library-free ``Failure``;
+  ``translate`` turns it into one ``ProviderError`` worded by the calling service.
+
+Users (``providers/awskms.py``, ``store/dynamostore.py``, ``store/kmsseal.py``) import the
+modules that need boto3 lazily, so ``read``/``list`` never load it. Importing this package itself
+imports nothing.
+"""
