@@ -39,6 +39,7 @@ def due_cmd(env: Any, within: str, apply: bool, fmt: str | None, path: str | Non
       keymgmt due -apply          # from cron: rotate and renew what is due
     """
     from keymgmt_cli.engine import lifetime
+    from keymgmt_cli.engine.durations import parse_duration
     from keymgmt_cli.errors import InvalidRequest
 
     environ = getattr(env, "environ", None) or dict(os.environ)
@@ -46,7 +47,7 @@ def due_cmd(env: Any, within: str, apply: bool, fmt: str | None, path: str | Non
     if fmt not in output.FORMATS:
         raise UsageError(f"invalid format {fmt!r}; allowed: {', '.join(output.FORMATS)}")
     try:
-        seconds = lifetime.parse_duration(within, "-within")
+        seconds = parse_duration(within, "-within")
     except InvalidRequest as error:
         raise UsageError(str(error)) from None
     engine = env.engine

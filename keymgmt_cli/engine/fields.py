@@ -148,12 +148,12 @@ class Field:
         if isinstance(raw, int):
             value = raw
         elif isinstance(raw, str):
-            from keymgmt_cli.engine.lifetime import parse_duration
+            from keymgmt_cli.engine.durations import parse_duration
 
             value = parse_duration(raw, f"field {self.name!r}")
         else:
             raise InvalidRequest(f"field {self.name!r} must be a duration such as 90d")
-        from keymgmt_cli.engine.lifetime import MAX_DURATION
+        from keymgmt_cli.engine.durations import MAX_DURATION
 
         if value < 0 or value > MAX_DURATION:
             raise InvalidRequest(f"field {self.name!r} must be between 0 and 100 years")

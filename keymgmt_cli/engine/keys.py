@@ -159,7 +159,7 @@ def rotate_locked(engine: Engine, mount: Mount, name: str, doc: dict[str, Any]) 
 def _check_rotatable(engine: Engine, mount: Mount, name: str) -> None:
     """Refuse a rotation before it starts when a distribution could not take the new version: a
     suspended one, or one whose absolute valid_to has passed (a duration never does)."""
-    from keymgmt_cli.engine.lifetime import engine_now, resolve_valid_to
+    from keymgmt_cli.engine.durations import engine_now, resolve_valid_to
 
     for kms in reconcile.distributed_to(engine, mount, name):
         dist = shapes.load(engine.store, mount.doc("dist", kms, name), shapes.distribution) or {}

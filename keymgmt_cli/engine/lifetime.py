@@ -10,102 +10,28 @@ record), so each is resumable and safe to repeat:
 * ``holder["valid_to"]``: the expiry of the material imported there (RFC 3339, UTC), or absent;
 * ``holder["suspended"]``: its material was deleted by ``suspend`` and not yet re-imported.
 
-Durations follow Vault's parseutil (``ParseDurationSecond``): a bare integer is seconds, else a
-sequence of numbers with ``d``, ``h``, ``m`` or ``s`` (``90d``, ``1h30m``).
+Durations and times: ``durations.py``.
 """
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from keymgmt_cli.engine import kmsproviders, reconcile, shapes
+from keymgmt_cli.engine.durations import engine_now, is_duration, parse_time, resolve_valid_to, rfc3339
 from keymgmt_cli.engine.keys import MUTATION_LOCK_TIMEOUT, load_key, rotate_locked
 from keymgmt_cli.engine.mounts import Mount
 from keymgmt_cli.engine.routing import Response
 from keymgmt_cli.engine.sealing import unseal_all
 from keymgmt_cli.errors import InvalidRequest, NotFound, PreconditionFailed
 
+DEFAULT_WITHIN = 30 * 86400
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
     from keymgmt_cli.engine.mounts import EngineView as Engine
-
-MAX_VALID_TO = timedelta(days=365)  # AWS: ValidTo at most 365 days from the request
-MIN_ROTATE_PERIOD = 3600  # Vault transit: auto_rotate_period of at least one hour (0 turns it off)
-DEFAULT_WITHIN = 30 * 86400
-MAX_DURATION = 100 * 365 * 86400  # far beyond any real window, and far inside datetime's range
-_UNIT = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-_DURATION_RE = re.compile(r"(?:\d+(?:\.\d+)?[dhms])+")
-_PART_RE = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
-
-
-# -- durations and times ---------------------------------------------------------------------------
-def parse_duration(text: str, field: str) -> int:
-    """Seconds of a Vault duration: ``3600``, ``90d``, ``1h30m``, ``0``."""
-    text = text.strip()
-    if len(text) > 40 or not (text.isdigit() or _DURATION_RE.fullmatch(text)):
-        raise InvalidRequest(f"{field} must be a duration such as 90d, 720h or 3600 (seconds)")
-    seconds = int(text) if text.isdigit() else int(sum(float(n) * _UNIT[u] for n, u in _PART_RE.findall(text)))
-    if seconds > MAX_DURATION:
-        raise InvalidRequest(f"{field} must be at most 100 years")
-    return seconds
-
-
-def is_duration(text: str) -> bool:
-    text = text.strip()
-    return text.isdigit() or bool(_DURATION_RE.fullmatch(text))
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def engine_now(engine: Engine) -> datetime:
-    """The engine's clock (injectable: tests move it with the KMS twin's) as an aware UTC time."""
-    return datetime.fromtimestamp(engine.clock(), timezone.utc)
-
-
-def rfc3339(when: datetime) -> str:
-    """Go's RFC 3339 in UTC (``Z``), as Vault prints times."""
-    return when.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def resolve_valid_to(spec: str | None, now: datetime | None = None) -> datetime | None:
-    """The absolute expiry for an import made now: ``spec`` is an RFC 3339 time or a duration
-    relative to each import (so a rotation months later does not reuse a date now past)."""
-    if not spec:
-        return None
-    now = now or utc_now()
-    if is_duration(spec):
-        seconds = parse_duration(spec, "valid_to")
-        if seconds <= 0:
-            raise InvalidRequest("valid_to must be a positive duration or a time")
-        when = now + timedelta(seconds=seconds)
-    else:
-        try:
-            when = parse_time(spec)
-        except ValueError:
-            raise InvalidRequest("valid_to is neither a duration such as 90d nor an RFC 3339 "
-                                 "time such as 2027-06-30T00:00:00Z") from None
-        if when.tzinfo is None:
-            raise InvalidRequest("valid_to needs a time zone, as 2027-06-30T00:00:00Z")
-    if when <= now or when > now + MAX_VALID_TO:
-        raise InvalidRequest("valid_to must be in the future and at most 365 days away (AWS's limit)")
-    return when
-
-
-def check_rotate_period(value: str) -> int:
-    seconds = parse_duration(value, "auto_rotate_period")
-    if 0 < seconds < MIN_ROTATE_PERIOD:
-        raise InvalidRequest("auto_rotate_period must be 0 (off) or at least 1h, as Vault")
-    return seconds
-
 
 # -- holders ---------------------------------------------------------------------------------------
 def holders(dist: dict[str, Any]) -> list[tuple[int, str | None, dict[str, Any], dict[str, Any]]]:

@@ -137,7 +137,7 @@ def import_material(engine: EngineView, provider: Any, holder: dict[str, Any], k
     """GetParametersForImport, wrap, ImportKeyMaterial into ``key_id``; ``holder`` (a version or a
     replica record) remembers that it holds material and when that material expires."""
     from keymgmt_cli import transfer
-    from keymgmt_cli.engine.lifetime import engine_now, resolve_valid_to, rfc3339  # writes only
+    from keymgmt_cli.engine.durations import engine_now, resolve_valid_to, rfc3339  # writes only
 
     when = resolve_valid_to(dist.get("valid_to"), engine_now(engine)) if valid_to is FROM_DIST else valid_to
     params = provider.get_parameters_for_import(key_id, dist["wrapping_algorithm"], dist["wrapping_key_spec"])

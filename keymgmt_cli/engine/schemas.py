@@ -52,7 +52,9 @@ WRAPPING_KEY_SPECS = ("RSA_4096", "RSA_3072", "RSA_2048")
 
 
 def _check_rotate_period(seconds: int) -> None:
-    if 0 < seconds < 3600:
+    from keymgmt_cli.engine.durations import MIN_ROTATE_PERIOD
+
+    if 0 < seconds < MIN_ROTATE_PERIOD:
         raise InvalidRequest("auto_rotate_period must be 0 (off) or at least 1h, as Vault transit")
 
 
@@ -62,7 +64,7 @@ def _check_valid_to(value: str) -> None:
 
 def parse_valid_to(value: str) -> datetime:
     """An RFC 3339 time or a duration relative to each import (``90d``), resolved for an import now."""
-    from keymgmt_cli.engine.lifetime import resolve_valid_to
+    from keymgmt_cli.engine.durations import resolve_valid_to
 
     return resolve_valid_to(value)
 

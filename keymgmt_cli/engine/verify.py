@@ -171,7 +171,7 @@ def _check_key(provider: Any, key: dict[str, Any], dist: dict[str, Any], v: int,
 
 
 def _now_text() -> str:
-    from keymgmt_cli.engine.lifetime import rfc3339, utc_now
+    from keymgmt_cli.engine.durations import rfc3339, utc_now
 
     return rfc3339(utc_now())
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from keymgmt_cli.engine import lifetime
+from keymgmt_cli.engine import durations, lifetime
 from keymgmt_cli.engine.core import Engine
 from keymgmt_cli.engine.routing import Request
 from keymgmt_cli.errors import InvalidRequest, KeymgmtError, PreconditionFailed
@@ -65,30 +65,30 @@ def kms_state(world, key_id):
 
 
 def test_durations_parse_as_vault_and_bad_ones_are_refused():
-    assert lifetime.parse_duration("90d", "f") == 90 * 86400
-    assert lifetime.parse_duration("1h30m", "f") == 5400
-    assert lifetime.parse_duration("3600", "f") == 3600
+    assert durations.parse_duration("90d", "f") == 90 * 86400
+    assert durations.parse_duration("1h30m", "f") == 5400
+    assert durations.parse_duration("3600", "f") == 3600
     for bad in ("90 days", "-1h", "1y", "", "h"):
         with pytest.raises(InvalidRequest):
-            lifetime.parse_duration(bad, "f")
+            durations.parse_duration(bad, "f")
 
 
 def test_valid_to_as_a_duration_is_relative_to_each_import_so_rotation_months_later_works(eng, world, clock):
     w(eng, "keymgmt/kms/aws1/key/k", purpose="encrypt,decrypt", valid_to="90d")
     first = r(eng, "keymgmt/kms/aws1/key/k")
-    assert first["material_expiry"] == {"1": {"us-west-1": lifetime.rfc3339(
+    assert first["material_expiry"] == {"1": {"us-west-1": durations.rfc3339(
         datetime.fromtimestamp(T0, timezone.utc) + timedelta(days=90))}}
     clock.advance(days=200)  # version 1's material expired on its own meanwhile
     w(eng, "keymgmt/key/k/rotate")
     data = r(eng, "keymgmt/kms/aws1/key/k")
-    assert data["material_expiry"]["2"]["us-west-1"] == lifetime.rfc3339(
+    assert data["material_expiry"]["2"]["us-west-1"] == durations.rfc3339(
         datetime.fromtimestamp(clock.t, timezone.utc) + timedelta(days=90))
     assert kms_state(world, data["versions"]["2"]) == "Enabled"
     assert kms_state(world, data["versions"]["1"]) == "PendingImport"
 
 
 def test_an_absolute_valid_to_now_past_refuses_the_rotation_before_it_starts(eng, world, clock):
-    when = lifetime.rfc3339(datetime.fromtimestamp(T0, timezone.utc) + timedelta(days=10))
+    when = durations.rfc3339(datetime.fromtimestamp(T0, timezone.utc) + timedelta(days=10))
     dist = {"purpose": "encrypt,decrypt"}
     w(eng, "keymgmt/kms/aws1/key/k", **dist)
     mount, _ = eng.resolve("keymgmt/kms")
