@@ -194,7 +194,8 @@ def end_state(endpoint: str, environ: dict[str, str], key: str, kms: str = KMS, 
     # left PendingImport whoever made it
     keys = [k for k in aws_keys(endpoint) if k["tags"].get("keymgmt:key_name") == key
             or k["state"] == "PendingImport" or k["id"] in by_id]
-    orphans = [k for k in keys if k["state"] == "PendingImport"
+    suspended = bool((dist or {}).get("suspended"))  # the kill switch: our keys PendingImport on purpose
+    orphans = [k for k in keys if (k["state"] == "PendingImport" and not (suspended and k["id"] in by_id))
                or (k["tags"].get("keymgmt:state_id") == sid and k["id"] not in by_id
                    and k["state"] not in ("PendingDeletion", "PendingReplicaDeletion"))]
     assert not orphans, f"orphan KMS keys: {orphans}"

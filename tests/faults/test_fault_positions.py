@@ -1,4 +1,5 @@
-"""Never half-done: a fault at every AWS call position of distribute, rotate, remove and replicate.
+"""Never half-done: a fault at every AWS call position of distribute, rotate, remove, replicate,
+renew, suspend and resume.
 
 For each command, a clean run's call log (recorded by the local KMS's observer) gives the positions;
 each position is then hit, in a fresh local KMS and a fresh state, by
@@ -48,6 +49,9 @@ COMMANDS: dict[str, list[str]] = {
     "rotate": ["write", "-f", f"keymgmt/key/{KEY}/rotate"],
     "remove": ["delete", f"keymgmt/kms/{KMS}/key/{KEY}", "pending_window_days=7"],
     "replicate": ["write", "-f", f"keymgmt/kms/{KMS}/key/{KEY}/replicate"],
+    "renew": ["write", f"keymgmt/kms/{KMS}/key/{KEY}/renew", "valid_to=60d"],
+    "suspend": ["write", "-f", f"keymgmt/kms/{KMS}/key/{KEY}/suspend"],
+    "resume": ["write", "-f", f"keymgmt/kms/{KMS}/key/{KEY}/resume"],
 }
 _IMPORT = ["GetParametersForImport", "ImportKeyMaterial"]
 # What a clean run calls (README, "What happens in AWS KMS"); test_clean_call_logs checks the
@@ -57,6 +61,9 @@ EXPECTED_LOGS: dict[str, list[str]] = {
     "rotate": ["CreateKey", *_IMPORT, "UpdateAlias"],
     "remove": ["DeleteAlias", "ScheduleKeyDeletion", "ScheduleKeyDeletion"],
     "replicate": ["ReplicateKey", *_IMPORT, "CreateAlias"],
+    "renew": [*_IMPORT, *_IMPORT],  # the same material again, with the new expiry, into both versions
+    "suspend": ["DeleteImportedKeyMaterial", "DeleteImportedKeyMaterial"],
+    "resume": [*_IMPORT, *_IMPORT],
 }
 FAILS = ("error", "throttle", "drop")
 KILLS = ("kill-before", "kill-after")
@@ -146,8 +153,12 @@ def _setup(command: str, home: Path, endpoint: str) -> dict[str, str]:
     run("write", f"keymgmt/key/{KEY}", "type=aes256-gcm96", *extra)
     if command != "replicate":  # replicate: one version (the per-version loop is distribute's)
         run("write", "-f", f"keymgmt/key/{KEY}/rotate")
-    if command != "distribute":
+    if command == "renew":
+        run(*COMMANDS["distribute"], "valid_to=30d")
+    elif command != "distribute":
         run(*COMMANDS["distribute"])
+    if command == "resume":
+        run(*COMMANDS["suspend"])
     return environ
 
 
