@@ -49,11 +49,12 @@ def trail_location(store: Any, environ: Mapping[str, str]) -> Path | None:
     return None
 
 
-def open_trail(engine: Any, environ: Mapping[str, str]) -> Any:
-    """The state's trail (loading the master key to derive its keys)."""
+def open_trail(engine: Any, environ: Mapping[str, str], *, with_keys: bool = True) -> Any:
+    """The state's trail (loading the master key to derive its keys, unless ``with_keys`` is False: then
+    it can be read and listed, not written or verified)."""
     from keymgmt_cli.audit.keys import from_box
 
-    keys = from_box(engine.secrets)
+    keys = from_box(engine.secrets) if with_keys else None
     directory = trail_location(engine.store, environ)
     if directory is None:
         from keymgmt_cli.audit.doctrail import DocTrail

@@ -174,11 +174,13 @@ def _rows(headers: list[str], body: list[list[str]]) -> None:
         click.echo(output.rows(headers, body))
 
 
-def _run(env: Env, verb: str, path: str, data: dict[str, Any], fmt: str, field: str | None) -> None:
-    from keymgmt_cli.engine.routing import Request
+def _run(env: Env, verb: str, path: str, data: dict[str, Any], fmt: str, field: str | None,
+         dry_run: bool = False) -> None:
+    from keymgmt_cli.cli.evidence import run_request  # audit records around writes; -dry-run plans
 
-    response = env.engine.handle(Request(verb, path, data))
-    _emit(env, verb, path, response, fmt, field)
+    response = run_request(env, verb, path, data, dry_run=dry_run, fmt=fmt)
+    if response is not None:
+        _emit(env, verb, path, response, fmt, field)
 
 
 @cli.command("read", context_settings=CONTEXT)
@@ -218,10 +220,13 @@ def list_cmd(env: Env, fmt: str | None, path: str) -> None:
 @field_option
 @click.option("-f", "-force", "--force", "force", is_flag=True,
               help="Allow the write to run with no data (rotate, replicate).")
+@click.option("-dry-run", "--dry-run", "dry_run", is_flag=True,
+              help="Print what would change (state, and every AWS call per region) and change nothing.")
 @click.argument("path", shell_complete=complete_path)
 @click.argument("data", nargs=-1, shell_complete=complete_data)
 @click.pass_obj
-def write_cmd(env: Env, fmt: str | None, field: str | None, force: bool, path: str, data: tuple[str, ...]) -> None:
+def write_cmd(env: Env, fmt: str | None, field: str | None, force: bool, dry_run: bool, path: str,
+              data: tuple[str, ...]) -> None:
     """Write DATA (K=V, K=@file, K=-, -, @file.json) to PATH.
 
     \b
@@ -234,15 +239,17 @@ def write_cmd(env: Env, fmt: str | None, field: str | None, force: bool, path: s
     if not data and not force:
         raise UsageError("Must supply data or use -force")
     parsed = parse_data(data, _stdin())
-    _run(env, "write", path, parsed, fmt, field)
+    _run(env, "write", path, parsed, fmt, field, dry_run)
 
 
 @cli.command("delete", context_settings=CONTEXT)
 @format_option
+@click.option("-dry-run", "--dry-run", "dry_run", is_flag=True,
+              help="Print what would change (state, and every AWS call per region) and change nothing.")
 @click.argument("path", shell_complete=complete_path)
 @click.argument("data", nargs=-1, shell_complete=complete_data)
 @click.pass_obj
-def delete_cmd(env: Env, fmt: str | None, path: str, data: tuple[str, ...]) -> None:
+def delete_cmd(env: Env, fmt: str | None, dry_run: bool, path: str, data: tuple[str, ...]) -> None:
     """Delete the data at PATH (DATA for the few paths that take it).
 
     \b
@@ -252,7 +259,7 @@ def delete_cmd(env: Env, fmt: str | None, path: str, data: tuple[str, ...]) -> N
     """
     fmt = resolve_format(fmt, env)
     parsed = parse_data(data, _stdin())
-    _run(env, "delete", path, parsed, fmt, None)
+    _run(env, "delete", path, parsed, fmt, None, dry_run)
 
 
 # -- secrets: mounts ------------------------------------------------------------------------------
@@ -279,7 +286,11 @@ def secrets_enable(env: Env, mount_path: str | None, description: str, engine_ty
     Example:
       keymgmt secrets enable -path=keymgmt-staging keymgmt
     """
-    mount = env.engine.enable_mount(engine_type, mount_path, description)
+    from keymgmt_cli.cli.evidence import audited_call
+
+    mount = audited_call(env, "enable", f"sys/mounts/{mount_path or engine_type}",
+                         {"type": engine_type, "description": description},
+                         lambda: env.engine.enable_mount(engine_type, mount_path, description))
     click.echo(f"Success! Enabled the {engine_type} secrets engine at: {mount.path}")
 
 
@@ -296,7 +307,10 @@ def secrets_disable(env: Env, force: bool, path: str) -> None:
     Example:
       keymgmt secrets disable keymgmt-staging/
     """
-    env.engine.disable_mount(path, force=force)
+    from keymgmt_cli.cli.evidence import audited_call
+
+    audited_call(env, "disable", f"sys/mounts/{path}", {"force": force},
+                 lambda: env.engine.disable_mount(path, force=force))
     click.echo(f"Success! Disabled the secrets engine (if it existed) at: {path.strip('/')}/")
 
 
@@ -474,3 +488,7 @@ def _guarded(call: Any, args: list[str]) -> int:
 from keymgmt_cli.cli.operator import operator_group  # noqa: E402  (registered after the group exists)
 
 cli.add_command(operator_group)
+
+from keymgmt_cli.cli.evidence import register as _register_evidence  # noqa: E402
+
+_register_evidence(cli)
