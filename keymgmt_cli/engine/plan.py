@@ -152,17 +152,17 @@ _WRAPPING_LOCK = threading.Lock()
 
 
 def _wrapping_public_key(spec: str) -> bytes:
-    """A throwaway RSA public key of the asked size, so the engine can wrap material as for real."""
+    """A throwaway RSA-2048 public key (whatever the spec: the wrapped bytes are thrown away, and
+    generating RSA-4096 costs seconds), so the engine wraps material exactly as in a real run."""
     with _WRAPPING_LOCK:
-        if spec not in _WRAPPING:
+        if "rsa" not in _WRAPPING:
             from cryptography.hazmat.primitives import serialization
             from cryptography.hazmat.primitives.asymmetric import rsa
 
-            bits = int(spec.split("_")[-1]) if spec.split("_")[-1].isdigit() else 2048
-            private = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-            _WRAPPING[spec] = private.public_key().public_bytes(
+            private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            _WRAPPING["rsa"] = private.public_key().public_bytes(
                 serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        return _WRAPPING[spec]
+        return _WRAPPING["rsa"]
 
 
 class PlanWorld:
