@@ -113,6 +113,25 @@ def close_crashed(tx: Any, keys: Any) -> int:
     return closed
 
 
+def check_master_key(engine: Any) -> None:
+    """Unseal one sealed value of the state, if it has any (StoreError under a wrong master key).
+
+    A trail's keys come from the master key: a trail begun under a wrong one would refuse every
+    later command run with the right one. Existing trails need no check (their head's MAC is one).
+    """
+    from keymgmt_cli.engine import shapes
+    from keymgmt_cli.engine.sealing import unseal_material
+
+    if not engine.initialized():
+        return
+    for mount in engine.mounts():
+        for name in engine.store.list(mount.doc("keys")):
+            doc = shapes.load(engine.store, mount.doc("keys", name), shapes.key)
+            if doc is not None:
+                unseal_material(engine, mount, name, doc, doc["latest_version"])
+                return
+
+
 def _error_text(error: BaseException) -> tuple[str, str]:
     if isinstance(error, KeymgmtError):
         return str(error), "error"
@@ -132,6 +151,8 @@ def audited(engine: Any, environ: Mapping[str, str], verb: str, path: str, data:
     trail = open_trail(engine, environ)
     keys = trail.keys
     with trail.transaction() as tx:
+        if tx.head["seq"] < 0:
+            check_master_key(engine)  # a new trail: never start one under a wrong master key
         close_crashed(tx, keys)
         request = tx.append(records.request_record(verb, path, data, keys))
         remembered = dict(tx.head.get("identities", {}))

@@ -162,3 +162,18 @@ def test_verify_list_export_from_the_cli(environ):
     as_json = json.loads(km(environ, "audit", "verify", "-format=json").stdout)
     assert as_json["whole"] is False and as_json["first_bad"]["seq"] == 6
     assert "truncated" in as_json["first_bad"]["problem"]
+
+
+def test_a_wrong_master_key_starts_no_trail_on_an_existing_state(environ):
+    off = {**environ, "KEYMGMT_AUDIT": "off", "KEYMGMT_AUDIT_OFF_REASON": "state made before the trail existed"}
+    assert km(off, "write", "keymgmt/key/a", "type=aes256-gcm96").returncode == 0
+    wrong = {**environ, "KEYMGMT_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
+    refused = km(wrong, "write", "keymgmt/key/b", "type=aes256-gcm96")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert not Path(environ["KEYMGMT_HOME"] + ".audit", "head.json").exists()
+    assert km(environ, "write", "keymgmt/key/b", "type=aes256-gcm96").returncode == 0
+    assert km(environ, "audit", "verify").returncode == 0
+    head = Path(environ["KEYMGMT_HOME"] + ".audit", "head.json").read_bytes()
+    refused = km(wrong, "write", "keymgmt/key/c", "type=aes256-gcm96")
+    assert refused.returncode == 1
+    assert Path(environ["KEYMGMT_HOME"] + ".audit", "head.json").read_bytes() == head  # no trace
