@@ -51,6 +51,26 @@ def audited_call(env: Any, verb: str, path: str, data: dict[str, Any], call: Cal
     return audited(env.engine, env.environ, verb, path, data, call)
 
 
+def explain_drift(env: Any, result: dict[str, Any]) -> dict[str, Any]:
+    """The drift check's result, each item marked changed behind keymgmt's back or not (from the trail)."""
+    from keymgmt_cli.audit.drift import explain
+
+    try:
+        records = list(_trail(env, with_keys=False).records())
+    except (KeymgmtError, OSError):
+        records = []
+    return explain(result, records)
+
+
+def drift_note(item: dict[str, Any]) -> str:
+    verdict = (item.get("audit") or {}).get("behind_our_back")
+    if verdict is True:
+        return "  [changed outside keymgmt: no audit record explains it]"
+    if verdict is False:
+        return "  [an unfinished keymgmt command: re-run it]"
+    return ""
+
+
 def print_plan(verb: str, path: str, result: dict[str, Any], fmt: str) -> None:
     if fmt != "table":
         click.echo(output.dump(result, fmt))

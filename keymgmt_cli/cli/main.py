@@ -409,13 +409,16 @@ def verify_cmd(env: Env, fmt: str | None, path: str | None) -> None:
     from keymgmt_cli.engine.verify import verify
 
     fmt = resolve_format(fmt, env)
-    result = verify(env.engine, path)
+    from keymgmt_cli.cli.evidence import drift_note, explain_drift
+
+    result = explain_drift(env, verify(env.engine, path))
     if fmt != "table":
         click.echo(output.dump(output.envelope(result, []), fmt))
     else:
         for item in result["drift"]:
             version = f" v{item['version']}" if item["version"] is not None else ""
-            click.echo(f"DRIFT  {item['path']}{version}  {item['region']}  {item['key_id'] or '-'}: {item['problem']}")
+            click.echo(f"DRIFT  {item['path']}{version}  {item['region']}  {item['key_id'] or '-'}: {item['problem']}"
+                       f"{drift_note(item)}")
         status = "in sync" if result["in_sync"] else f"{len(result['drift'])} problem(s)"
         click.echo(f"checked {result['distributions']} distribution(s), {result['kms_keys']} KMS key(s): {status}")
     if not result["in_sync"]:
