@@ -9,12 +9,14 @@ from __future__ import annotations
 import base64
 import json
 import secrets as pysecrets
+import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from faults.fault_harness import KMS, REPLICA_REGION, cli_environ, fresh_kms, km, provider_args
+from faults.fault_harness import KMS, REPLICA_REGION, argv, cli_environ, fresh_kms, kill9, km, provider_args
 from keymgmt_cli.audit.calls import MUTATING
 from keymgmt_cli.engine.core import Engine
 from keymgmt_cli.engine.sealing import unseal_material
@@ -23,9 +25,32 @@ from keymgmt_cli.store import open_secret_box, open_store
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 
 
+class Killer:
+    """Observer callback: when armed, kill -9 the process under test as its ``op`` request arrives."""
+
+    def __init__(self) -> None:
+        self.op: str | None = None
+        self.pid: int | None = None
+        self.started = threading.Event()
+        self.fired = threading.Event()
+
+    def __call__(self, op: str, n: int, phase: str) -> str | None:
+        if self.op != op or phase != "before" or self.fired.is_set():
+            return None
+        assert self.started.wait(30)
+        kill9(self.pid)
+        self.fired.set()
+        return "drop"
+
+
 @pytest.fixture(scope="module")
-def kms() -> Any:
-    with fresh_kms() as server:
+def killer() -> Killer:
+    return Killer()
+
+
+@pytest.fixture(scope="module")
+def kms(killer: Killer) -> Any:
+    with fresh_kms(observer=killer) as server:
         yield server
 
 
@@ -118,3 +143,26 @@ def test_plans_match_the_wire_and_no_secret_reaches_the_trail(kms: Any, tmp_path
     for label, secret in secrets.items():
         for form in _forms(secret):
             assert form not in everything, f"{label} found in the trail or the output"
+
+
+def test_kill9_during_an_aws_call_is_closed_as_crashed_by_the_next_run(kms: Any, killer: Killer,
+                                                                      tmp_path: Path) -> None:
+    environ = cli_environ(tmp_path / "state")
+    assert km(environ, *provider_args(kms.endpoint_url)).returncode == 0
+    assert km(environ, "write", "keymgmt/key/k", "type=aes256-gcm96").returncode == 0
+    killer.op = "ImportKeyMaterial"
+    proc = subprocess.Popen(argv("write", f"keymgmt/kms/{KMS}/key/k", "purpose=encrypt,decrypt"), env=environ,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killer.pid = proc.pid
+    killer.started.set()
+    proc.wait(timeout=120)
+    assert killer.fired.is_set() and proc.returncode == -9
+    killer.op = None
+    finish = km(environ, "write", f"keymgmt/kms/{KMS}/key/k", "purpose=encrypt,decrypt")  # the re-run finishes
+    assert finish.returncode == 0, finish.stderr
+    recs = [json.loads(line) for line in km(environ, "audit", "export").stdout.splitlines()]
+    dist = [(r["type"], r["keymgmt"].get("outcome")) for r in recs if r["request"]["path"].endswith(f"{KMS}/key/k")]
+    assert dist == [("request", None), ("response", "crashed"), ("request", None), ("response", "ok")]
+    assert km(environ, "audit", "verify").returncode == 0
+    inventory = json.loads(km(environ, "inventory", "-format=json").stdout)
+    assert [(r["key_name"], r["version"], r["enabled"]) for r in inventory] == [("k", 1, True)]
