@@ -191,6 +191,9 @@ def audit_verify(env: Any, fmt: str) -> None:
 
     trail = _trail(env, with_keys=True)
     count, problem = chain.verify(trail.records(), trail.head(), trail.keys)
+    if problem is None and count == 0 and trail.head() is None and env.engine.initialized():
+        problem = chain.Problem(0, "start of trail", "missing: the state exists but has no audit trail "
+                                                     "(deleted, elsewhere, or the state predates it)")
     if fmt == "json":
         click.echo(json.dumps({"whole": problem is None, "records": count, "location": trail.location,
                                "first_bad": None if problem is None else

@@ -149,6 +149,7 @@ def test_verify_list_export_from_the_cli(environ):
     trail = FileTrail(environ["KEYMGMT_HOME"] + ".audit", None)
     path, lines = segment_lines(trail)
     original = list(lines)
+    saved = {p.name: p.read_bytes() for p in trail.directory.iterdir()}
     assert json.loads(lines[7])["error"]
     lines[7] = edit_line(lines[7], lambda r: r.update(error=""))  # hide the refusal
     rewrite(path, lines)
@@ -158,6 +159,15 @@ def test_verify_list_export_from_the_cli(environ):
     refused = km(environ, "write", "keymgmt/key/c", "type=aes256-gcm96")  # the tail changed: writers refuse
     assert refused.returncode == 1 and "audit trail" in refused.stderr
     assert not (Path(environ["KEYMGMT_HOME"]) / "ns" / "default" / "keys" / "c.json").exists()
+    import shutil
+
+    shutil.rmtree(trail.directory)  # the whole trail deleted: the state says there was one
+    gone = km(environ, "audit", "verify")
+    assert gone.returncode == 2 and "has no audit trail" in gone.stderr
+    trail.directory.mkdir(mode=0o700)
+    for name, data in saved.items():
+        (trail.directory / name).write_bytes(data)
+        os.chmod(trail.directory / name, 0o600)
     rewrite(path, original[:6])  # the refusal and its request cut off
     as_json = json.loads(km(environ, "audit", "verify", "-format=json").stdout)
     assert as_json["whole"] is False and as_json["first_bad"]["seq"] == 6
