@@ -13,10 +13,12 @@ import time
 
 def main() -> None:
     from keymgmt_cli.audit.session import audited
-    from keymgmt_cli.cli.main import build_engine
+    from keymgmt_cli.engine.core import Engine
+    from keymgmt_cli.store import open_secret_box, open_store
 
     environ = dict(os.environ)
-    engine = build_engine(environ)
+    store = open_store(environ)
+    engine = Engine(store, open_secret_box(store.home, environ, store=store), None)
     mode = sys.argv[1]
     if mode == "append":
         count, tag = int(sys.argv[2]), sys.argv[3]
