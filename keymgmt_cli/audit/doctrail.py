@@ -5,8 +5,9 @@ Record ``n`` is the document ``audit/rec/<n, 12 digits>``; the head is ``audit/h
 hold the store lock ``audit`` (a lease on DynamoDB) and read the head before appending. The
 record documents are *created*, never replaced: on DynamoDB ``put`` of a document never read is
 a conditional create (``attribute_not_exists``), so two writers that somehow both held the lease
-cannot both write record ``n``; the second is refused and writes nothing (no fork, no gap: its
-command fails before it runs).
+cannot both write record ``n``; the second is refused and writes nothing (no fork, no gap). A
+refused request record stops its command before it runs; a refused response record leaves the
+request open, and a later run on the same host closes it as crashed.
 """
 
 from __future__ import annotations
