@@ -121,7 +121,11 @@ def secrets_enable(env: Env, mount_path: str | None, description: str, engine_ty
     Example:
       keymgmt secrets enable -path=keymgmt-staging keymgmt
     """
-    mount = env.engine.enable_mount(engine_type, mount_path, description)
+    from keymgmt_cli.cli.evidence import audited_call
+
+    mount = audited_call(env, "enable", f"sys/mounts/{mount_path or engine_type}",
+                         {"type": engine_type, "description": description},
+                         lambda: env.engine.enable_mount(engine_type, mount_path, description))
     click.echo(f"Success! Enabled the {engine_type} secrets engine at: {mount.path}")
 
 
@@ -138,7 +142,10 @@ def secrets_disable(env: Env, force: bool, path: str) -> None:
     Example:
       keymgmt secrets disable keymgmt-staging/
     """
-    env.engine.disable_mount(path, force=force)
+    from keymgmt_cli.cli.evidence import audited_call
+
+    audited_call(env, "disable", f"sys/mounts/{path}", {"force": force},
+                 lambda: env.engine.disable_mount(path, force=force))
     click.echo(f"Success! Disabled the secrets engine (if it existed) at: {path.strip('/')}/")
 
 
@@ -239,13 +246,16 @@ def verify_cmd(env: Env, fmt: str | None, path: str | None) -> None:
     from keymgmt_cli.engine.verify import verify
 
     fmt = resolve_format(fmt, env)
-    result = verify(env.engine, path)
+    from keymgmt_cli.cli.evidence import drift_note, explain_drift
+
+    result = explain_drift(env, verify(env.engine, path))
     if fmt != "table":
         click.echo(output.dump(output.envelope(result, []), fmt))
     else:
         for item in result["drift"]:
             version = f" v{item['version']}" if item["version"] is not None else ""
-            click.echo(f"DRIFT  {item['path']}{version}  {item['region']}  {item['key_id'] or '-'}: {item['problem']}")
+            click.echo(f"DRIFT  {item['path']}{version}  {item['region']}  {item['key_id'] or '-'}: {item['problem']}"
+                       f"{drift_note(item)}")
         status = "in sync" if result["in_sync"] else f"{len(result['drift'])} problem(s)"
         click.echo(f"checked {result['distributions']} distribution(s), {result['kms_keys']} KMS key(s): {status}")
     if not result["in_sync"]:
@@ -324,3 +334,7 @@ for _command in verb_commands():
 from keymgmt_cli.cli.due import due_cmd  # noqa: E402
 
 cli.add_command(due_cmd)
+
+from keymgmt_cli.cli.evidence import register as _register_evidence  # noqa: E402
+
+_register_evidence(cli)

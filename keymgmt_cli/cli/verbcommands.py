@@ -74,9 +74,12 @@ def list_cmd(fmt: str | None, path: str) -> None:
 @field_option
 @click.option("-f", "-force", "--force", "force", is_flag=True,
               help="Allow the write to run with no data (rotate, replicate); -f=true/false too.")
+@click.option("-dry-run", "--dry-run", "dry_run", is_flag=True,
+              help="Print what would change (state, and every AWS call per region) and change nothing.")
 @click.argument("path", shell_complete=complete_path)
 @click.argument("data", nargs=-1, shell_complete=complete_data)
-def write_cmd(fmt: str | None, field: str | None, force: bool, path: str, data: tuple[str, ...]) -> None:
+def write_cmd(fmt: str | None, field: str | None, force: bool, dry_run: bool, path: str,
+              data: tuple[str, ...]) -> None:
     """Write DATA (K=V, K=@file, K=-, -, @file.json) to PATH.
 
     Flags go before PATH (as Vault: after it they are DATA, with a warning); Vault's HTTP flags
@@ -88,14 +91,17 @@ def write_cmd(fmt: str | None, field: str | None, force: bool, path: str, data: 
       keymgmt write -f keymgmt/key/example-key/rotate
       keymgmt write keymgmt/key/example-key min_enabled_version=2 deletion_allowed=true
     """
-    _delegate("write", _flags(fmt=fmt, field=field) + (["-force"] if force else []), [path, *data])
+    _delegate("write", _flags(fmt=fmt, field=field) + (["-force"] if force else []) +
+              (["-dry-run"] if dry_run else []), [path, *data])
 
 
 @click.command("delete", context_settings=CONTEXT)
 @format_option
+@click.option("-dry-run", "--dry-run", "dry_run", is_flag=True,
+              help="Print what would change (state, and every AWS call per region) and change nothing.")
 @click.argument("path", shell_complete=complete_path)
 @click.argument("data", nargs=-1, shell_complete=complete_data)
-def delete_cmd(fmt: str | None, path: str, data: tuple[str, ...]) -> None:
+def delete_cmd(fmt: str | None, dry_run: bool, path: str, data: tuple[str, ...]) -> None:
     """Delete the data at PATH (DATA for the few paths that take it).
 
     \b
@@ -103,7 +109,7 @@ def delete_cmd(fmt: str | None, path: str, data: tuple[str, ...]) -> None:
       keymgmt delete keymgmt/kms/example-kms/key/example-key pending_window_days=7
       keymgmt delete keymgmt/key/example-key
     """
-    _delegate("delete", _flags(fmt=fmt), [path, *data])
+    _delegate("delete", _flags(fmt=fmt) + (["-dry-run"] if dry_run else []), [path, *data])
 
 
 def _flags(fmt: str | None = None, field: str | None = None) -> list[str]:

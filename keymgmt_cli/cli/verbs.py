@@ -24,8 +24,8 @@ VERBS = ("read", "list", "write", "delete")
 _OWN = {
     "read": {"format": goflags.STRING, "field": goflags.STRING},
     "list": {"format": goflags.STRING, "detailed": goflags.BOOL},
-    "write": {"format": goflags.STRING, "field": goflags.STRING, "force": goflags.BOOL},
-    "delete": {"format": goflags.STRING},
+    "write": {"format": goflags.STRING, "field": goflags.STRING, "force": goflags.BOOL, "dry-run": goflags.BOOL},
+    "delete": {"format": goflags.STRING, "dry-run": goflags.BOOL},
 }
 _ALIASES = {"write": {"f": "force"}}
 _VERBING = {"read": "reading", "list": "listing", "write": "writing data to", "delete": "deleting"}
@@ -101,7 +101,18 @@ def run(argv: list[str], environ: Any, engine: Callable[[str], Any], io: Io | No
     try:
         from keymgmt_cli.engine.routing import Request
 
-        response = engine(verb).handle(Request(verb, shown, data))
+        if verb in ("write", "delete"):  # audit records around every change; -dry-run plans instead
+            from keymgmt_cli.cli.evidence import run_request
+
+            response = run_request(_Env(engine(verb), environ), verb, shown, data,
+                                   dry_run=bool(parsed.flags.get("dry-run")), fmt=fmt)
+            if response is None:
+                return EXIT_OK  # the plan was printed; nothing changed
+        else:
+            response = engine(verb).handle(Request(verb, shown, data))
+    except UsageError as error:  # found before the engine was asked (the audit settings, say): exit 1
+        io.err(printable(str(error)) + "\n" + (printable(f"hint: {error.hint}") + "\n" if error.hint else ""))
+        return EXIT_LOCAL
     except KeymgmtError as error:
         if verb == "list" and fmt != "table" and isinstance(error, (NoValue, NotFound, UnsupportedPath)):
             io.out("{}\n")  # list.go: nothing to list prints an empty object, so jq gets its input
@@ -110,6 +121,15 @@ def run(argv: list[str], environ: Any, engine: Callable[[str], Any], io: Io | No
         return EXIT_ENGINE
     return render.emit(verb, shown, response, fmt, field if isinstance(field, str) else None,
                        io.out, io.err, io.tty())
+
+
+class _Env:
+    """What the audit hook needs of a command's world: the engine and the environment."""
+
+    __slots__ = ("engine", "environ")
+
+    def __init__(self, engine: Any, environ: Any):
+        self.engine, self.environ = engine, environ
 
 
 def failure(verb: str, path: str, error: KeymgmtError) -> str:
