@@ -228,15 +228,20 @@ def path_help_cmd(env: Env, fmt: str | None, path: str) -> None:
     click.echo(output.path_help_text(doc))
 
 
+EXIT_UNCHECKED = 3  # verify: no drift found, but a provider could not be asked
+
+
 @cli.command("verify", context_settings=CONTEXT)
 @format_option
 @click.argument("path", required=False)
 @click.pass_obj
 def verify_cmd(env: Env, fmt: str | None, path: str | None) -> None:
-    """Compare the state with AWS KMS (drift detection); exit 0 in sync, 2 on drift.
+    """Compare the state with AWS KMS (drift detection); exit 0 in sync, 2 on drift, 3 when no drift
+    was found but a KMS provider could not be checked (each is named with its cause; the others are
+    checked still).
 
     PATH narrows the check: a mount, MOUNT/key/NAME, MOUNT/kms/NAME or MOUNT/kms/NAME/key/KEY.
-    Read-only: DescribeKey, ListResourceTags, GetPublicKey, ListAliases, ListKeys.
+    Read-only: DescribeKey, ListResourceTags, GetPublicKey, ListAliases, ListKeys, tag:GetResources.
 
     \b
     Example:
@@ -256,10 +261,16 @@ def verify_cmd(env: Env, fmt: str | None, path: str | None) -> None:
             version = f" v{item['version']}" if item["version"] is not None else ""
             click.echo(f"DRIFT  {item['path']}{version}  {item['region']}  {item['key_id'] or '-'}: {item['problem']}"
                        f"{drift_note(item)}")
-        status = "in sync" if result["in_sync"] else f"{len(result['drift'])} problem(s)"
+        for item in result["unchecked"]:
+            click.echo(f"UNCHECKED  {item['path']}  {item['region']}: could not check: {item['cause']}")
+        status = ("in sync" if result["in_sync"] else
+                  f"{len(result['drift'])} problem(s)" if result["drift"] else
+                  f"no drift found, {len(result['unchecked'])} provider(s) could not be checked")
         click.echo(f"checked {result['distributions']} distribution(s), {result['kms_keys']} KMS key(s): {status}")
-    if not result["in_sync"]:
+    if result["drift"]:
         raise click.exceptions.Exit(EXIT_ENGINE)
+    if result["unchecked"]:
+        raise click.exceptions.Exit(EXIT_UNCHECKED)
 
 
 @cli.command("demo", context_settings=CONTEXT)

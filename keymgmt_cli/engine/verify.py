@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from keymgmt_cli.engine import kmsproviders, reconcile, shapes
 from keymgmt_cli.engine.keys import load_key
 from keymgmt_cli.engine.mounts import Mount
-from keymgmt_cli.errors import NotFound, UnsupportedPath
+from keymgmt_cli.errors import NotFound, ProviderError, UnsupportedPath
 
 if TYPE_CHECKING:
     from keymgmt_cli.engine.mounts import EngineView as Engine
@@ -71,11 +71,19 @@ def verify(engine: Engine, path: str | None = None) -> dict[str, Any]:
             connections[(mount.uuid, kms)] = reconcile.connect(engine, mount, doc)
         return connections[(mount.uuid, kms)]
 
-    for mount, kms, key_name in dists:
+    unchecked: dict[tuple[str, str], dict[str, Any]] = {}  # providers that could not be asked
+
+    def could_not_check(mount: Mount, kms: str, error: ProviderError) -> None:
+        region = kmsproviders.load_provider(engine, mount, kms)["key_collection"]
+        unchecked.setdefault((mount.uuid, kms), {"path": f"{mount.path}kms/{kms}", "region": region,
+                                                 "cause": str(error)})
+
+    def check_distribution(mount: Mount, kms: str, key_name: str) -> None:
+        nonlocal kms_keys
         dist = shapes.load(engine.store, mount.doc("dist", kms, key_name), shapes.distribution)
         key = shapes.load(engine.store, mount.doc("keys", key_name), shapes.key)
         if dist is None or key is None:
-            continue
+            return
         where = f"{mount.path}kms/{kms}/key/{key_name}"
         provider = connect(mount, kms)
         ids = known.setdefault((mount.uuid, kms), set())
@@ -114,22 +122,43 @@ def verify(engine: Engine, path: str | None = None) -> dict[str, Any]:
                 report(f"alias {alias} points to {target}, expected version {latest} ({want})",
                        int(latest), region, want)
 
+
+    for mount, kms, key_name in dists:
+        if (mount.uuid, kms) in unchecked:
+            continue  # one refusal per provider is enough: the others are checked still
+        try:
+            check_distribution(mount, kms, key_name)
+        except ProviderError as error:  # unreachable, no credentials, refused: say so and go on
+            could_not_check(mount, kms, error)
+
     state_id = engine.state_id()
     for mount, kms in providers:
-        provider = connect(mount, kms)
-        ids = known.get((mount.uuid, kms), set())
-        # tag:GetResources where allowed, else a concurrent listing (provider.tag_search_note)
-        for key_id in provider.find_tagged({"keymgmt:state_id": state_id,
-                                            "keymgmt:mount": mount.path, "keymgmt:kms": kms}):
-            if key_id in ids:
-                continue
-            description = provider.describe_key(key_id)
-            if description is None or description.state in PENDING_DELETION:
-                continue  # already on its way out
-            drift.append({"path": f"{mount.path}kms/{kms}", "version": None, "region": provider.region,
-                          "key_id": key_id, "problem": f"stray key tagged as ours that the state does not "
-                                                      f"know ({description.state})"})
-    return {"in_sync": not drift, "distributions": len(dists), "kms_keys": kms_keys, "drift": drift}
+        if (mount.uuid, kms) in unchecked:
+            continue
+        try:
+            _strays(engine, connect(mount, kms), mount, kms, state_id, known, drift)
+        except ProviderError as error:
+            could_not_check(mount, kms, error)
+    # in sync only when every provider was asked and nothing drifted
+    return {"in_sync": not drift and not unchecked, "distributions": len(dists), "kms_keys": kms_keys,
+            "drift": drift, "unchecked": list(unchecked.values())}
+
+
+def _strays(engine: Engine, provider: Any, mount: Mount, kms: str, state_id: str,
+            known: dict[tuple[str, str], set[str]], drift: list[dict[str, Any]]) -> None:
+    """Keys tagged with this state's id, mount and provider that the state does not know."""
+    ids = known.get((mount.uuid, kms), set())
+    # tag:GetResources where allowed, else a concurrent listing (provider.tag_search_note)
+    for key_id in provider.find_tagged({"keymgmt:state_id": state_id,
+                                        "keymgmt:mount": mount.path, "keymgmt:kms": kms}):
+        if key_id in ids:
+            continue
+        description = provider.describe_key(key_id)
+        if description is None or description.state in PENDING_DELETION:
+            continue  # already on its way out
+        drift.append({"path": f"{mount.path}kms/{kms}", "version": None, "region": provider.region,
+                      "key_id": key_id, "problem": f"stray key tagged as ours that the state does not "
+                                                  f"know ({description.state})"})
 
 
 def _check_key(provider: Any, key: dict[str, Any], dist: dict[str, Any], v: int, key_id: str,

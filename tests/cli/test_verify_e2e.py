@@ -44,3 +44,23 @@ def test_verify_in_sync_then_names_drift(cli_environ, kms):
         (key_id, "is Disabled, expected Enabled (min_enabled_version 0)")]
     table = km("verify", "keymgmt/kms/e/key/v")
     assert table.returncode == 2 and f"DRIFT  keymgmt/kms/e/key/v v1  us-west-2  {key_id}: is Disabled" in table.stdout
+
+
+def test_an_unreachable_provider_exits_3_and_the_others_are_checked(cli_environ, kms):
+    environ = dict(cli_environ, AWS_MAX_ATTEMPTS="1")
+
+    def km(*args):
+        return subprocess.run([sys.executable, "-m", "keymgmt_cli", *args], env=environ,
+                              capture_output=True, text=True, timeout=120)
+
+    for name, endpoint in (("near", kms.endpoint_url), ("gone", "http://127.0.0.1:9")):
+        assert km("write", f"keymgmt/kms/{name}", "provider=awskms", "key_collection=us-west-2",
+                  "credentials=access_key=AKIAVERIFY", "credentials=secret_key=verify-secret",
+                  f"credentials=endpoint={endpoint}").returncode == 0
+    assert km("write", "keymgmt/key/v", "type=aes256-gcm96").returncode == 0
+    assert km("write", "keymgmt/kms/near/key/v", "purpose=encrypt,decrypt").returncode == 0
+    result = km("verify")
+    assert result.returncode == 3, (result.stdout, result.stderr)
+    assert "UNCHECKED  keymgmt/kms/gone  us-west-2: could not check: " in result.stdout
+    assert result.stdout.strip().endswith("no drift found, 1 provider(s) could not be checked")
+    assert "verify-secret" not in result.stdout + result.stderr

@@ -39,7 +39,7 @@ def problems(eng, path=None):
 
 def test_in_sync_after_a_clean_distribution(eng):
     result = verify(eng)
-    assert result == {"in_sync": True, "distributions": 1, "kms_keys": 2, "drift": []}
+    assert result == {"in_sync": True, "distributions": 1, "kms_keys": 2, "drift": [], "unchecked": []}
 
 
 def test_disabled_key_is_drift(eng, kms):
@@ -104,3 +104,27 @@ def test_verify_paths(eng):
         verify(eng, "keymgmt/key/nope")
     with pytest.raises(UnsupportedPath):
         verify(eng, "keymgmt/key/k/rotate")
+
+
+def test_a_provider_that_cannot_be_asked_is_named_and_the_others_are_still_checked(eng, world, kms):
+    """Issue 16 item 1: one unreachable provider (here every call refused in eu-west-1) no longer
+    stops verify; it is reported as unchecked with its cause, and drift elsewhere is still found."""
+    eng.handle(Request("write", "keymgmt/kms/far", {"provider": "awskms", "key_collection": "eu-west-1"}))
+    eng.handle(Request("write", "keymgmt/kms/far/key/k", {"purpose": "sign,verify"}))
+    kms.disable_key(versions(eng)["2"])  # drift in the provider that can be asked
+    for op in ("DescribeKey", "ListResourceTags", "ListKeys", "GetPublicKey", "ListAliases"):
+        world.fail_next(op, "UnrecognizedClientException", count=50, region="eu-west-1")
+    result = verify(eng)
+    assert result["in_sync"] is False
+    assert [(d["path"], d["version"]) for d in result["drift"]] == [("keymgmt/kms/aws1/key/k", 2)]
+    [unchecked] = result["unchecked"]
+    assert (unchecked["path"], unchecked["region"]) == ("keymgmt/kms/far", "eu-west-1")
+    assert "UnrecognizedClientException" in unchecked["cause"]
+
+
+def test_unchecked_alone_is_not_in_sync(eng, world):
+    eng.handle(Request("write", "keymgmt/kms/far", {"provider": "awskms", "key_collection": "eu-west-1"}))
+    eng.handle(Request("write", "keymgmt/kms/far/key/k", {"purpose": "sign,verify"}))
+    world.fail_next("DescribeKey", "UnrecognizedClientException", count=50, region="eu-west-1")
+    result = verify(eng)
+    assert result["drift"] == [] and result["in_sync"] is False and len(result["unchecked"]) == 1
