@@ -15,7 +15,8 @@ Specs implemented:
   comes first and is exactly k bytes long (k = modulus length in bytes).
 
 Every failure raises :class:`TransferError` with a one-line message that never contains key
-material.
+material. Just over 400 lines: the allowed-value tables and one small function per spec step,
+kept together so each step can be checked against the spec it cites.
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ Behaviour (reference sections 1.5, 2, 3 and 4):
   exponent 65537, or nothing is imported (``check_wrapping_key``);
 * keys tagged as ours are found with ``tag:GetResources`` where allowed, else by listing
   (``tagsearch``).
+
+Over 400 lines on purpose: one class with one method per KMS operation of the provider protocol,
+each next to its own tolerance for AWS's quirks, read beside its twin ``memory.py``.
 """
 
 from __future__ import annotations
