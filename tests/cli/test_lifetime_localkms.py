@@ -5,13 +5,12 @@ the key was suspended, decrypt again after renew or resume, under the same ARN a
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import boto3
 import pytest
 
 from keymgmt_cli.localkms import server
+from support.cli import km as run
 
 pytestmark = pytest.mark.emulator
 
@@ -27,8 +26,7 @@ def kms(monkeypatch):
 
 def _setup(cli_environ, kms):
     def km(*args):
-        result = subprocess.run([sys.executable, "-m", "keymgmt_cli", *args], env=cli_environ,
-                                capture_output=True, text=True, timeout=120)
+        result = run(cli_environ, *args)
         assert "Traceback" not in result.stderr
         return result
 

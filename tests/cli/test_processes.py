@@ -16,9 +16,7 @@ from conftest import ACCESS_KEY, SECRET_KEY, SESSION_TOKEN
 HEAVY = ("boto3", "botocore", "keyring", "cryptography", "click", "moto")
 
 
-def km(environ, *args, input=None):
-    return subprocess.run([sys.executable, "-m", "keymgmt_cli", *args], env=environ, input=input,
-                          capture_output=True, text=True, timeout=120)
+from support.cli import km  # noqa: E402
 
 
 def _forms(secret: bytes) -> list[bytes]:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import boto3
 import pytest
 
 from keymgmt_cli.localkms import server
+from support.cli import km as run
 
 pytestmark = pytest.mark.emulator
 
@@ -22,8 +21,7 @@ def kms():
 
 def test_verify_in_sync_then_names_drift(cli_environ, kms):
     def km(*args):
-        return subprocess.run([sys.executable, "-m", "keymgmt_cli", *args], env=cli_environ,
-                              capture_output=True, text=True, timeout=120)
+        return run(cli_environ, *args)
 
     assert km("write", "keymgmt/kms/e", "provider=awskms", "key_collection=us-west-2",
               "credentials=access_key=AKIAVERIFY", "credentials=secret_key=verify-secret",
@@ -50,8 +48,7 @@ def test_an_unreachable_provider_exits_3_and_the_others_are_checked(cli_environ,
     environ = dict(cli_environ, AWS_MAX_ATTEMPTS="1")
 
     def km(*args):
-        return subprocess.run([sys.executable, "-m", "keymgmt_cli", *args], env=environ,
-                              capture_output=True, text=True, timeout=120)
+        return run(environ, *args)
 
     for name, endpoint in (("near", kms.endpoint_url), ("gone", "http://127.0.0.1:9")):
         assert km("write", f"keymgmt/kms/{name}", "provider=awskms", "key_collection=us-west-2",

@@ -52,15 +52,7 @@ def team(aws, tmp_path, request, monkeypatch):
     return machines
 
 
-def km(env, *args, timeout=120):
-    """The real CLI in a subprocess, with the operator commands registered (see operator.py)."""
-    code = ("import sys\n"
-            "from keymgmt_cli.cli.main import cli\n"
-            "from keymgmt_cli.cli.operator import operator_group\n"
-            "cli.add_command(operator_group)\n"
-            "cli.main(args=sys.argv[1:], prog_name='keymgmt')\n")
-    return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+from support.cli import km  # noqa: E402
 
 
 def run_workers(tmp_path, specs):

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -68,9 +66,7 @@ def test_a_malformed_state_document_is_named(eng):
         eng.handle(Request("read", "keymgmt/key/k", {}))
 
 
-def _cli(env, *args):
-    return subprocess.run([sys.executable, "-m", "keymgmt_cli", *args], env=env, capture_output=True, text=True,
-                          timeout=60)
+from support.cli import km as _cli  # noqa: E402
 
 
 def test_fast_path_and_write_give_one_line_exit_1(cli_environ):

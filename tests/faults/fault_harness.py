@@ -61,9 +61,10 @@ def argv(*args: str, fast_backoff: bool = False) -> list[str]:
 
 def km(environ: dict[str, str], *args: str, input: str | bytes | None = None, timeout: float = 180,
        fast_backoff: bool = False) -> subprocess.CompletedProcess:
-    text = not isinstance(input, bytes)
-    return subprocess.run(argv(*args, fast_backoff=fast_backoff), env=environ, input=input,
-                          capture_output=True, text=text, timeout=timeout)
+    from support.cli import km as run
+
+    return run(environ, *args, input=input, timeout=timeout,
+               prefix=[sys.executable, "-c", FAST_BACKOFF] if fast_backoff else None)
 
 
 def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
