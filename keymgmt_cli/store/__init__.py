@@ -53,9 +53,16 @@ def _user_dir(environ: Mapping[str, str], xdg_var: str, linux_default: str, plat
 
 
 def state_home(environ: Mapping[str, str]) -> Path:
-    """``KEYMGMT_HOME`` if set (``~`` expanded, made absolute), else the user data dir."""
+    """``KEYMGMT_HOME`` if set (``~`` expanded, made absolute), else the user data dir.
+
+    ``KEYMGMT_HOME=""`` (or blanks) is an error, not "the default": a script whose variable
+    expanded to nothing must not silently act on another state.
+    """
     configured = environ.get(HOME_ENV)
-    if configured:
+    if configured is not None:
+        if not configured.strip():
+            raise StoreError(f"{HOME_ENV} is set but empty; set it to the state directory or unset it",
+                             hint="unset KEYMGMT_HOME to use the default state directory")
         return Path(os.path.abspath(os.path.expanduser(configured)))
     return _user_dir(environ, "XDG_DATA_HOME", "~/.local/share", "user_data_dir")
 

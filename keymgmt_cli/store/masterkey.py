@@ -36,6 +36,7 @@ from typing import Any
 
 from ..errors import StoreError
 from .filestore import FileStore, write_file_atomic
+from .private_dir import link_error, read_nofollow
 
 ENV_VAR = "KEYMGMT_MASTER_KEY"
 ENV_SOURCE = f"env:{ENV_VAR}"
@@ -197,11 +198,11 @@ class _Keyring:
 def _find_stored(home: Path, keyring: _Keyring) -> MasterKey | None:
     key_file = home / KEY_FILE
     try:
-        text = key_file.read_text(encoding="ascii")
+        text = read_nofollow(str(key_file)).decode("ascii")
     except FileNotFoundError:
         pass
     except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not base64 text"
+        reason = link_error(exc) if isinstance(exc, OSError) else "not base64 text"
         raise StoreError(f"cannot read master key file {key_file}: {reason}") from None
     else:
         key = _b64decode(text.strip())
@@ -242,11 +243,11 @@ def _create(home: Path, keyring: _Keyring, warn: Callable[[str], None]) -> Maste
 def _read_meta(home: Path) -> dict[str, Any] | None:
     path = home / SEAL_META
     try:
-        meta = json.loads(path.read_bytes())
-    except FileNotFoundError:
+        meta = json.loads(read_nofollow(str(path)))
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
-        raise StoreError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+        raise StoreError(f"cannot read {path}: {link_error(exc)}") from None
     except ValueError:
         meta = None
     if not isinstance(meta, dict) or not isinstance(meta.get("kcv"), str):
