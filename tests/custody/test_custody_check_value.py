@@ -114,16 +114,23 @@ def test_corrupt_check_value_is_an_error(sealed_state, kcv):
     assert _snapshot(home) == before
 
 
-def test_a_state_without_secrets_still_records_its_first_key(tmp_path):
-    """A mount table alone holds no secret: the first key to seal one is recorded, as before."""
+def test_an_authenticated_state_without_secrets_refuses_too(tmp_path):
+    """A mount table alone holds no sealed secret, but it is authenticated under the master key
+    (issue 9, item 3): that proves a key was in use, so a lost seal.json is not re-created."""
     home = tmp_path / "state"
-    key = _key()
-    proc = _run(_env(home, key), "secrets", "enable", "-path=other", "keymgmt")
+    proc = _run(_env(home, _key()), "secrets", "enable", "-path=other", "keymgmt")
     assert proc.returncode == 0, proc.stderr
-    (home / "seal.json").unlink(missing_ok=True)
-    proc = _run(_env(home, key), "write", "keymgmt/key/k1", "type=aes256-gcm96")
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads((home / "seal.json").read_text())["kcv"] == key_check_value(base64.b64decode(key))
+    (home / "seal.json").unlink()
+    proc = _run(_env(home, _key()), "write", "keymgmt/key/k1", "type=aes256-gcm96")
+    assert proc.returncode == 1 and "seal.json is missing" in proc.stderr, proc.stderr
+
+
+def test_an_empty_state_records_its_first_key(tmp_path):
+    home = tmp_path / "state"
+    home.mkdir(mode=0o700)
+    key = base64.b64decode(_key())
+    load_master_key(home, {"KEYMGMT_MASTER_KEY": base64.b64encode(key).decode()}, create=True)
+    assert json.loads((home / "seal.json").read_text())["kcv"] == key_check_value(key)
 
 
 # -- the shared seal record (meta/seal) ----------------------------------------------------------

@@ -340,7 +340,8 @@ def test_lock_files_stay_and_are_named_safely(tmp_path):
 
 def test_open_store_uses_keymgmt_home(tmp_path, monkeypatch):
     store = open_store({"KEYMGMT_HOME": str(tmp_path / "h")})
-    assert isinstance(store, FileStore) and store.home == tmp_path / "h"
+    # an AuthStore around the FileStore (issue 9: every document authenticated)
+    assert isinstance(store.inner, FileStore) and store.home == tmp_path / "h"
     monkeypatch.chdir(tmp_path)
     assert open_store({"KEYMGMT_HOME": "rel"}).home == tmp_path / "rel"
     monkeypatch.setenv("HOME", str(tmp_path))
