@@ -76,7 +76,8 @@ def open_store(environ: Mapping[str, str]) -> Any:
     The wrapper's key: the master key when it is cheap to have (``cheap_auth_key``: the
     ``KEYMGMT_MASTER_KEY`` of a local or env-sealed state, or ``master.key``), so the fast
     ``read``/``list`` verify MACs then; ``open_secret_box(store=...)`` makes it the secret box's
-    master key, so every command with a box (all but the fast path) verifies every document.
+    master key, which every command with a box (all but the fast path) loads before its first
+    change, verifying every document read until then (``AuthStore.require_key``).
     Nothing is created on disk (or in AWS) until the first write.
     """
     url = setting(environ, "storage")
@@ -112,7 +113,8 @@ def cheap_auth_key(store: Any, environ: Mapping[str, str]) -> bytes | None:
 
     if value is None and not os.path.lexists(store.home / KEY_FILE):
         return None  # the OS keyring: not cheap
-    return derive_auth_key(load_master_key(store.home, environ, create=False).key)
+    # create=True never makes a key here (one was found); it records the check value of a new state
+    return derive_auth_key(load_master_key(store.home, environ, create=True).key)
 
 
 def config_path(environ: Mapping[str, str]) -> Path:
@@ -258,7 +260,7 @@ def open_secret_box(home: Path, environ: Mapping[str, str], *, keyring_backend: 
 
     box = SecretBox(load)
     if isinstance(store, AuthStore):
-        store.use_key_source(box.auth_key)  # every document verified under the box's master key
+        store.require_key(box.auth_key)  # before any change, every document read is verified
     return box
 
 

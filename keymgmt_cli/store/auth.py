@@ -108,8 +108,11 @@ class AuthStore:
                  state_id: str | None = None, legacy: bool = False):
         self.inner = inner
         self._key_source = key_source
+        self._required_source: Callable[[], bytes] | None = None
         self._key: bytes | None = None
         self._key_loaded = False
+        self._cheap_tried = False
+        self._pending: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
         self._bound_state = state_id
         self._state_id: str | None = None
         self._seen: dict[str, int] = {}  # doc id -> revision read or written
@@ -126,18 +129,35 @@ class AuthStore:
     def __repr__(self) -> str:
         return f"AuthStore({self.inner!r})"
 
-    def use_key_source(self, key_source: Callable[[], bytes | None]) -> None:
-        """Take the key from ``key_source`` from now on (the CLI's secret box, once it exists)."""
-        if not self._key_loaded:
-            self._key_source = key_source
+    def require_key(self, key_source: Callable[[], bytes]) -> None:
+        """Before any change (``put``, ``delete``, ``lock``) load the key from ``key_source`` (the
+        CLI's secret box) if the cheap one gave none, and verify every document read so far.
 
-    def _auth_key(self) -> bytes | None:
-        if not self._key_loaded:
-            key = self._key_source()
-            if key is not None and len(key) != 32:
-                raise ValueError("the auth key must be 32 bytes")
-            self._key, self._key_loaded = key, True
+        Reads alone then cost no keyring lookup or KMS call, and what the engine acts on is
+        verified before it takes its first lock: every change it makes happens under a lock."""
+        self._required_source = key_source
+
+    def _auth_key(self, need: bool = False) -> bytes | None:
+        if not self._key_loaded and not self._cheap_tried:
+            self._cheap_tried = True
+            self._set_key(self._key_source())
+        if not self._key_loaded and need and self._required_source is not None:
+            self._set_key(self._required_source())
         return self._key
+
+    def _set_key(self, key: bytes | None) -> None:
+        if key is None:
+            return
+        if len(key) != 32:
+            raise ValueError("the auth key must be 32 bytes")
+        self._key, self._key_loaded = key, True
+        pending, self._pending = self._pending, []
+        for doc_id, tag, body in pending:  # read before the key was at hand: check them now
+            self._verify(doc_id, dict(body, **{AUTH_FIELD: tag}))
+
+    def _before_change(self) -> bytes | None:
+        key = self._auth_key(need=True)
+        return key
 
     # -- state id ----------------------------------------------------------------------------
     def current_state_id(self) -> str:
@@ -176,6 +196,8 @@ class AuthStore:
             raise StoreError(f"{where} has a malformed {AUTH_FIELD} tag", hint=_TAMPERED_HINT)
         rev, mac = parsed
         key = self._auth_key()
+        if key is None and self._required_source is not None:
+            self._pending.append((doc_id, {"v": 1, "rev": rev, "mac": mac}, json.loads(json.dumps(doc))))
         if key is not None:
             state_id = self._doc_state_id(doc_id, doc)
             try:
@@ -207,7 +229,7 @@ class AuthStore:
             raise TypeError(f"a document must be a dict, not {type(doc).__name__}")
         if AUTH_FIELD in doc:
             raise ValueError(f"{AUTH_FIELD} is reserved for the store")
-        key = self._auth_key()
+        key = self._before_change()
         if key is None:
             raise StoreError(f"cannot write state document {doc_id}: no master key to "
                              "authenticate it")
@@ -225,16 +247,19 @@ class AuthStore:
     def delete(self, doc_id: str) -> bool:
         # The revision record keeps the document's last revision: a copy put back later is older
         # than the next one written under that id.
+        self._before_change()
         self._seen.pop(doc_id, None)
         return self.inner.delete(doc_id)
 
     def delete_collection(self, collection: str) -> None:
+        self._before_change()
         prefix = collection + "/"
         for doc_id in [d for d in self._seen if d.startswith(prefix)]:
             del self._seen[doc_id]
         self.inner.delete_collection(collection)
 
     def lock(self, name: str, timeout: float = 60.0) -> AbstractContextManager[None]:
+        self._before_change()
         return self.inner.lock(name, timeout)
 
     # -- revision records --------------------------------------------------------------------
@@ -333,3 +358,8 @@ def document_ids(store: Any) -> Iterator[str]:
                     continue  # seal.json and other files of the store itself
                 found.append(doc_id)
     yield from sorted(found)
+
+
+def authenticated(store: Any, box: Any, *, state_id: str | None = None) -> AuthStore:  # noqa: D401
+    """``store`` wrapped so that its documents are verified (and written) under ``box``'s master key."""
+    return AuthStore(store, box.auth_key, state_id=state_id)
