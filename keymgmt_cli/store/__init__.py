@@ -11,6 +11,11 @@ Backends: the local directory (default), or a DynamoDB table shared by a team, c
 ``{"storage": "dynamodb://keymgmt?region=eu-west-1", "seal": "awskms://alias/keymgmt?region=eu-west-1"}``).
 The environment wins over the file. ``KEYMGMT_SEAL`` (or ``"seal"``) seals the master key with
 AWS KMS (``kmsseal.py``). botocore is imported only when one of those is in use.
+
+Custody: ``open_store`` wraps every backend in ``auth.AuthStore`` (each document MAC'd under a
+key derived from the master key, bound to its id and the state id, with revisions against
+rollback); ``private_dir.py`` keeps the local directory private (no symlinks, no foreign or
+writable directories); ``upgrade.py`` authenticates a state written before MACs, on request.
 """
 
 from __future__ import annotations
