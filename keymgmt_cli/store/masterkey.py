@@ -32,10 +32,12 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # typing and dataclasses cost milliseconds: the read path imports this module
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
 from ..errors import StoreError
 from .filestore import FileStore, write_file_atomic
@@ -51,11 +53,24 @@ _GENERATE_HINT = ("generate one with: python3 -c 'import base64,os; "
                   "print(base64.b64encode(os.urandom(32)).decode())'")
 
 
-@dataclass
 class MasterKey:
-    key: bytes = field(repr=False)
-    #: "env:KEYMGMT_MASTER_KEY" | "keyring:<backend name>" | "file:<path>"
-    source: str
+    """A master key and where it came from. Its repr never shows the key."""
+
+    __slots__ = ("key", "source")
+
+    def __init__(self, key: bytes, source: str):
+        self.key = key
+        #: "env:KEYMGMT_MASTER_KEY" | "keyring:<backend name>" | "file:<path>"
+        self.source = source
+
+    def __repr__(self) -> str:
+        return f"MasterKey(source={self.source!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, MasterKey) and hmac.compare_digest(self.key, other.key)
+                and self.source == other.source)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
 
     @property
     def kcv(self) -> str:
