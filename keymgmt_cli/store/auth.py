@@ -299,7 +299,9 @@ class AuthStore:
             return
         for attempt in range(8):
             try:
-                self._write_record(record_id, doc_id, rev)
+                # first from what this process last read or wrote (DynamoStore's conditional put
+                # refuses it if another runner changed the record since): one GetItem fewer
+                self._write_record(record_id, doc_id, rev, cached=attempt == 0)
                 return
             except StoreError as exc:
                 # only DynamoStore's ConcurrentUpdate (another runner wrote the record) is retried
@@ -310,8 +312,11 @@ class AuthStore:
                 if forget is not None:
                     forget(record_id)
 
-    def _write_record(self, record_id: str, doc_id: str, rev: int) -> None:
-        revs = self._read_record(record_id)
+    def _write_record(self, record_id: str, doc_id: str, rev: int, cached: bool = False) -> None:
+        if cached and record_id in self._floors and record_id in self._seen:
+            revs = dict(self._floors[record_id])
+        else:
+            revs = self._read_record(record_id)
         if revs.get(doc_id, 0) >= rev:
             self._floors[record_id] = revs
             return
