@@ -136,6 +136,7 @@ def migrate_cmd(obj: Any, source: str, target: str, from_seal: str | None, to_se
     from keymgmt_cli.store import open_store_url
     from keymgmt_cli.store.migrate import (check_migration, existing_box, migrate_state, source_box,
                                            target_box, verify_migration)
+    from keymgmt_cli.store.auth import authenticated
 
     environ = _environ(obj)
     src = open_store_url(source, environ)
@@ -143,16 +144,38 @@ def migrate_cmd(obj: Any, source: str, target: str, from_seal: str | None, to_se
     if src.location == dst.location:
         raise PreconditionFailed(f"source and target are the same state ({src.location})")
     src_box = source_box(src, environ, from_seal)
+    src = authenticated(src, src_box)  # every source document verified before it is copied
     if verify_only:
-        docs, secrets = verify_migration(src, dst, src_box, existing_box(dst, environ))
+        dst_box = existing_box(dst, environ)
+        docs, secrets = verify_migration(src, authenticated(dst, dst_box), src_box, dst_box)
         click.echo(f"Success! {dst.location} holds the {docs} documents of {src.location}; "
                    f"all {secrets} secrets unseal.")
         return
     check_migration(src, dst)
     dst_box = target_box(dst, environ, to_seal)
+    dst = authenticated(dst, dst_box, state_id=src.current_state_id())  # state document comes last
     docs, secrets = migrate_state(src, dst, src_box, dst_box, progress=_progress)
     click.echo(f"Success! Migrated {docs} documents ({secrets} secrets re-sealed under "
                f"{dst_box.source}) from {src.location} to {dst.location}; verified.")
+
+
+@operator_group.command("upgrade", context_settings=CONTEXT)
+@click.pass_obj
+def upgrade_cmd(obj: Any) -> None:
+    """Authenticate, once, a state last written by a keymgmt without document MACs.
+
+    Refuses a key it cannot prove and a state that looks upgraded already (see store/upgrade.py).
+
+    \b
+    Example:
+      keymgmt operator upgrade
+    """
+    from keymgmt_cli.store import open_secret_box, open_store
+    from keymgmt_cli.store.upgrade import upgrade_state
+
+    environ = _environ(obj)
+    store = open_store(environ)
+    click.echo(upgrade_state(store.inner, open_secret_box(store.home, environ, store=store.inner)))
 
 
 def _progress(message: str) -> None:

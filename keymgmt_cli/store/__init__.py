@@ -11,6 +11,11 @@ Backends: the local directory (default), or a DynamoDB table shared by a team, c
 ``{"storage": "dynamodb://keymgmt?region=eu-west-1", "seal": "awskms://alias/keymgmt?region=eu-west-1"}``).
 The environment wins over the file. ``KEYMGMT_SEAL`` (or ``"seal"``) seals the master key with
 AWS KMS (``kmsseal.py``). botocore is imported only when one of those is in use.
+
+Custody: ``open_store`` wraps every backend in ``auth.AuthStore`` (each document MAC'd under a
+key derived from the master key, bound to its id and the state id, with revisions against
+rollback); ``private_dir.py`` keeps the local directory private (no symlinks, no foreign or
+writable directories); ``upgrade.py`` authenticates a state written before MACs, on request.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import sys
 from pathlib import Path
 
 from ..errors import StoreError
+from .auth import AuthStore
 from .filestore import FileStore
 
 TYPE_CHECKING = False  # typing costs milliseconds on the read path
@@ -30,13 +36,14 @@ if TYPE_CHECKING:
     from .masterkey import MasterKey
     from .seal import Sealer
 
-__all__ = ["FileStore", "SecretBox", "describe_master_key", "open_secret_box", "open_store",
+__all__ = ["AuthStore", "FileStore", "SecretBox", "describe_master_key", "open_secret_box", "open_store",
            "open_store_url", "setting", "state_home"]
 
 HOME_ENV = "KEYMGMT_HOME"
 STORAGE_ENV = "KEYMGMT_STORAGE"
 SEAL_ENV = "KEYMGMT_SEAL"
 CONFIG_ENV = "KEYMGMT_CONFIG"
+ENV_VAR = "KEYMGMT_MASTER_KEY"  # masterkey.ENV_VAR
 _SETTINGS = {"storage": STORAGE_ENV, "seal": SEAL_ENV}
 
 
@@ -53,22 +60,66 @@ def _user_dir(environ: Mapping[str, str], xdg_var: str, linux_default: str, plat
 
 
 def state_home(environ: Mapping[str, str]) -> Path:
-    """``KEYMGMT_HOME`` if set (``~`` expanded, made absolute), else the user data dir."""
+    """``KEYMGMT_HOME`` if set (``~`` expanded, made absolute), else the user data dir.
+
+    ``KEYMGMT_HOME=""`` (or blanks) is an error, not "the default": a script whose variable
+    expanded to nothing must not silently act on another state.
+    """
     configured = environ.get(HOME_ENV)
-    if configured:
+    if configured is not None:
+        if not configured.strip():
+            raise StoreError(f"{HOME_ENV} is set but empty; set it to the state directory or unset it",
+                             hint="unset KEYMGMT_HOME to use the default state directory")
         return Path(os.path.abspath(os.path.expanduser(configured)))
     return _user_dir(environ, "XDG_DATA_HOME", "~/.local/share", "user_data_dir")
 
 
 def open_store(environ: Mapping[str, str]) -> Any:
-    """The configured store (``KEYMGMT_STORAGE``/config), by default the local directory.
+    """The configured store (``KEYMGMT_STORAGE``/config), by default the local directory,
+    wrapped in ``AuthStore`` so that every document is authenticated (``auth.py``).
 
+    The wrapper's key: the master key when it is cheap to have (``cheap_auth_key``: the
+    ``KEYMGMT_MASTER_KEY`` of a local or env-sealed state, or ``master.key``), so the fast
+    ``read``/``list`` verify MACs then; ``open_secret_box(store=...)`` makes it the secret box's
+    master key, which every command with a box (all but the fast path) loads before its first
+    change, verifying every document read until then (``AuthStore.require_key``).
     Nothing is created on disk (or in AWS) until the first write.
     """
     url = setting(environ, "storage")
-    if not url:
-        return FileStore(state_home(environ))
-    return open_store_url(url, environ)
+    inner = FileStore(state_home(environ)) if not url else open_store_url(url, environ)
+    return AuthStore(inner, lambda: cheap_auth_key(inner, environ))
+
+
+def cheap_auth_key(store: Any, environ: Mapping[str, str]) -> bytes | None:
+    """The auth key when the master key costs no keyring lookup and no KMS call, else None.
+
+    Cheap: ``KEYMGMT_MASTER_KEY`` for a local state or a shared state sealed with it (checked
+    against the recorded check value), or the local ``master.key`` file. A wrong key is the
+    usual "does not match" error.
+    """
+    from .auth import derive_auth_key
+
+    value = environ.get(ENV_VAR)
+    if setting(environ, "seal") or store.backend not in ("file", "memory") or _has_seal_record(store):
+        record = store.get(SEAL_RECORD)
+        if value is None or record is None or record.get("kind") != "env":
+            return None
+        from .masterkey import ENV_SOURCE, MasterKey, _parse_env_key
+
+        master = MasterKey(_parse_env_key(value), ENV_SOURCE)
+        import hmac
+
+        if not hmac.compare_digest(str(record.get("kcv", "")), master.kcv):
+            raise StoreError(f"master key from {ENV_SOURCE} does not match the one that sealed "
+                             f"the state in {store.location} (kcv {master.kcv}, expected "
+                             f"{record.get('kcv')})", hint="use the key the state was initialised with")
+        return derive_auth_key(master.key)
+    from .masterkey import KEY_FILE, load_master_key
+
+    if value is None and not os.path.lexists(store.home / KEY_FILE):
+        return None  # the OS keyring: not cheap
+    # create=True never makes a key here (one was found); it records the check value of a new state
+    return derive_auth_key(load_master_key(store.home, environ, create=True).key)
 
 
 def config_path(environ: Mapping[str, str]) -> Path:
@@ -151,21 +202,29 @@ class SecretBox:
         state = self._master.source if self._master else "not loaded"
         return f"SecretBox({state})"
 
+    def _load_master(self) -> MasterKey:
+        if self._master is None:
+            self._master = self._loader()
+        return self._master
+
     def _load(self) -> Sealer:
         if self._sealer is None:
             from .seal import Sealer
 
-            master = self._loader()
-            self._sealer = Sealer(master.key)
-            self._master = master
+            self._sealer = Sealer(self._load_master().key)
         return self._sealer
 
     @property
     def source(self) -> str:
         """Where the master key came from ("env:...", "keyring:...", "file:...")."""
-        self._load()
-        assert self._master is not None
-        return self._master.source
+        return self._load_master().source
+
+    def auth_key(self) -> bytes:
+        """The document authentication key derived from the master key (``auth.py``); loads the
+        master key but not ``cryptography``."""
+        from .auth import derive_auth_key
+
+        return derive_auth_key(self._load_master().key)
 
     def seal(self, plaintext: bytes, aad: str) -> str:
         return self._load().seal(plaintext, aad)
@@ -185,10 +244,13 @@ def open_secret_box(home: Path, environ: Mapping[str, str], *, keyring_backend: 
     the configured one for DynamoDB, ``FileStore(home)`` otherwise).
     """
 
+    raw = store.inner if isinstance(store, AuthStore) else store  # the seal record is read raw
+
     def load() -> MasterKey:
-        target = store
+        target = raw
         if target is None:
-            target = open_store(environ) if setting(environ, "storage") else FileStore(home)
+            url = setting(environ, "storage")
+            target = open_store_url(url, environ) if url else FileStore(home)
         seal_url = setting(environ, "seal")
         if seal_url or target.backend not in ("file", "memory") or _has_seal_record(target):
             from .kmsseal import load_shared_master_key
@@ -201,7 +263,10 @@ def open_secret_box(home: Path, environ: Mapping[str, str], *, keyring_backend: 
             kwargs["warn"] = warn
         return load_master_key(home, environ, create=True, **kwargs)
 
-    return SecretBox(load)
+    box = SecretBox(load)
+    if isinstance(store, AuthStore):
+        store.require_key(box.auth_key)  # before any change, every document read is verified
+    return box
 
 
 SEAL_RECORD = "meta/seal"  # kmsseal.SEAL_DOC, without importing botocore

@@ -9,6 +9,11 @@ document with ``os.replace`` (atomic on POSIX: readers see the old or the new fi
 mix) and the directory is fsynced so the rename survives a power cut. Directories are 0700 and
 files 0600, set with chmod after creation so that the umask can neither widen nor narrow them.
 
+Custody (``private_dir.py``): the directory must be the user's own and writable by nobody else
+(not a symlink; its parents owned by the user or root, writable only by them unless sticky), or
+every operation is refused with one line; missing directories are created 0700 whatever the
+umask; documents and lock files are opened with ``O_NOFOLLOW`` and checked with ``fstat``.
+
 Locks are ``flock`` on ``<home>/.locks/<name>.lock``. flock belongs to the open file
 description, so two ``open`` calls in the same process exclude each other as well: the lock
 works across processes *and* threads. Lock files are never removed (removing one races with a
@@ -33,6 +38,7 @@ if TYPE_CHECKING:
 
 from ..errors import StoreError
 from .base import SEGMENT_RE, check_store_id, encode_document, lock_busy_error
+from .private_dir import check_home, link_error, open_dir_nofollow, open_nofollow, read_nofollow, tighten
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -70,29 +76,27 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
 def ensure_dir(path: str, private_root: str) -> None:
     """Create ``path`` and its missing parents.
 
-    Directories at or below ``private_root`` get exactly 0700; parents above it (for example
-    ``~/.local/share``) get the usual mode. Each parent that gains an entry is fsynced.
+    Every directory created gets exactly 0700, whatever the umask, parents above
+    ``private_root`` (for example ``~/.local/share``) included, as ``ssh`` does for ``~/.ssh``.
+    An existing symlink where a directory should be is refused. Each parent that gains an entry
+    is fsynced.
     """
     try:
         os.mkdir(path, DIR_MODE)
     except FileExistsError:
-        if not os.path.isdir(path):
-            raise NotADirectoryError(20, "exists and is not a directory", path) from None
+        if os.path.islink(path) or not os.path.isdir(path):
+            raise NotADirectoryError(20, "exists and is not a directory (or is a symlink)", path) from None
         return
     except FileNotFoundError:
         parent = os.path.dirname(path)
         if parent == path:
             raise
-        if os.path.commonpath([path, private_root]) == private_root and path != private_root:
-            ensure_dir(parent, private_root)
-        else:
-            os.makedirs(parent, exist_ok=True)
+        ensure_dir(parent, private_root)
         try:
             os.mkdir(path, DIR_MODE)
         except FileExistsError:  # another process made it meanwhile
             return
-    if os.path.commonpath([path, private_root]) == private_root:
-        os.chmod(path, DIR_MODE)
+    os.chmod(path, DIR_MODE, follow_symlinks=False)  # the umask may have narrowed or widened it
     fsync_dir(os.path.dirname(path))
 
 
@@ -164,6 +168,19 @@ class FileStore:
         self.home = Path(os.path.abspath(os.fspath(home)))
         self._root = str(self.home)
         self.location = self._root
+        self._checked = False  # the directory passed check_home (once per instance)
+        self._tightened = False
+
+    def _check(self, writing: bool = False) -> None:
+        """Refuse an unsafe state directory (``private_dir.check_home``); on a write, make it 0700."""
+        if not self._checked:
+            exists = check_home(self._root)
+            self._checked = exists
+            if not exists:
+                return
+        if writing and not self._tightened:
+            tighten(self._root)
+            self._tightened = True
 
     def __repr__(self) -> str:
         return f"FileStore({self._root!r})"
@@ -185,17 +202,18 @@ class FileStore:
 
     def get(self, doc_id: str) -> dict[str, Any] | None:
         path = self._doc_path(doc_id)
+        self._check()
         try:
-            with open(path, "rb") as f:
-                raw = f.read()
+            raw = read_nofollow(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as e:
-            raise StoreError(f"cannot read state document {path}: {_why(e)}") from None
+            raise StoreError(f"cannot read state document {path}: {link_error(e)}") from None
         return decode_document(raw, path)
 
     def list(self, collection: str) -> list[str]:
         directory = self._dir_path(check_store_id(collection))
+        self._check()
         names = []
         try:
             with os.scandir(directory) as entries:
@@ -214,6 +232,7 @@ class FileStore:
     def put(self, doc_id: str, doc: dict[str, Any]) -> None:
         path = self._doc_path(doc_id)
         data = encode_document(doc)
+        self._check(writing=True)
         try:
             write_file_atomic(path, data, self._root)
         except OSError as e:
@@ -221,6 +240,7 @@ class FileStore:
 
     def delete(self, doc_id: str) -> bool:
         path = self._doc_path(doc_id)
+        self._check(writing=True)
         try:
             os.unlink(path)
             fsync_dir(os.path.dirname(path))
@@ -233,6 +253,7 @@ class FileStore:
     def delete_collection(self, collection: str) -> None:
         """Rename the directory away first (atomic), then remove it: readers see all or nothing."""
         directory = self._dir_path(check_store_id(collection))
+        self._check(writing=True)
         parent = os.path.dirname(directory)
         doomed = os.path.join(parent, f"{_DOOMED_PREFIX}{os.urandom(6).hex()}")
         try:
@@ -254,6 +275,7 @@ class FileStore:
     @contextmanager
     def lock(self, name: str, timeout: float = 60.0) -> Iterator[None]:
         path = os.path.join(self._root, LOCK_DIR, lock_file_name(name))
+        self._check(writing=True)
         fd = self._open_lock_file(path)
         try:
             deadline = time.monotonic() + timeout
@@ -281,15 +303,20 @@ class FileStore:
             os.close(fd)  # releases the flock
 
     def _open_lock_file(self, path: str) -> int:
-        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+        flags = os.O_RDWR | os.O_CREAT
+        directory = os.path.dirname(path)
         try:
             try:
-                fd = os.open(path, flags, FILE_MODE)
+                dir_fd = open_dir_nofollow(directory)  # .locks itself must not be a symlink
             except FileNotFoundError:
-                ensure_dir(os.path.dirname(path), self._root)
-                fd = os.open(path, flags, FILE_MODE)
+                ensure_dir(directory, self._root)
+                dir_fd = open_dir_nofollow(directory)
+            try:
+                fd = open_nofollow(os.path.basename(path), flags, FILE_MODE, dir_fd=dir_fd)
+            finally:
+                os.close(dir_fd)
         except OSError as e:
-            raise StoreError(f"cannot open lock file {path}: {_why(e)}") from None
+            raise StoreError(f"cannot open lock file {path}: {link_error(e)}") from None
         try:
             os.fchmod(fd, FILE_MODE)
         except OSError:

@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ProviderError, StoreError
-from .masterkey import ENV_SOURCE, ENV_VAR, MasterKey, _parse_env_key, key_check_value
+from .masterkey import ENV_SOURCE, ENV_VAR, MasterKey, _is_kcv, _parse_env_key, key_check_value
 
 SEAL_DOC = "meta/seal"
 SEAL_ENV = "KEYMGMT_SEAL"
@@ -164,10 +164,16 @@ def _translate(failure: Any, key: str) -> ProviderError:
 
 
 def read_record(store: Any) -> dict[str, Any] | None:
+    """The seal record, or None. A record without a well-formed check value is corrupt: the
+    check value is what proves a master key, so it is never re-created for an existing record."""
     record = store.get(SEAL_DOC)
     if record is not None and record.get("kind") not in ("awskms", "env"):
         raise StoreError(f"the seal record {SEAL_DOC} in {store.location} is corrupt "
                          f"(kind {record.get('kind')!r})", hint="restore it from a backup")
+    if record is not None and not _is_kcv(record.get("kcv")):
+        raise StoreError(f"the seal record {SEAL_DOC} in {store.location} is corrupt (its key "
+                         "check value is missing or malformed); refusing a master key it "
+                         "cannot prove", hint="restore it from a backup (it holds no secret)")
     return record
 
 
@@ -197,6 +203,10 @@ def load_shared_master_key(store: Any, environ: Mapping[str, str], seal_url: str
                              "'keymgmt operator init'",
                              hint="the OS keyring and key files are per machine: a team "
                                   "cannot share them")
+        if store.get("state") is not None:
+            raise StoreError(f"the state in {store.location} holds data but its seal record "
+                             f"({SEAL_DOC}) is missing; refusing a master key it cannot prove",
+                             hint=f"restore {SEAL_DOC} from a backup (it holds no secret)")
         raise StoreError(f"the state in {store.location} has no seal yet; run "
                          "'keymgmt operator init'")
     if record["kind"] == "env":
@@ -251,6 +261,11 @@ def _init_locked(store: Any, environ: Mapping[str, str], seal_url: str | None,
     from .dynamostore import SharedStateError  # the conditional put's conflict
 
     existing = read_record(store)
+    if existing is None and store.get("state") is not None:
+        # a state whose seal record is gone: a new seal would leave it sealed under two keys
+        raise StoreError(f"the state in {store.location} holds data but has no seal record "
+                         f"({SEAL_DOC}); refusing to create a new seal for it",
+                         hint=f"restore {SEAL_DOC} from a backup (it holds no secret)")
     if existing is None:
         if seal_url:
             spec = parse_seal_url(seal_url)

@@ -14,7 +14,10 @@ keyring is usable, into ``<home>/master.key`` (0600) with a one-time warning.
 ``<home>/seal.json`` (not secret) records which source created the key and its key check value
 (KCV, ``HMAC-SHA256(key, "keymgmt-kcv")``, first 8 bytes in hex). Every load compares the
 KCV, so a different key fails with a clear error instead of "tampered state" on every secret,
-and a lost key is reported as lost rather than silently replaced by a new one.
+and a lost key is reported as lost rather than silently replaced by a new one. A missing
+``seal.json`` is recorded afresh only while the state holds no sealed secret and no
+authenticated document; otherwise it is an error (restore it from a backup), so nobody can
+swap the key by deleting the check value. A corrupt one is always an error.
 
 Standard library only: no ``cryptography``; ``keyring`` is imported only when it is consulted.
 """
@@ -29,13 +32,16 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # typing and dataclasses cost milliseconds: the read path imports this module
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
 from ..errors import StoreError
 from .filestore import FileStore, write_file_atomic
+from .private_dir import link_error, read_nofollow
 
 ENV_VAR = "KEYMGMT_MASTER_KEY"
 ENV_SOURCE = f"env:{ENV_VAR}"
@@ -47,11 +53,24 @@ _GENERATE_HINT = ("generate one with: python3 -c 'import base64,os; "
                   "print(base64.b64encode(os.urandom(32)).decode())'")
 
 
-@dataclass
 class MasterKey:
-    key: bytes = field(repr=False)
-    #: "env:KEYMGMT_MASTER_KEY" | "keyring:<backend name>" | "file:<path>"
-    source: str
+    """A master key and where it came from. Its repr never shows the key."""
+
+    __slots__ = ("key", "source")
+
+    def __init__(self, key: bytes, source: str):
+        self.key = key
+        #: "env:KEYMGMT_MASTER_KEY" | "keyring:<backend name>" | "file:<path>"
+        self.source = source
+
+    def __repr__(self) -> str:
+        return f"MasterKey(source={self.source!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, MasterKey) and hmac.compare_digest(self.key, other.key)
+                and self.source == other.source)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
 
     @property
     def kcv(self) -> str:
@@ -60,6 +79,12 @@ class MasterKey:
 
 def key_check_value(key: bytes) -> str:
     return hmac.new(key, b"keymgmt-kcv", hashlib.sha256).hexdigest()[:16]
+
+
+def _is_kcv(value: object) -> bool:
+    """A key check value as ``key_check_value`` writes it: 16 lower-case hex digits."""
+    return (isinstance(value, str) and len(value) == 16
+            and all(c in "0123456789abcdef" for c in value))
 
 
 def _warn_stderr(msg: str) -> None:
@@ -197,11 +222,11 @@ class _Keyring:
 def _find_stored(home: Path, keyring: _Keyring) -> MasterKey | None:
     key_file = home / KEY_FILE
     try:
-        text = key_file.read_text(encoding="ascii")
+        text = read_nofollow(str(key_file)).decode("ascii")
     except FileNotFoundError:
         pass
     except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not base64 text"
+        reason = link_error(exc) if isinstance(exc, OSError) else "not base64 text"
         raise StoreError(f"cannot read master key file {key_file}: {reason}") from None
     else:
         key = _b64decode(text.strip())
@@ -242,14 +267,14 @@ def _create(home: Path, keyring: _Keyring, warn: Callable[[str], None]) -> Maste
 def _read_meta(home: Path) -> dict[str, Any] | None:
     path = home / SEAL_META
     try:
-        meta = json.loads(path.read_bytes())
-    except FileNotFoundError:
+        meta = json.loads(read_nofollow(str(path)))
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
-        raise StoreError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+        raise StoreError(f"cannot read {path}: {link_error(exc)}") from None
     except ValueError:
         meta = None
-    if not isinstance(meta, dict) or not isinstance(meta.get("kcv"), str):
+    if not isinstance(meta, dict) or not _is_kcv(meta.get("kcv")):
         raise StoreError(f"{path} is corrupt (expected a JSON object with a \"kcv\")",
                          hint="it records which master key sealed this state; restore it "
                               "from a backup")
@@ -285,15 +310,64 @@ def _verify(home: Path, meta: dict[str, Any], key: MasterKey) -> None:
 
 
 def _check_or_record(home: Path, key: MasterKey, create: bool) -> None:
+    """Compare the key with the recorded check value; record it only for a state with no secret.
+
+    A missing ``seal.json`` in a state that already holds a sealed secret (or an authenticated
+    document) is an error, never re-created: accepting an unproven key there would seal the
+    state under two keys (issue 9, item 2).
+    """
     meta = _read_meta(home)
-    if meta is None and create:
+    if meta is None:
         with FileStore(home).lock(_LOCK):
             meta = _read_meta(home)
             if meta is None:
-                _write_meta(home, key)
+                _refuse_unproven(home)
+                if create:
+                    _write_meta(home, key)
                 return
-    if meta is not None:
-        _verify(home, meta, key)
+    _verify(home, meta, key)
+
+
+_TOKEN_PREFIX = "v1."  # seal.TOKEN_PREFIX, without importing cryptography
+_AUTH_FIELD = "_auth"  # auth.AUTH_FIELD: a document authenticated under the master key
+
+
+def sealed_evidence(home: Path) -> str | None:
+    """The first document of the local state in ``home`` that proves a master key was in use
+    (it holds a sealed token or an authentication tag), or None. Only called when ``seal.json``
+    is missing, so its cost (a walk of the state) is paid only then."""
+    root = str(home)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.endswith(".json") or (dirpath == root and name == SEAL_META):
+                continue
+            path = os.path.join(dirpath, name)
+            try:
+                doc = json.loads(read_nofollow(path))
+            except (OSError, ValueError):
+                return path  # unreadable: cannot show it holds no secret
+            if _holds_secret(doc):
+                return path
+    return None
+
+
+def _holds_secret(value: Any) -> bool:
+    if isinstance(value, dict):
+        return _AUTH_FIELD in value or any(_holds_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_secret(v) for v in value)
+    return isinstance(value, str) and value.startswith(_TOKEN_PREFIX) and len(value) >= 40
+
+
+def _refuse_unproven(home: Path) -> None:
+    evidence = sealed_evidence(home)
+    if evidence is not None:
+        raise StoreError(
+            f"{home / SEAL_META} is missing, but the state in {home} holds sealed data "
+            f"({evidence}); refusing a master key whose check value cannot be proven",
+            hint=f"restore {home / SEAL_META} from a backup (it holds no secret); it records "
+                 "which master key sealed this state")
 
 
 def _raise_if_lost(home: Path, meta: dict[str, Any] | None, keyring: _Keyring) -> None:

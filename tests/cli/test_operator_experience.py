@@ -18,9 +18,7 @@ from keymgmt_cli.cli.main import Env, cli
 from keymgmt_cli.engine.core import Engine
 from keymgmt_cli.engine.paths import ROUTES
 from keymgmt_cli.providers.memory import MemoryKms, MemoryKmsWorld
-from keymgmt_cli.store import FileStore
-
-from twins import memory_secret_box
+from keymgmt_cli.store import open_secret_box, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,8 +26,11 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def env(cli_environ, tmp_path):
     world = MemoryKmsWorld()
-    engine = Engine(FileStore(tmp_path / "state"), memory_secret_box(), lambda cfg: MemoryKms(cfg.region, world))
     environ = dict(cli_environ, KEYMGMT_HOME=str(tmp_path / "state"))
+    # the CLI's store and box: documents sealed and authenticated under the environment's master
+    # key, as every other process of the test (completion) reads them
+    store = open_store(environ)
+    engine = Engine(store, open_secret_box(store.home, environ, store=store), lambda cfg: MemoryKms(cfg.region, world))
     return Env(environ, engine=engine)
 
 

@@ -43,7 +43,7 @@ def rotate(count: int) -> dict:
 def probe(count: int) -> dict:
     from keymgmt_cli.store import open_store
 
-    store = open_store(os.environ)
+    store = open_store(os.environ).inner  # DynamoStore itself: the probe tests its leases, not MACs
     intervals = []
     for _ in range(count):
         with store.lock("probe", timeout=60):
@@ -61,7 +61,7 @@ def nolock(count: int) -> dict:
     from keymgmt_cli.store import open_store
     from keymgmt_cli.store.dynamostore import ConcurrentUpdate
 
-    store = open_store(os.environ)
+    store = open_store(os.environ).inner  # DynamoStore itself: its conditional writes, not MACs
     conflicts = done = 0
     while done < count:
         doc = store.get("probe/free") or {"n": 0}

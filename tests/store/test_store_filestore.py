@@ -340,7 +340,8 @@ def test_lock_files_stay_and_are_named_safely(tmp_path):
 
 def test_open_store_uses_keymgmt_home(tmp_path, monkeypatch):
     store = open_store({"KEYMGMT_HOME": str(tmp_path / "h")})
-    assert isinstance(store, FileStore) and store.home == tmp_path / "h"
+    # an AuthStore around the FileStore (issue 9: every document authenticated)
+    assert isinstance(store.inner, FileStore) and store.home == tmp_path / "h"
     monkeypatch.chdir(tmp_path)
     assert open_store({"KEYMGMT_HOME": "rel"}).home == tmp_path / "rel"
     monkeypatch.setenv("HOME", str(tmp_path))
@@ -350,7 +351,11 @@ def test_open_store_uses_keymgmt_home(tmp_path, monkeypatch):
 def test_open_store_defaults_to_the_user_data_dir(tmp_path, monkeypatch):
     xdg = str(tmp_path / "data")
     assert open_store({"XDG_DATA_HOME": xdg}).home == tmp_path / "data" / "keymgmt"
-    assert open_store({"KEYMGMT_HOME": "", "XDG_DATA_HOME": xdg}).home == tmp_path / "data" / "keymgmt"
+    # KEYMGMT_HOME="" is an error (issue 9): a variable that expanded to nothing must not act on
+    # the default state
+    for empty in ("", "  "):
+        with pytest.raises(StoreError, match="KEYMGMT_HOME is set but empty"):
+            open_store({"KEYMGMT_HOME": empty, "XDG_DATA_HOME": xdg})
 
 
 def test_list_sweeps_temp_files_left_by_killed_writers(tmp_path):

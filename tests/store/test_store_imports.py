@@ -33,7 +33,7 @@ def test_reading_and_listing_import_nothing_heavy(tmp_path):
         from keymgmt_cli.store import open_store, SecretBox
         from keymgmt_cli.store.memory import MemoryStore
         from keymgmt_cli.store import masterkey
-        store = open_store(os.environ)
+        store = open_store(dict(os.environ, KEYMGMT_MASTER_KEY="A" * 43 + "="))  # documents are MAC'd
         store.put("m1/keys/k1", {"v": 1})
         assert store.get("m1/keys/k1") == {"v": 1} and store.list("m1/keys") == ["k1"]
         with store.lock("m1"):

@@ -1,0 +1,377 @@
+"""Authenticated documents: every state document carries a MAC under a key derived from the master key.
+
+Sealing (``seal.py``) protects the secrets; this protects everything else the engine acts on
+(``deletion_allowed``, the KMS key ids ``delete`` schedules for deletion, ``public_key``, the
+mount table). ``AuthStore`` wraps any ``DocumentStore`` (file, memory, DynamoDB) and implements
+the same protocol, so the engine is unchanged:
+
+* ``put`` adds ``"_auth": {"v": 1, "rev": N, "mac": HEX}`` to the stored document;
+* ``get`` checks it and removes it before the engine sees the document. A document without a
+  tag, with a wrong MAC, or older than the state recorded is a ``StoreError`` naming it.
+
+The MAC is HMAC-SHA256 under ``auth key = HKDF-SHA256(master key, salt "keymgmt-state",
+info "keymgmt document authentication v1")`` over the state id, the document id, the revision
+and the canonical JSON of the document (sorted keys, no whitespace). So a document edited by
+hand, moved to another id, or copied from another state (even one with the same master key:
+its state id differs) fails. The state document binds itself to the ``state_id`` it holds; a
+state document swapped in from another state verifies, but then every other document fails.
+
+Rollback: ``rev`` grows by one on every write of a document, and the highest revision written
+is recorded in one of 16 revision records (``meta/revisions/<hex>``, chosen by a hash of the
+document id, themselves MAC'd). A document whose revision is below the recorded one is an
+older copy put back, and refused. What this does *not* detect: the whole state (documents and
+revision records together) restored to an older consistent copy; a revision record deleted or
+rolled back together with the documents it covers; a document deleted outright (``get`` sees
+"no such document", as for one never written); and a copy older by less than one write after
+a crash between writing a document and its revision record.
+
+Documents under ``meta/`` other than the revision records (the seal record) are passed through:
+they are read to find the master key, and are proven by its check value instead.
+
+Without a key (``key_source`` returns None: the fast ``read``/``list`` path when the master key
+is not cheaply at hand, see ``cheap_auth_key``) ``get`` still refuses a document without a tag,
+but cannot check the MAC or the revision; ``put`` is refused.
+
+Standard library only (``hmac``, ``hashlib``, ``json``): the read path imports it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+TYPE_CHECKING = False  # typing costs milliseconds on the read path
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from contextlib import AbstractContextManager
+    from typing import Any
+
+from ..errors import StoreError
+
+AUTH_FIELD = "_auth"
+STATE_DOC = "state"
+META_PREFIX = "meta/"
+REVISIONS = "meta/revisions"
+_SHARDS = "0123456789abcdef"
+_SALT = b"keymgmt-state"
+_INFO = b"keymgmt document authentication v1"
+_MAC_CONTEXT = b"keymgmt-doc-v1\x00"
+_TAMPERED_HINT = "restore it from a backup; it was changed outside keymgmt"
+_UPGRADE_HINT = ("a state last written by keymgmt before authenticated documents needs a one-time "
+                 "'keymgmt operator upgrade'; a state upgraded already was changed outside "
+                 "keymgmt: restore it from a backup instead")
+
+
+def derive_auth_key(master_key: bytes) -> bytes:
+    """HKDF-SHA256 (RFC 5869) of the master key, 32 bytes, for document MACs only."""
+    prk = hmac.new(_SALT, bytes(master_key), hashlib.sha256).digest()
+    return hmac.new(prk, _INFO + b"\x01", hashlib.sha256).digest()
+
+
+def canonical(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False).encode("ascii")
+
+
+def document_mac(key: bytes, state_id: str, doc_id: str, rev: int, body: dict[str, Any]) -> str:
+    msg = b"\x00".join((_MAC_CONTEXT + state_id.encode("utf-8"), doc_id.encode("utf-8"),
+                        str(rev).encode("ascii"), canonical(body)))
+    return hmac.new(key, msg, hashlib.sha256).hexdigest()
+
+
+def _revision_record(doc_id: str) -> str:
+    return f"{REVISIONS}/{hashlib.sha256(doc_id.encode('utf-8')).hexdigest()[0]}"
+
+
+AUDIT_PREFIX = "audit/"  # the document-store audit trail: its own hash chain, MAC'd under the master key
+
+
+def _passthrough(doc_id: str) -> bool:
+    """Documents this wrapper leaves as they are: ``meta/`` (the seal record, proved by its check
+    value, and markers) and the audit trail's records, each of which the trail's own chain MAC
+    authenticates (``audit/chain.py``; ``keymgmt audit verify``)."""
+    return (doc_id.startswith(META_PREFIX) and not doc_id.startswith(REVISIONS + "/")) or \
+        doc_id.startswith(AUDIT_PREFIX)
+
+
+def _parse_tag(tag: object) -> tuple[int, str] | None:
+    if (isinstance(tag, dict) and tag.get("v") == 1 and type(tag.get("rev")) is int
+            and tag["rev"] >= 1 and isinstance(tag.get("mac"), str) and len(tag["mac"]) == 64):
+        return tag["rev"], tag["mac"]
+    return None
+
+
+class AuthStore:
+    """``DocumentStore`` that authenticates every document of ``inner`` (see the module doc).
+
+    ``key_source`` returns the 32-byte auth key (``derive_auth_key``) or None when none is at
+    hand; it is called once, on the first document that needs it. ``state_id``: bind documents
+    to this state id instead of the one in the state document (``operator migrate`` writes the
+    state document last). ``legacy``: accept documents without a tag (``upgrade_state`` only).
+    """
+
+    def __init__(self, inner: Any, key_source: Callable[[], bytes | None], *,
+                 state_id: str | None = None, legacy: bool = False):
+        self.inner = inner
+        self._key_source = key_source
+        self._required_source: Callable[[], bytes] | None = None
+        self._key: bytes | None = None
+        self._key_loaded = False
+        self._cheap_tried = False
+        self._pending: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        self._bound_state = state_id
+        self._state_id: str | None = None
+        self._seen: dict[str, int] = {}  # doc id -> revision read or written
+        self._floors: dict[str, dict[str, int]] = {}  # revision record id -> its revisions
+        self._legacy = legacy
+        self.legacy_seen: list[str] = []
+
+    # The rest of the store's surface (backend, location, home, ensure_table, all_ids, ...).
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def __repr__(self) -> str:
+        return f"AuthStore({self.inner!r})"
+
+    def require_key(self, key_source: Callable[[], bytes]) -> None:
+        """Before any change (``put``, ``delete``, ``lock``) load the key from ``key_source`` (the
+        CLI's secret box) if the cheap one gave none, and verify every document read so far.
+
+        Reads alone then cost no keyring lookup or KMS call, and what the engine acts on is
+        verified before it takes its first lock: every change it makes happens under a lock."""
+        self._required_source = key_source
+
+    def _auth_key(self, need: bool = False) -> bytes | None:
+        if not self._key_loaded and not self._cheap_tried:
+            self._cheap_tried = True
+            self._set_key(self._key_source())
+        if not self._key_loaded and need and self._required_source is not None:
+            self._set_key(self._required_source())
+        return self._key
+
+    def _set_key(self, key: bytes | None) -> None:
+        if key is None:
+            return
+        if len(key) != 32:
+            raise ValueError("the auth key must be 32 bytes")
+        self._key, self._key_loaded = key, True
+        pending, self._pending = self._pending, []
+        for doc_id, tag, body in pending:  # read before the key was at hand: check them now
+            self._verify(doc_id, dict(body, **{AUTH_FIELD: tag}))
+
+    def _before_change(self) -> bytes | None:
+        key = self._auth_key(need=True)
+        return key
+
+    # -- state id ----------------------------------------------------------------------------
+    def current_state_id(self) -> str:
+        """The state id documents are bound to: "" before the state document exists."""
+        if self._bound_state is not None:
+            return self._bound_state
+        if self._state_id is None:
+            self.get(STATE_DOC)  # sets _state_id when the state document exists and verifies
+        return self._state_id or ""
+
+    def _doc_state_id(self, doc_id: str, body: dict[str, Any]) -> str:
+        if doc_id == STATE_DOC and self._bound_state is None:
+            state_id = body.get("state_id")
+            if not isinstance(state_id, str) or not state_id:
+                raise StoreError(f"state document {STATE_DOC} in {self.inner.location} has no "
+                                 "state id", hint=_TAMPERED_HINT)
+            return state_id
+        return self.current_state_id()
+
+    # -- documents ---------------------------------------------------------------------------
+    def get(self, doc_id: str) -> dict[str, Any] | None:
+        doc = self.inner.get(doc_id)
+        if doc is None or _passthrough(doc_id):
+            return doc
+        return self._verify(doc_id, doc)
+
+    def _verify(self, doc_id: str, doc: dict[str, Any]) -> dict[str, Any]:
+        where = f"state document {doc_id} in {self.inner.location}"
+        if AUTH_FIELD not in doc:
+            if self._legacy:
+                self.legacy_seen.append(doc_id)
+                return doc
+            raise StoreError(f"{where} is not authenticated (no {AUTH_FIELD} tag)", hint=_UPGRADE_HINT)
+        parsed = _parse_tag(doc.pop(AUTH_FIELD))
+        if parsed is None:
+            raise StoreError(f"{where} has a malformed {AUTH_FIELD} tag", hint=_TAMPERED_HINT)
+        rev, mac = parsed
+        key = self._auth_key()
+        if key is None and self._required_source is not None:
+            self._pending.append((doc_id, {"v": 1, "rev": rev, "mac": mac}, json.loads(json.dumps(doc))))
+        if key is not None:
+            state_id = self._doc_state_id(doc_id, doc)
+            try:
+                want = document_mac(key, state_id, doc_id, rev, doc)
+            except (TypeError, ValueError):
+                want = ""
+            if not hmac.compare_digest(want, mac):
+                raise StoreError(f"{where} failed authentication (edited outside keymgmt, copied "
+                                 "from another state, or written under another master key)",
+                                 hint=_TAMPERED_HINT)
+            if doc_id == STATE_DOC and self._bound_state is None:
+                self._state_id = state_id  # before _floor, which binds the revision record to it
+            floor = self._floor(doc_id)
+            if rev < floor:
+                raise StoreError(f"{where} is an older copy put back (revision {rev}; the state "
+                                 f"recorded revision {floor})", hint="restore the current copy "
+                                 "from a backup; an older one was put in its place")
+        self._seen[doc_id] = rev
+        return doc
+
+    def list(self, collection: str) -> list[str]:
+        return self.inner.list(collection)
+
+    def put(self, doc_id: str, doc: dict[str, Any]) -> None:
+        if _passthrough(doc_id):
+            self.inner.put(doc_id, doc)
+            return
+        if not isinstance(doc, dict):
+            raise TypeError(f"a document must be a dict, not {type(doc).__name__}")
+        if AUTH_FIELD in doc:
+            raise ValueError(f"{AUTH_FIELD} is reserved for the store")
+        key = self._before_change()
+        if key is None:
+            raise StoreError(f"cannot write state document {doc_id}: no master key to "
+                             "authenticate it")
+        body = dict(doc)
+        state_id = self._doc_state_id(doc_id, body)
+        rev = max(self._seen.get(doc_id, 0), self._floor(doc_id)) + 1
+        stored = dict(body)
+        stored[AUTH_FIELD] = {"v": 1, "rev": rev, "mac": document_mac(key, state_id, doc_id, rev, body)}
+        self.inner.put(doc_id, stored)
+        self._seen[doc_id] = rev
+        if doc_id == STATE_DOC and self._bound_state is None:
+            self._state_id = state_id
+        self._record(doc_id, rev)
+
+    def delete(self, doc_id: str) -> bool:
+        # The revision record keeps the document's last revision: a copy put back later is older
+        # than the next one written under that id.
+        self._before_change()
+        self._seen.pop(doc_id, None)
+        return self.inner.delete(doc_id)
+
+    def delete_collection(self, collection: str) -> None:
+        self._before_change()
+        prefix = collection + "/"
+        for doc_id in [d for d in self._seen if d.startswith(prefix)]:
+            del self._seen[doc_id]
+        self.inner.delete_collection(collection)
+
+    def lock(self, name: str, timeout: float = 60.0) -> AbstractContextManager[None]:
+        self._before_change()
+        return self.inner.lock(name, timeout)
+
+    # -- revision records --------------------------------------------------------------------
+    def _read_record(self, record_id: str) -> dict[str, int]:
+        key = self._auth_key()
+        doc = self.inner.get(record_id)
+        if doc is None or key is None:
+            return {}
+        where = f"revision record {record_id} in {self.inner.location}"
+        parsed = _parse_tag(doc.pop(AUTH_FIELD, None))
+        revs = doc.get("revs")
+        if parsed is None or not isinstance(revs, dict):
+            raise StoreError(f"{where} is not authenticated", hint=_TAMPERED_HINT)
+        rev, mac = parsed
+        want = document_mac(key, self.current_state_id(), record_id, rev, doc)
+        if not hmac.compare_digest(want, mac):
+            raise StoreError(f"{where} failed authentication", hint=_TAMPERED_HINT)
+        self._seen[record_id] = rev
+        return {k: v for k, v in revs.items() if type(v) is int}
+
+    def _floor(self, doc_id: str) -> int:
+        record_id = _revision_record(doc_id)
+        if record_id not in self._floors:
+            self._floors[record_id] = self._read_record(record_id)
+        return self._floors[record_id].get(doc_id, 0)
+
+    def _record(self, doc_id: str, rev: int) -> None:
+        """Raise the recorded revision of ``doc_id`` to ``rev`` (never lower it).
+
+        Read-modify-write of the revision record: under a store lock on local backends (cheap
+        there), optimistically on shared ones (DynamoDB's conditional put refuses a write over a
+        record changed since it was read; then it is read again)."""
+        record_id = _revision_record(doc_id)
+        if self.inner.backend in ("file", "memory"):
+            with self.inner.lock(record_id.replace("/", ".")):
+                self._write_record(record_id, doc_id, rev)
+            return
+        for attempt in range(8):
+            try:
+                # first from what this process last read or wrote (DynamoStore's conditional put
+                # refuses it if another runner changed the record since): one GetItem fewer
+                self._write_record(record_id, doc_id, rev, cached=attempt == 0)
+                return
+            except StoreError as exc:
+                # only DynamoStore's ConcurrentUpdate (another runner wrote the record) is retried
+                if attempt == 7 or type(exc).__name__ != "ConcurrentUpdate":
+                    raise
+                self._seen.pop(record_id, None)
+                forget = getattr(self.inner, "_forget", None)
+                if forget is not None:
+                    forget(record_id)
+
+    def _write_record(self, record_id: str, doc_id: str, rev: int, cached: bool = False) -> None:
+        if cached and record_id in self._floors and record_id in self._seen:
+            revs = dict(self._floors[record_id])
+        else:
+            revs = self._read_record(record_id)
+        if revs.get(doc_id, 0) >= rev:
+            self._floors[record_id] = revs
+            return
+        revs[doc_id] = rev
+        key = self._auth_key()
+        assert key is not None
+        record_rev = self._seen.get(record_id, 0) + 1
+        body = {"revs": dict(sorted(revs.items()))}
+        stored = dict(body)
+        stored[AUTH_FIELD] = {"v": 1, "rev": record_rev,
+                              "mac": document_mac(key, self.current_state_id(), record_id, record_rev, body)}
+        self.inner.put(record_id, stored)
+        self._seen[record_id] = record_rev
+        self._floors[record_id] = revs
+
+
+def document_ids(store: Any) -> Iterator[str]:
+    """Every document id of a backend (the file, memory and DynamoDB stores), sorted."""
+    if hasattr(store, "all_ids"):
+        yield from store.all_ids()
+        return
+    if store.backend == "memory":
+        yield from sorted(store._docs)
+        return
+    if store.backend != "file":
+        raise StoreError(f"cannot enumerate the documents of a {store.backend} store")
+    import os
+
+    from .base import check_store_id
+
+    root = os.fspath(store.home)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        parts = [] if rel == "." else rel.split(os.sep)
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        segments = [p[:-1] if p.endswith(".json~") else p for p in parts]
+        for name in filenames:
+            if name.endswith(".json"):
+                doc_id = "/".join(segments + [name[:-len(".json")]])
+                try:
+                    check_store_id(doc_id)
+                except ValueError:
+                    continue  # seal.json and other files of the store itself
+                found.append(doc_id)
+    yield from sorted(found)
+
+
+def authenticated(store: Any, box: Any, *, state_id: str | None = None) -> AuthStore:  # noqa: D401
+    """``store`` wrapped so that its documents are verified (and written) under ``box``'s master key."""
+    return AuthStore(store, box.auth_key, state_id=state_id)
