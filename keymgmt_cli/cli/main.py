@@ -174,9 +174,17 @@ def _rows(headers: list[str], body: list[list[str]]) -> None:
         click.echo(output.rows(headers, body))
 
 
+def _check_writable(env: Env) -> None:
+    from keymgmt_cli.store.retired import check_writable  # a retired state refuses every change
+
+    check_writable(env.engine.store)
+
+
 def _run(env: Env, verb: str, path: str, data: dict[str, Any], fmt: str, field: str | None) -> None:
     from keymgmt_cli.engine.routing import Request
 
+    if verb in ("write", "delete"):
+        _check_writable(env)
     response = env.engine.handle(Request(verb, path, data))
     _emit(env, verb, path, response, fmt, field)
 
@@ -279,6 +287,7 @@ def secrets_enable(env: Env, mount_path: str | None, description: str, engine_ty
     Example:
       keymgmt secrets enable -path=keymgmt-staging keymgmt
     """
+    _check_writable(env)
     mount = env.engine.enable_mount(engine_type, mount_path, description)
     click.echo(f"Success! Enabled the {engine_type} secrets engine at: {mount.path}")
 
@@ -296,6 +305,7 @@ def secrets_disable(env: Env, force: bool, path: str) -> None:
     Example:
       keymgmt secrets disable keymgmt-staging/
     """
+    _check_writable(env)
     env.engine.disable_mount(path, force=force)
     click.echo(f"Success! Disabled the secrets engine (if it existed) at: {path.strip('/')}/")
 
@@ -335,12 +345,14 @@ def status_cmd(env: Env, fmt: str | None) -> None:
     engine = env.engine
     info = engine.status()
     data = {"backend": engine.store.backend, "location": engine.store.location,
-            "master_key": describe_master_key(engine.store, env.environ), **info}
+            "master_key": describe_master_key(engine.store, env.environ),
+            "escrow": _describe_escrow(engine.store, env.environ), **info}
     if fmt != "table":
         click.echo(output.dump(data, fmt))
         return
     click.echo(f"State:       {data['backend']} {data['location']}")
     click.echo(f"Master key:  {data['master_key']}")
+    click.echo(f"Escrow:      {data['escrow']}")
     click.echo("")
     _rows(["Mount", "Keys", "KMS providers", "Distributions"],
           [[m["path"], str(m["keys"]), str(m["kms_providers"]), str(m["distributions"])] for m in data["mounts"]])
@@ -351,6 +363,12 @@ def status_cmd(env: Env, fmt: str | None) -> None:
             click.echo(f"  {line}")
     else:
         click.echo("Unfinished operations: none")
+
+
+def _describe_escrow(store: Any, environ: dict[str, str]) -> str:
+    from keymgmt_cli.store.escrow import describe_for_status
+
+    return describe_for_status(store, environ)
 
 
 @cli.command("path-help", context_settings=CONTEXT)

@@ -163,6 +163,9 @@ def migrate_cmd(obj: Any, source: str, target: str, from_seal: str | None, to_se
     check_migration(src, dst)
     dst_box = target_box(dst, environ, to_seal)
     docs, secrets = migrate_state(src, dst, src_box, dst_box, progress=_progress)
+    from keymgmt_cli.store.retired import retire  # one state, never two: the source refuses changes now
+
+    retire(src, dst.location, (src.get("state") or {}).get("state_id"))
     click.echo(f"Success! Migrated {docs} documents ({secrets} secrets re-sealed under "
                f"{dst_box.source}) from {src.location} to {dst.location}; verified.")
 
@@ -381,3 +384,8 @@ def _get(doc: Any, path: tuple[str, ...]) -> Any:
     for part in path:
         doc = doc[int(part)] if isinstance(doc, list) else doc[part]
     return doc
+
+
+from keymgmt_cli.cli.recovery import register as _register_recovery  # noqa: E402
+
+_register_recovery(operator_group)
