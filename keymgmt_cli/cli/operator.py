@@ -163,9 +163,9 @@ def migrate_cmd(obj: Any, source: str, target: str, from_seal: str | None, to_se
     check_migration(src, dst)
     dst_box = target_box(dst, environ, to_seal)
     docs, secrets = migrate_state(src, dst, src_box, dst_box, progress=_progress)
-    from keymgmt_cli.store.retired import retire  # one state, never two: the source refuses changes now
+    from keymgmt_cli.store.retired import retire, url_of  # one state, never two: the source refuses changes now
 
-    retire(src, dst.location, (src.get("state") or {}).get("state_id"))
+    retire(src, url_of(dst), (src.get("state") or {}).get("state_id"))
     click.echo(f"Success! Migrated {docs} documents ({secrets} secrets re-sealed under "
                f"{dst_box.source}) from {src.location} to {dst.location}; verified.")
 

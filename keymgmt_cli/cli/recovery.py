@@ -227,7 +227,7 @@ def snapshot_restore(obj: Any, force: bool, retire_source: str | None, storage: 
     'keymgmt operator recover -snapshot=FILE'), or, for a KMS seal, AWS KMS.
     """
     from keymgmt_cli.store import snapshot
-    from keymgmt_cli.store.retired import retire
+    from keymgmt_cli.store.retired import retire, url_of
 
     environ = _environ(obj)
     store = _store(environ, storage)
@@ -245,7 +245,7 @@ def snapshot_restore(obj: Any, force: bool, retire_source: str | None, storage: 
         if source.get(keysource.STATE_DOC) is not None and keysource.state_id(source) != out["state_id"]:
             raise PreconditionFailed(f"{source.location} holds another state than the snapshot; "
                                      "it was not retired")
-        retire(source, store.location, out["state_id"])
+        retire(source, url_of(store), out["state_id"])
         click.echo(f"Retired {source.location}: it now refuses changes and points here.")
 
 

@@ -46,6 +46,11 @@ def retire(store: Any, moved_to: str, state_id: str | None = None) -> None:
                             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
 
 
+def url_of(store: Any) -> str:
+    """The state's address as KEYMGMT_STORAGE takes it (a DynamoDB location already is one)."""
+    return f"file://{store.location}" if store.backend == "file" else str(store.location)
+
+
 def retired_to(store: Any) -> str | None:
     marker = store.get(RETIRED_DOC)
     return None if marker is None else str(marker.get("moved_to"))
