@@ -236,6 +236,8 @@ def snapshot_restore(obj: Any, force: bool, retire_source: str | None, storage: 
         source = _store(environ, retire_source)
         if source.location == store.location:
             raise UsageError("-retire-source names the state being restored into")
+    if store.backend == "dynamodb":
+        store.ensure_table()  # as 'operator init' does; an existing table is only checked
     out = snapshot.restore(store, environ, file, force=force)
     click.echo(f"Success! Restored {out['documents']} documents of state {out['state_id']} into "
                f"{out['location']} (master key: {out['master_key']})")
