@@ -189,7 +189,7 @@ def snapshot_group() -> None:
     \b
     Example:
       keymgmt operator snapshot save backup.snap
-      KEYMGMT_HOME=/tmp/restored keymgmt operator snapshot restore backup.snap
+      keymgmt operator snapshot restore -storage=file:///tmp/restored backup.snap
     """
 
 
@@ -202,6 +202,10 @@ def snapshot_save(obj: Any, storage: str | None, file: str) -> None:
 
     Secrets stay sealed under the master key: the file alone reveals nothing. Holds the state's
     locks while reading, so no operation is half applied in it.
+
+    \b
+    Example:
+      keymgmt operator snapshot save keymgmt-$(date +%F).snap
     """
     from keymgmt_cli.store import snapshot
 
@@ -225,6 +229,12 @@ def snapshot_restore(obj: Any, force: bool, retire_source: str | None, storage: 
     Refuses a modified file and a master key that does not open it. The master key is the
     snapshot's: KEYMGMT_MASTER_KEY, the target's keyring or master.key (put it there with
     'keymgmt operator recover -snapshot=FILE'), or, for a KMS seal, AWS KMS.
+
+    \b
+    Example:
+      keymgmt operator snapshot restore -storage=file:///tmp/restore-test backup.snap
+      keymgmt operator snapshot restore -storage='dynamodb://keymgmt?region=eu-west-1' \\
+          -retire-source=file://$HOME/.local/share/keymgmt backup.snap
     """
     from keymgmt_cli.store import snapshot
     from keymgmt_cli.store.retired import retire, url_of
