@@ -60,9 +60,10 @@ def _print_shares(shares: list[str], threshold: int, fmt: str, extra: dict[str, 
         click.echo(f"Unseal Key {n}: {share}")
     click.echo("")
     click.echo(f"The master key was split into {len(shares)} key shares with a key threshold of "
-               f"{threshold}. keymgmt keeps none of them: store each with a different person or")
-    click.echo("place now; they are not shown again. Any "
-               f"{threshold} of them rebuild the master key: keymgmt operator recover")
+               f"{threshold}.")
+    click.echo("keymgmt keeps none of them: give each to a different person or place now; they "
+               "are not shown again.")
+    click.echo(f"Any {threshold} of them rebuild the master key: keymgmt operator recover")
 
 
 # -- escrow ------------------------------------------------------------------------------------
@@ -177,8 +178,12 @@ def recover_cmd(obj: Any, print_key: bool, snapshot_file: str | None, storage: s
                                  hint="re-run with -print and put the key into KEYMGMT_MASTER_KEY "
                                       "in your secret store")
     stored = keysource.put_recovered(store, environ, key)
-    click.echo(f"Success! The master key of {where} (kcv {keysource.key_check_value(key)}) is "
-               f"recovered: {stored}")
+    kcv = keysource.key_check_value(key)
+    if stored.startswith("already in place"):
+        click.echo(f"Success! The shares rebuild the master key of {where} (kcv {kcv}); it is "
+                   f"{stored}")
+    else:
+        click.echo(f"Success! The master key of {where} (kcv {kcv}) is recovered: {stored}")
 
 
 # -- snapshot ----------------------------------------------------------------------------------

@@ -189,3 +189,34 @@ def test_no_secret_in_any_output(env, home, tmp_path, kms):
         outputs += out + err
     assert_absent(outputs + tree_text(home).decode("utf-8", "replace").replace(
         (home / "master.key").read_text(), ""), _material(home) + [master_key_of(home)])
+
+
+def test_a_restore_interrupted_midway_is_finished_by_a_re_run(tmp_path):
+    import base64
+    import os
+
+    key = base64.b64encode(os.urandom(32)).decode()
+    src = file_env(tmp_path / "src", KEYMGMT_MASTER_KEY=key)
+    for n in range(6):
+        assert km(src, "write", f"keymgmt/key/k{n}", "type=aes256-gcm96")[0] == 0
+    file = tmp_path / "s.snap"
+    assert km(src, "operator", "snapshot", "save", str(file))[0] == 0
+    target_env = file_env(tmp_path / "t", KEYMGMT_MASTER_KEY=key)
+    target = FileStore(tmp_path / "t")
+    real, puts = target.put, []
+
+    def crashing_put(doc_id, doc):
+        if len(puts) == 4:
+            raise KeyboardInterrupt  # stands in for a crash after four writes
+        puts.append(doc_id)
+        real(doc_id, doc)
+
+    target.put = crashing_put
+    with pytest.raises(KeyboardInterrupt):
+        snapshot.restore(target, target_env, str(file))
+    assert (tmp_path / "t" / "meta" / "restoring.json").exists()
+    code, out, err = km(target_env, "operator", "snapshot", "restore", str(file))  # no -force needed
+    assert code == 0, err
+    assert not (tmp_path / "t" / "meta" / "restoring.json").exists()
+    assert km(target_env, "list", "keymgmt/key")[1].split()[-6:] == [f"k{n}" for n in range(6)]
+    assert km(target_env, "write", "-f", "keymgmt/key/k3/rotate")[0] == 0
