@@ -234,8 +234,11 @@ def snapshot_key(body: dict[str, Any], store: Any, environ: Mapping[str, str], p
         from . import setting
         from .kmsseal import load_shared_master_key
 
-        return load_shared_master_key(_RecordOnly(seal["record"], path), environ,
-                                      setting(environ, "seal"))
+        configured = setting(environ, "seal")
+        if configured is None:
+            _check_recorded_endpoint(seal.get("record") or {}, path)
+        # with KEYMGMT_SEAL set, KMS is asked at the configured key and endpoint, not the recorded
+        return load_shared_master_key(_RecordOnly(seal["record"], path), environ, configured)
     from . import masterkey
 
     if environ.get(masterkey.ENV_VAR) is not None:
@@ -252,6 +255,23 @@ def snapshot_key(body: dict[str, Any], store: Any, environ: Mapping[str, str], p
         raise PreconditionFailed(f"the master key from {master.source} does not open this snapshot "
                                  f"(kcv {master.kcv}, the snapshot's is {kcv}); nothing was restored")
     return master
+
+
+def _check_recorded_endpoint(record: dict[str, Any], path: str) -> None:
+    """A snapshot names the KMS endpoint that opens it; whoever can edit the file could name his
+    own, hand back a data key he knows and forge the MAC with it. Plain http only to loopback."""
+    from urllib.parse import urlsplit
+
+    endpoint = record.get("endpoint")
+    if not endpoint:
+        return
+    parts = urlsplit(str(endpoint))
+    host = (parts.hostname or "").lower()
+    loopback = host in ("localhost", "::1") or host.startswith("127.")
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise PreconditionFailed(f"{path} names a KMS endpoint that is neither https nor loopback "
+                                 "for its seal; nothing was restored",
+                                 hint="set KEYMGMT_SEAL=awskms://KEY?region=R to the seal key you trust")
 
 
 def _existing(store: Any) -> list[str]:

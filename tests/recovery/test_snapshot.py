@@ -220,3 +220,19 @@ def test_a_restore_interrupted_midway_is_finished_by_a_re_run(tmp_path):
     assert not (tmp_path / "t" / "meta" / "restoring.json").exists()
     assert km(target_env, "list", "keymgmt/key")[1].split()[-6:] == [f"k{n}" for n in range(6)]
     assert km(target_env, "write", "-f", "keymgmt/key/k3/rotate")[0] == 0
+
+
+def test_a_snapshot_naming_a_foreign_plain_http_kms_endpoint_is_refused(tmp_path):
+    """Whoever edits the file could name his own KMS, return a data key he knows, forge the MAC."""
+    import os
+
+    known = os.urandom(32)
+    body = {"keymgmt_snapshot": 1, "state_id": "s", "backend": "file", "location": "/x", "created": "now",
+            "seal": {"kind": "awskms", "kcv": "0" * 16,
+                     "record": {"format": 1, "kind": "awskms", "key_id": "k", "region": "us-east-1",
+                                "endpoint": "http://10.1.2.3:4566", "encrypted_key": "AAAA", "kcv": "0" * 16}},
+            "documents": {"state": {"format": 1, "state_id": "s", "mounts": {}}}}
+    (tmp_path / "evil.snap").write_bytes(snapshot.encode(body, known))
+    code, _, err = km(file_env(tmp_path / "t"), "operator", "snapshot", "restore", str(tmp_path / "evil.snap"))
+    assert code == 2 and "neither https nor loopback" in err
+    assert not (tmp_path / "t" / "state.json").exists()
