@@ -33,7 +33,7 @@ from typing import Any
 
 from ..errors import PreconditionFailed, StoreError
 from . import keysource
-from .masterkey import MasterKey, key_check_value
+from .masterkey import MasterKey
 
 FORMAT = 1
 ORIGIN_DOC = "meta/origin"
