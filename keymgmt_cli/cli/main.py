@@ -97,6 +97,12 @@ def _rows(headers: list[str], body: list[list[str]]) -> None:
         click.echo(output.rows(headers, body))
 
 
+def _check_writable(env: Env) -> None:
+    from keymgmt_cli.store.retired import check_writable  # a retired state refuses every change
+
+    check_writable(env.engine.store)
+
+
 # -- secrets: mounts ------------------------------------------------------------------------------
 @cli.group("secrets", context_settings=CONTEXT)
 def secrets_group() -> None:
@@ -121,6 +127,7 @@ def secrets_enable(env: Env, mount_path: str | None, description: str, engine_ty
     Example:
       keymgmt secrets enable -path=keymgmt-staging keymgmt
     """
+    _check_writable(env)
     from keymgmt_cli.cli.evidence import audited_call
 
     mount = audited_call(env, "enable", f"sys/mounts/{mount_path or engine_type}",
@@ -142,6 +149,7 @@ def secrets_disable(env: Env, force: bool, path: str) -> None:
     Example:
       keymgmt secrets disable keymgmt-staging/
     """
+    _check_writable(env)
     from keymgmt_cli.cli.evidence import audited_call
 
     audited_call(env, "disable", f"sys/mounts/{path}", {"force": force},
@@ -184,12 +192,14 @@ def status_cmd(env: Env, fmt: str | None) -> None:
     engine = env.engine
     info = engine.status()
     data = {"backend": engine.store.backend, "location": engine.store.location,
-            "master_key": describe_master_key(engine.store, env.environ), **info}
+            "master_key": describe_master_key(engine.store, env.environ),
+            "escrow": _describe_escrow(engine.store, env.environ), **info}
     if fmt != "table":
         click.echo(output.dump(data, fmt))
         return
     click.echo(f"State:       {data['backend']} {data['location']}")
     click.echo(f"Master key:  {data['master_key']}")
+    click.echo(f"Escrow:      {data['escrow']}")
     click.echo("")
     _rows(["Mount", "Keys", "KMS providers", "Distributions"],
           [[m["path"], str(m["keys"]), str(m["kms_providers"]), str(m["distributions"])] for m in data["mounts"]])
@@ -202,6 +212,12 @@ def status_cmd(env: Env, fmt: str | None) -> None:
             click.echo(f"  {item['path']}: {item['operation']}{version}; finish: {item['finish']}{abandon}")
     else:
         click.echo("Unfinished operations: none")
+
+
+def _describe_escrow(store: Any, environ: dict[str, str]) -> str:
+    from keymgmt_cli.store.escrow import describe_for_status
+
+    return describe_for_status(store, environ)
 
 
 @cli.command("path-help", context_settings=CONTEXT)

@@ -155,6 +155,9 @@ def migrate_cmd(obj: Any, source: str, target: str, from_seal: str | None, to_se
     dst_box = target_box(dst, environ, to_seal)
     dst = authenticated(dst, dst_box, state_id=src.current_state_id())  # state document comes last
     docs, secrets = migrate_state(src, dst, src_box, dst_box, progress=_progress)
+    from keymgmt_cli.store.retired import retire, url_of  # one state, never two: the source refuses changes now
+
+    retire(src, url_of(dst), (src.get("state") or {}).get("state_id"))
     click.echo(f"Success! Migrated {docs} documents ({secrets} secrets re-sealed under "
                f"{dst_box.source}) from {src.location} to {dst.location}; verified.")
 
@@ -183,3 +186,8 @@ def _progress(message: str) -> None:
 
     if sys.stderr.isatty():
         click.echo(f"... {message}", err=True)
+
+
+from keymgmt_cli.cli.recovery import register as _register_recovery  # noqa: E402
+
+_register_recovery(operator_group)

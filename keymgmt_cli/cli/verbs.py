@@ -103,6 +103,9 @@ def run(argv: list[str], environ: Any, engine: Callable[[str], Any], io: Io | No
 
         if verb in ("write", "delete"):  # audit records around every change; -dry-run plans instead
             from keymgmt_cli.cli.evidence import run_request
+            from keymgmt_cli.store.retired import check_writable  # a migrated-away state refuses changes
+
+            check_writable(engine(verb).store)
 
             response = run_request(_Env(engine(verb), environ), verb, shown, data,
                                    dry_run=bool(parsed.flags.get("dry-run")), fmt=fmt)

@@ -136,7 +136,7 @@ def test_migrate_round_trip_file_dynamodb_file_keeps_every_document_and_secret(a
     back_env_local = env_for(tmp_path / "back", KEYMGMT_MASTER_KEY=key_b)
     assert secrets_of(back, open_secret_box(back.home, back_env_local)) == secrets
     src = open_store_url(f"file://{tmp_path / 'src'}", {})
-    assert list_ids(back) == [i for i in list_ids(src)]
+    assert list_ids(back) == src_ids
     from keymgmt_cli.errors import StoreError
     from keymgmt_cli.store import SecretBox
     from keymgmt_cli.store.masterkey import MasterKey

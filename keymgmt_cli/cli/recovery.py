@@ -1,0 +1,331 @@
+"""``keymgmt operator escrow|recover|snapshot|rekey``: never lose a key.
+
+    keymgmt operator escrow -key-shares=5 -key-threshold=3 [-format=json]
+    keymgmt operator recover [-print] [-snapshot=FILE]         (shares on stdin, or prompted)
+    keymgmt operator snapshot save FILE
+    keymgmt operator snapshot restore FILE [-force] [-retire-source=URL]
+    keymgmt operator rekey [-format=json]
+
+Each takes ``-storage=URL`` to act on another state than the configured one. The algorithms
+live in ``keymgmt_cli/store/`` (escrow, keysource, snapshot, rekey, retired); this module reads
+options, shares and prints.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+from typing import Any
+
+import click
+
+from keymgmt_cli.errors import PreconditionFailed, UsageError
+
+CONTEXT = {"help_option_names": ["-h", "-help", "--help"], "max_content_width": 100}
+FORMATS = ("table", "json")
+
+
+def _environ(obj: Any) -> dict[str, str]:
+    environ = getattr(obj, "environ", None)
+    return dict(os.environ) if environ is None else environ
+
+
+def _store(environ: dict[str, str], storage: str | None) -> Any:
+    from keymgmt_cli.store import open_store, open_store_url
+
+    return open_store_url(storage, environ) if storage else open_store(environ)
+
+
+def _storage_option(func: Any) -> Any:
+    return click.option("-storage", "--storage", default=None, metavar="URL",
+                        help="The state (default: KEYMGMT_STORAGE, the config file, else the local "
+                             "directory).")(func)
+
+
+def _format_option(func: Any) -> Any:
+    return click.option("-format", "--format", "fmt", default="table",
+                        type=click.Choice(FORMATS, case_sensitive=False),
+                        help="table (default) or json.")(func)
+
+
+def _print_shares(shares: list[str], threshold: int, fmt: str, extra: dict[str, Any] | None = None) -> None:
+    import json
+
+    if fmt == "json":
+        click.echo(json.dumps({"unseal_keys_b64": shares, "unseal_shares": len(shares),
+                               "unseal_threshold": threshold, **(extra or {})}, indent=2))
+        return
+    for n, share in enumerate(shares, 1):
+        click.echo(f"Unseal Key {n}: {share}")
+    click.echo("")
+    click.echo(f"The master key was split into {len(shares)} key shares with a key threshold of "
+               f"{threshold}.")
+    click.echo("keymgmt keeps none of them: give each to a different person or place now; they "
+               "are not shown again.")
+    click.echo(f"Any {threshold} of them rebuild the master key: keymgmt operator recover")
+
+
+# -- escrow ------------------------------------------------------------------------------------
+@click.command("escrow", context_settings=CONTEXT)
+@click.option("-key-shares", "--key-shares", "shares", type=int, default=5, show_default=True,
+              help="Number of key shares to split the master key into.")
+@click.option("-key-threshold", "--key-threshold", "threshold", type=int, default=3,
+              show_default=True, help="Number of key shares needed to rebuild the master key.")
+@_format_option
+@_storage_option
+@click.pass_obj
+def escrow_cmd(obj: Any, shares: int, threshold: int, fmt: str, storage: str | None) -> None:
+    """Split the master key with Shamir's secret sharing and print the shares once.
+
+    As 'vault operator init': prints "Unseal Key N: ..." (or -format=json: unseal_keys_b64,
+    unseal_shares, unseal_threshold). Each share names the state it belongs to and carries a
+    check, so a mistyped share is reported as such. The state records only that an escrow
+    exists (shares, threshold, when). Running it again makes a new set; earlier sets keep
+    working until 'keymgmt operator rekey'.
+
+    \b
+    Example:
+      keymgmt operator escrow -key-shares=5 -key-threshold=3
+    """
+    from keymgmt_cli.store import escrow, keysource, masterkey
+    from keymgmt_cli.store.retired import check_writable
+
+    escrow.check_counts(shares, threshold)
+    environ = _environ(obj)
+    store = _store(environ, storage)
+    check_writable(store)
+    if store.get(keysource.STATE_DOC) is None:
+        _initialize(obj, environ, store, storage)
+    if keysource.shared(store, environ):
+        key = keysource.load_key(store, environ)
+    else:  # as any first write would: the key is created if the state has none yet
+        key = masterkey.load_master_key(store.home, environ, create=True)
+    state_id = keysource.state_id(store)
+    escrow_id, texts = escrow.split(key.key, shares, threshold, state_id)
+    _print_shares(texts, threshold, fmt.lower())
+    escrow.write_record(store, escrow_id, shares, threshold, key.kcv)
+
+
+def _initialize(obj: Any, environ: dict[str, str], store: Any, storage: str | None) -> None:
+    """A state with nothing in it yet gets its state id (what shares are tagged with)."""
+    from keymgmt_cli.engine.core import Engine
+    from keymgmt_cli.store import open_secret_box
+
+    Engine(store, open_secret_box(store.home, environ, store=store), None).ensure_initialized()
+
+
+# -- recover -----------------------------------------------------------------------------------
+def _read_shares(stream: Any) -> list[str]:
+    if stream.isatty():
+        from keymgmt_cli.store import escrow
+
+        first = click.prompt("Unseal Key 1 (will be hidden)", hide_input=True, err=True)
+        shares = [first]
+        needed = escrow.threshold_of(first)
+        while len(shares) < needed:
+            shares.append(click.prompt(f"Unseal Key {len(shares) + 1} of {needed} (will be hidden)",
+                                       hide_input=True, err=True))
+        return shares
+    return [line.strip() for line in stream.read().splitlines() if line.strip()]
+
+
+@click.command("recover", context_settings=CONTEXT)
+@click.option("-print", "--print", "print_key", is_flag=True,
+              help="Write the rebuilt master key (base64) to stdout instead of storing it (for a CI "
+                   "secret store).")
+@click.option("-snapshot", "--snapshot", "snapshot_file", default=None, metavar="FILE",
+              help="Prove the key against this snapshot (for a new machine with no state yet).")
+@_storage_option
+@click.pass_obj
+def recover_cmd(obj: Any, print_key: bool, snapshot_file: str | None, storage: str | None) -> None:
+    """Rebuild the master key from escrow shares and put it back where keymgmt looks for it.
+
+    Reads the shares one per line on stdin, or prompts for them without echo on a terminal.
+    The rebuilt key must match the state's check value (or the snapshot's, with -snapshot).
+    It is stored in the OS keyring when one is usable, else in master.key (0600) beside the
+    state. Fewer shares than the threshold, a mistyped share, shares of another state or of an
+    escrow from before a rekey: one line, exit 2, nothing written.
+
+    \b
+    Example:
+      keymgmt operator recover < shares.txt
+      keymgmt operator recover -print < shares.txt   # for KEYMGMT_MASTER_KEY in CI
+    """
+    from keymgmt_cli.store import escrow, keysource
+
+    environ = _environ(obj)
+    store = _store(environ, storage)
+    if snapshot_file is not None:
+        from keymgmt_cli.store import snapshot
+
+        _, body, _ = snapshot.read(snapshot_file)
+        state_id, kcv, kind = body["state_id"], body["seal"].get("kcv"), body["seal"].get("kind")
+        where = os.path.abspath(snapshot_file)
+    else:
+        state_id = keysource.state_id(store)
+        seal = keysource.state_seal(store, environ)
+        kcv, kind, where = seal.kcv, seal.kind, store.location
+    shares = _read_shares(getattr(sys, "stdin"))
+    key = escrow.combine(shares, state_id)
+    keysource.prove(key, kcv, where)
+    if print_key:
+        click.echo(base64.b64encode(key).decode("ascii"))
+        return
+    if kind != "local" or keysource.shared(store, environ):
+        raise PreconditionFailed(f"the master key of {where} comes from its seal ({kind}), which "
+                                 "keymgmt cannot write; nothing was written",
+                                 hint="re-run with -print and put the key into KEYMGMT_MASTER_KEY "
+                                      "in your secret store")
+    stored = keysource.put_recovered(store, environ, key)
+    kcv = keysource.key_check_value(key)
+    if stored.startswith("already in place"):
+        click.echo(f"Success! The shares rebuild the master key of {where} (kcv {kcv}); it is "
+                   f"{stored}")
+    else:
+        click.echo(f"Success! The master key of {where} (kcv {kcv}) is recovered: {stored}")
+
+
+# -- snapshot ----------------------------------------------------------------------------------
+@click.group("snapshot", context_settings=CONTEXT)
+def snapshot_group() -> None:
+    """Save the whole state in one authenticated file, or restore one (as vault operator raft snapshot).
+
+    \b
+    Example:
+      keymgmt operator snapshot save backup.snap
+      keymgmt operator snapshot restore -storage=file:///tmp/restored backup.snap
+    """
+
+
+@snapshot_group.command("save", context_settings=CONTEXT)
+@_storage_option
+@click.argument("file")
+@click.pass_obj
+def snapshot_save(obj: Any, storage: str | None, file: str) -> None:
+    """Write every document of the state to FILE (0600), consistent and authenticated.
+
+    Secrets stay sealed under the master key: the file alone reveals nothing. Holds the state's
+    locks while reading, so no operation is half applied in it.
+
+    \b
+    Example:
+      keymgmt operator snapshot save keymgmt-$(date +%F).snap
+    """
+    from keymgmt_cli.store import snapshot
+
+    environ = _environ(obj)
+    out = snapshot.save(_store(environ, storage), environ, file)
+    click.echo(f"Success! Saved {out['documents']} documents of state {out['state_id']} to "
+               f"{out['path']} ({out['bytes']} bytes)")
+
+
+@snapshot_group.command("restore", context_settings=CONTEXT)
+@click.option("-force", "--force", is_flag=True, help="Replace a state that is not empty.")
+@click.option("-retire-source", "--retire-source", "retire_source", default=None, metavar="URL",
+              help="Mark the state the snapshot came from (file:///PATH or dynamodb://...) retired: "
+                   "it then refuses changes and names this state as where it lives now.")
+@_storage_option
+@click.argument("file")
+@click.pass_obj
+def snapshot_restore(obj: Any, force: bool, retire_source: str | None, storage: str | None, file: str) -> None:
+    """Restore FILE into an empty state (file or DynamoDB); -force replaces a non-empty one.
+
+    Refuses a modified file and a master key that does not open it. The master key is the
+    snapshot's: KEYMGMT_MASTER_KEY, the target's keyring or master.key (put it there with
+    'keymgmt operator recover -snapshot=FILE'), or, for a KMS seal, AWS KMS.
+
+    \b
+    Example:
+      keymgmt operator snapshot restore -storage=file:///tmp/restore-test backup.snap
+      keymgmt operator snapshot restore -storage='dynamodb://keymgmt?region=eu-west-1' \\
+          -retire-source=file://$HOME/.local/share/keymgmt backup.snap
+    """
+    from keymgmt_cli.store import snapshot
+    from keymgmt_cli.store.retired import retire, url_of
+
+    environ = _environ(obj)
+    store = _store(environ, storage)
+    source = None
+    if retire_source is not None:
+        source = _store(environ, retire_source)
+        if source.location == store.location:
+            raise UsageError("-retire-source names the state being restored into")
+    if store.backend == "dynamodb":
+        store.ensure_table()  # as 'operator init' does; an existing table is only checked
+    out = snapshot.restore(store, environ, file, force=force)
+    click.echo(f"Success! Restored {out['documents']} documents of state {out['state_id']} into "
+               f"{out['location']} (master key: {out['master_key']})")
+    if source is not None:
+        from keymgmt_cli.store import keysource
+
+        if source.get(keysource.STATE_DOC) is not None and keysource.state_id(source) != out["state_id"]:
+            raise PreconditionFailed(f"{source.location} holds another state than the snapshot; "
+                                     "it was not retired")
+        retire(source, url_of(store), out["state_id"])
+        click.echo(f"Retired {source.location}: it now refuses changes and points here.")
+
+
+# -- rekey -------------------------------------------------------------------------------------
+@click.command("rekey", context_settings=CONTEXT)
+@_format_option
+@_storage_option
+@click.pass_obj
+def rekey_cmd(obj: Any, fmt: str, storage: str | None) -> None:
+    """Replace the master key and re-seal every secret under the new one.
+
+    Crash-safe: interrupted anywhere, the state opens with the old or the new key and re-running
+    finishes. Afterwards the old key is refused; with escrow, new shares are printed and the old
+    ones rebuild nothing usable. KMS seal: a new data key (GenerateDataKey). A key from
+    KEYMGMT_MASTER_KEY cannot be written back: the new one is printed once; put it into your
+    secret store.
+
+    \b
+    Example:
+      keymgmt operator rekey
+    """
+    from keymgmt_cli.store import rekey, retired
+
+    environ = _environ(obj)
+    store = _store(environ, storage)
+    marker = store.get(retired.RETIRED_DOC)
+    if marker is not None:
+        retired.check_writable(store)
+    fmt = fmt.lower()
+
+    def report(summary: dict[str, Any]) -> None:
+        """Shown before the rekey's journal is removed: an interrupted print is shown again."""
+        key = summary.get("master_key")
+        key_text = base64.b64encode(key).decode("ascii") if key is not None else None
+        escrowed = summary["escrow"]
+        if fmt == "json":
+            import json
+
+            out: dict[str, Any] = {"kcv": summary["kcv"], "resealed": summary["resealed"],
+                                   "resumed": summary["resumed"],
+                                   "master_key_source": summary["source"]}
+            if key_text is not None:
+                out["master_key_b64"] = key_text
+            if escrowed:
+                out.update(unseal_keys_b64=escrowed["texts"], unseal_shares=escrowed["shares"],
+                           unseal_threshold=escrowed["threshold"])
+            click.echo(json.dumps(out, indent=2))
+            return
+        if key_text is not None:
+            click.echo(f"New master key (put it into KEYMGMT_MASTER_KEY now; not shown again): {key_text}")
+            click.echo("")
+        if escrowed:
+            _print_shares(escrowed["texts"], escrowed["threshold"], "table")
+            click.echo("")
+        finished = " (finished an interrupted rekey)" if summary["resumed"] else ""
+        click.echo(f"Success! Rekeyed {store.location}{finished}: {summary['resealed']} secrets "
+                   f"re-sealed; new master key kcv {summary['kcv']} in {summary['source']}; the old "
+                   "key is refused from now on.")
+
+    rekey.rekey(store, environ, report=report)
+
+
+def register(group: click.Group) -> None:
+    """Add the recovery commands to ``keymgmt operator``."""
+    for command in (escrow_cmd, recover_cmd, snapshot_group, rekey_cmd):
+        group.add_command(command)

@@ -1,0 +1,354 @@
+"""Snapshots: the whole state in one authenticated file, and restoring it into an empty state.
+
+File layout (bytes, strictly): a JSON body, ``\\n``, then one trailer line
+``{"sha256":"<hex>","mac":"<hex>"}`` and ``\\n``. ``sha256`` covers the body's exact bytes (a
+byte changed anywhere is "modified"); ``mac`` is HMAC-SHA256 over the same bytes under a key
+derived from the master key (``HMAC(master, "keymgmt-snapshot-mac-v1")``), so a snapshot made
+under another key, or forged by someone who rewrote the digest too, is refused as well.
+
+The body holds every document as stored: secrets stay sealed under the master key, so a
+snapshot alone reveals nothing. It also holds what a restore needs to open them: the state's
+seal (``local``: the check value of the key in the keyring, key file or environment; ``env``
+or ``awskms``: the seal record, whose data key only AWS KMS can decrypt).
+
+Consistency: ``save`` holds every lock the engine takes (each key and KMS provider of every
+mount, then the state lock) while it reads, so no operation is half applied in a snapshot.
+
+``restore`` refuses a modified file, a key that does not match the snapshot's check value, and
+a non-empty target unless ``force``; it is resumable (a marker ``meta/restoring`` names the
+snapshot until the last document is written) and records ``meta/origin``: this state is a copy
+of state id X, restored from where and when.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+from ..errors import PreconditionFailed, StoreError
+from . import keysource
+from .masterkey import MasterKey
+
+FORMAT = 1
+ORIGIN_DOC = "meta/origin"
+RESTORING_DOC = "meta/restoring"
+#: Documents a snapshot does not carry: this state's own lifecycle markers.
+LOCAL_ONLY = frozenset({"meta/retired", "meta/rekey", RESTORING_DOC})
+_MAC_CONTEXT = b"keymgmt-snapshot-mac-v1"
+LOCK_TIMEOUT = 120.0
+
+
+def reauthenticate(doc_id: str, doc: dict[str, Any], key: bytes) -> dict[str, Any]:
+    """The document as it must be stored under master key ``key``.
+
+    The hook for document authentication (a MAC per document bound to its id and the state
+    id): restore and rekey call it on every document they write. A no-op until the MACs land.
+    """
+    return doc
+
+
+# -- enumerating and locking -----------------------------------------------------------------
+
+
+def all_ids(store: Any) -> list[str]:
+    """Every document id of a store, sorted."""
+    if hasattr(store, "all_ids"):
+        return list(store.all_ids())
+    if store.backend == "memory":
+        return sorted(store._docs)
+    if store.backend == "file":
+        return sorted(_file_ids(os.fspath(store.home)))
+    raise StoreError(f"cannot enumerate the documents of a {store.backend} store")
+
+
+def _file_ids(root: str) -> Iterator[str]:
+    from .base import check_store_id
+
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        parts = [] if rel == "." else rel.split(os.sep)
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        segments = [p[:-1] if p.endswith(".json~") else p for p in parts]
+        for name in filenames:
+            if name.endswith(".json"):
+                doc_id = "/".join(segments + [name[:-len(".json")]])
+                try:
+                    check_store_id(doc_id)
+                except ValueError:
+                    continue  # seal.json and the store's own files
+                yield doc_id
+
+
+def _lock_names(store: Any) -> list[str]:
+    state = store.get(keysource.STATE_DOC) or {}
+    names = []
+    mounts = state.get("mounts") if isinstance(state.get("mounts"), dict) else {}
+    uuids = sorted({str(m.get("uuid")) for m in mounts.values() if isinstance(m, dict)})
+    for kind, collection in (("key", "keys"), ("kms", "kms")):  # the engine's order: key, then kms
+        for uuid in uuids:
+            names += [f"{uuid}.{kind}.{n}" for n in store.list(f"ns/{uuid}/{collection}")]
+    return names
+
+
+@contextmanager
+def hold_all(store: Any, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold every lock the engine takes, so no operation runs meanwhile (not reentrant)."""
+    with ExitStack() as stack:
+        held: set[str] = set()
+        while True:
+            wanted = [n for n in _lock_names(store) if n not in held]
+            if not wanted:
+                break
+            for name in wanted:  # new keys can appear while we wait: loop until none is new
+                stack.enter_context(store.lock(name, timeout=timeout))
+                held.add(name)
+        stack.enter_context(store.lock("state", timeout=timeout))
+        yield
+
+
+# -- the file --------------------------------------------------------------------------------
+
+
+def mac_key(master: bytes) -> bytes:
+    return hmac.new(master, _MAC_CONTEXT, hashlib.sha256).digest()
+
+
+def _seal_of(store: Any, environ: Mapping[str, str], master: MasterKey) -> dict[str, Any]:
+    seal = keysource.state_seal(store, environ)
+    if seal.kind == "local":
+        return {"kind": "local", "kcv": master.kcv}
+    return {"kind": seal.kind, "kcv": master.kcv, "record": seal.record}
+
+
+def save(store: Any, environ: Mapping[str, str], path: str, *,
+         load: Callable[[], MasterKey] | None = None) -> dict[str, Any]:
+    """Write the snapshot of ``store`` to ``path`` (0600, atomic); a summary for the CLI."""
+    from .filestore import write_file_atomic
+
+    master = (load or (lambda: keysource.load_key(store, environ)))()
+    state_id = keysource.state_id(store)
+    with hold_all(store):
+        if store.get("meta/rekey") is not None:
+            raise PreconditionFailed(f"a rekey of {store.location} is unfinished; a snapshot now "
+                                     "would mix two keys", hint="run 'keymgmt operator rekey' to finish it first")
+        docs = {}
+        for doc_id in all_ids(store):
+            if doc_id in LOCAL_ONLY or doc_id == keysource.SEAL_DOC:
+                continue
+            doc = store.get(doc_id)
+            if doc is not None:
+                docs[doc_id] = doc
+    body = {"keymgmt_snapshot": FORMAT, "state_id": state_id, "backend": store.backend,
+            "location": store.location,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "seal": _seal_of(store, environ, master), "documents": docs}
+    data = encode(body, master.key)
+    target = os.path.abspath(os.path.expanduser(path))
+    try:
+        write_file_atomic(target, data, os.path.dirname(target))
+    except OSError as exc:
+        raise StoreError(f"cannot write snapshot {target}: {exc.strerror or type(exc).__name__}") from None
+    return {"path": target, "state_id": state_id, "documents": len(docs), "bytes": len(data)}
+
+
+def encode(body: dict[str, Any], master: bytes) -> bytes:
+    raw = (json.dumps(body, indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False)
+           .encode("utf-8"))
+    trailer = {"sha256": hashlib.sha256(raw).hexdigest(),
+               "mac": hmac.new(mac_key(master), raw, hashlib.sha256).hexdigest()}
+    return raw + b"\n" + _trailer_bytes(trailer) + b"\n"
+
+
+def _trailer_bytes(trailer: dict[str, str]) -> bytes:
+    return json.dumps(trailer, separators=(",", ":"), sort_keys=True).encode("ascii")
+
+
+def read(path: str) -> tuple[bytes, dict[str, Any], dict[str, str]]:
+    """(body bytes, body, trailer) of an unmodified snapshot; the MAC is checked by ``verify``."""
+    target = os.path.abspath(os.path.expanduser(path))
+    try:
+        with open(target, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise StoreError(f"cannot read snapshot {target}: {exc.strerror or type(exc).__name__}") from None
+    refused = PreconditionFailed(f"{target} is not an unmodified keymgmt snapshot; nothing was restored",
+                                 hint="restore from another copy of the snapshot")
+    if not data.endswith(b"\n"):
+        raise refused
+    raw, sep, trailer_line = data[:-1].rpartition(b"\n")
+    if not sep:
+        raise refused
+    try:
+        trailer = json.loads(trailer_line.decode("ascii"))
+        ok = (isinstance(trailer, dict) and set(trailer) == {"sha256", "mac"}
+              and _trailer_bytes(trailer) == trailer_line)
+    except (UnicodeDecodeError, ValueError, TypeError):
+        ok = False
+    if not ok or not hmac.compare_digest(hashlib.sha256(raw).hexdigest(), str(trailer["sha256"])):
+        raise refused
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise refused from None
+    if not isinstance(body, dict) or body.get("keymgmt_snapshot") != FORMAT or \
+            not isinstance(body.get("documents"), dict) or not isinstance(body.get("seal"), dict) \
+            or not isinstance(body.get("state_id"), str):
+        raise PreconditionFailed(f"{target} is not a keymgmt snapshot of format {FORMAT}")
+    return raw, body, trailer
+
+
+def verify(raw: bytes, trailer: dict[str, str], master: bytes, path: str) -> None:
+    expected = hmac.new(mac_key(master), raw, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, str(trailer["mac"])):
+        raise PreconditionFailed(f"{path} was not made under this master key, or was modified; "
+                                 "nothing was restored")
+
+
+# -- restore ---------------------------------------------------------------------------------
+
+
+class _RecordOnly:
+    """Just enough of a store for ``load_shared_master_key`` to open a snapshot's seal record."""
+
+    backend = "snapshot"
+
+    def __init__(self, record: dict[str, Any], location: str):
+        self._record, self.location = record, location
+
+    def get(self, doc_id: str) -> dict[str, Any] | None:
+        return self._record if doc_id == keysource.SEAL_DOC else None
+
+
+def snapshot_key(body: dict[str, Any], store: Any, environ: Mapping[str, str], path: str, *,
+                 keyring_backend: Any = None) -> MasterKey:
+    """The master key that opens the snapshot, proven against its check value."""
+    seal = body["seal"]
+    kcv = str(seal.get("kcv"))
+    if seal.get("kind") == "awskms":
+        from . import setting
+        from .kmsseal import load_shared_master_key
+
+        configured = setting(environ, "seal")
+        if configured is None:
+            _check_recorded_endpoint(seal.get("record") or {}, path)
+        # with KEYMGMT_SEAL set, KMS is asked at the configured key and endpoint, not the recorded
+        return load_shared_master_key(_RecordOnly(seal["record"], path), environ, configured)
+    from . import masterkey
+
+    if environ.get(masterkey.ENV_VAR) is not None:
+        master = MasterKey(masterkey._parse_env_key(environ[masterkey.ENV_VAR]), masterkey.ENV_SOURCE)
+    elif store.backend in ("file", "memory") and hasattr(store, "home"):
+        master = masterkey._find_stored(store.home, masterkey._Keyring(keyring_backend))
+    else:
+        master = None
+    if master is None:
+        raise PreconditionFailed(f"no master key for the snapshot's state (kcv {kcv}): set "
+                                 f"{masterkey.ENV_VAR}, or put it back with 'keymgmt operator "
+                                 f"recover -snapshot={path}' and the escrow shares")
+    if not hmac.compare_digest(master.kcv, kcv):
+        raise PreconditionFailed(f"the master key from {master.source} does not open this snapshot "
+                                 f"(kcv {master.kcv}, the snapshot's is {kcv}); nothing was restored")
+    return master
+
+
+def _check_recorded_endpoint(record: dict[str, Any], path: str) -> None:
+    """A snapshot names the KMS endpoint that opens it; whoever can edit the file could name his
+    own, hand back a data key he knows and forge the MAC with it. Plain http only to loopback."""
+    from urllib.parse import urlsplit
+
+    endpoint = record.get("endpoint")
+    if not endpoint:
+        return
+    parts = urlsplit(str(endpoint))
+    host = (parts.hostname or "").lower()
+    loopback = host in ("localhost", "::1") or host.startswith("127.")
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise PreconditionFailed(f"{path} names a KMS endpoint that is neither https nor loopback "
+                                 "for its seal; nothing was restored",
+                                 hint="set KEYMGMT_SEAL=awskms://KEY?region=R to the seal key you trust")
+
+
+def _existing(store: Any) -> list[str]:
+    return [i for i in all_ids(store) if i not in LOCAL_ONLY and i != ORIGIN_DOC]
+
+
+def restore(store: Any, environ: Mapping[str, str], path: str, *, force: bool = False,
+            keyring_backend: Any = None) -> dict[str, Any]:
+    """Restore the snapshot at ``path`` into ``store``; a summary for the CLI."""
+    raw, body, trailer = read(path)
+    master = snapshot_key(body, store, environ, path, keyring_backend=keyring_backend)
+    verify(raw, trailer, master.key, path)
+    digest = trailer["sha256"]
+    seal = body["seal"]
+    with hold_all(store):
+        marker = store.get(RESTORING_DOC)
+        resuming = marker is not None and marker.get("sha256") == digest
+        existing = _existing(store)
+        if existing and not resuming:
+            if not force:
+                raise PreconditionFailed(
+                    f"the target {store.location} is not empty ({len(existing)} documents, e.g. "
+                    f"{existing[0]}); restore refuses to overwrite a state",
+                    hint="restore into a new directory or table, or add -force to replace it")
+            for doc_id in existing:
+                store.get(doc_id)
+                store.delete(doc_id)
+        _check_target_seal(store, seal, master, force or resuming)
+        store.get(RESTORING_DOC)
+        store.put(RESTORING_DOC, {"format": 1, "sha256": digest, "state_id": body["state_id"]})
+        _write_seal(store, seal, master)
+        docs = body["documents"]
+        for doc_id in sorted(docs, key=lambda i: (2 if i == "state" else 1 if i.startswith("mounts/") else 0, i)):
+            store.get(doc_id)
+            store.put(doc_id, reauthenticate(doc_id, docs[doc_id], master.key))
+        store.get(ORIGIN_DOC)
+        store.put(ORIGIN_DOC, {"format": 1, "copy_of": body["state_id"],
+                               "restored_from": body.get("location"),
+                               "snapshot_created": body.get("created"),
+                               "restored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        store.get("meta/retired")
+        store.delete("meta/retired")  # a restored copy is live, whatever the target was before
+        store.delete(RESTORING_DOC)
+    return {"state_id": body["state_id"], "documents": len(docs), "location": store.location,
+            "master_key": master.source}
+
+
+def _check_target_seal(store: Any, seal: dict[str, Any], master: MasterKey, replace: bool) -> None:
+    current = store.get(keysource.SEAL_DOC)
+    if current is not None and str(current.get("kcv")) != master.kcv and not replace:
+        raise PreconditionFailed(f"the target {store.location} is sealed by another master key "
+                                 f"(kcv {current.get('kcv')}); nothing was restored",
+                                 hint="restore into a new directory or table, or add -force")
+    if store.backend == "file":
+        from . import masterkey
+
+        meta = masterkey._read_meta(store.home)
+        if meta is not None and str(meta["kcv"]) != master.kcv and not replace:
+            raise PreconditionFailed(f"the target {store.location} is sealed by another master key "
+                                     f"(kcv {meta['kcv']}); nothing was restored",
+                                     hint="restore into a new directory, or add -force")
+
+
+def _write_seal(store: Any, seal: dict[str, Any], master: MasterKey) -> None:
+    """Make the target open with the snapshot's key: its seal record, or its check value."""
+    record = seal.get("record") if seal["kind"] in ("env", "awskms") else None
+    if record is None and store.backend not in ("file", "memory"):
+        # a local state restored into DynamoDB: the team shares the key as KEYMGMT_MASTER_KEY
+        record = {"format": 1, "kind": "env", "kcv": master.kcv,
+                  "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if record is not None:
+        store.get(keysource.SEAL_DOC)
+        store.put(keysource.SEAL_DOC, record)
+        return
+    store.get(keysource.SEAL_DOC)
+    store.delete(keysource.SEAL_DOC)
+    if store.backend == "file":
+        from . import masterkey
+
+        masterkey._write_meta(store.home, master)
