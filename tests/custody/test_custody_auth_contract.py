@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "store"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dynamo"))
-import test_store_contract as contract  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dynamo"))  # dynamo_support
+from support.store_contract import StoreContract  # noqa: E402
 
 from keymgmt_cli.errors import StoreError  # noqa: E402
 from keymgmt_cli.store.auth import AUTH_FIELD, AuthStore, derive_auth_key  # noqa: E402
@@ -56,10 +55,8 @@ def _fresh(raw):
     return DynamoStore(raw.table, raw.region, home=raw.home)
 
 
-# Every contract test, collected here with the wrapped ``store`` fixture above.
-for _name, _test in vars(contract).items():
-    if _name.startswith("test_") and callable(_test):
-        globals()[_name] = _test
+class TestAuthStoreContract(StoreContract):
+    """Every contract test, through the wrapped ``store`` fixture above."""
 
 
 # -- what the wrapper adds -----------------------------------------------------------------------

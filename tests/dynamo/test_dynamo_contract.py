@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "store"))
-import test_store_contract as contract  # noqa: E402
-
-from dynamo_support import REGION, aws_test_credentials  # noqa: E402
+from dynamo_support import REGION, aws_test_credentials
+from support.store_contract import StoreContract
 
 moto = pytest.importorskip("moto")
 
@@ -28,7 +23,5 @@ def store(monkeypatch, tmp_path):
         yield s
 
 
-# Every contract test, collected here with the DynamoDB ``store`` fixture above.
-for _name, _test in vars(contract).items():
-    if _name.startswith("test_") and callable(_test):
-        globals()[_name] = _test
+class TestDynamoStore(StoreContract):
+    """Every contract test, with the DynamoDB ``store`` fixture above."""
