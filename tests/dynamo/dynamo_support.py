@@ -16,12 +16,11 @@ FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
 
 
 def aws_test_credentials(monkeypatch) -> None:
-    """Fake credentials for moto; nothing can reach real AWS with them."""
-    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
-                 "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KMS"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in FAKE_AWS.items():
-        monkeypatch.setenv(name, value)
+    """Fake credentials for moto (the tests' one fake-AWS setup, plus a session token)."""
+    from support.fakeaws import fake_aws
+
+    fake_aws(monkeypatch, region=REGION)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", FAKE_AWS["AWS_SESSION_TOKEN"])
 
 
 def free_port() -> int:

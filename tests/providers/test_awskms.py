@@ -19,6 +19,7 @@ from keymgmt_cli.providers import awskms
 from keymgmt_cli.aws.pacing import TokenBucket
 from keymgmt_cli.providers.awskms import connect, is_loopback
 from keymgmt_cli.providers.base import ProviderConfig
+from support.fakeaws import fake_aws
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY-secret"
 ARN = "arn:aws:kms:us-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -28,14 +29,7 @@ KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
 @pytest.fixture(autouse=True)
 def clean_aws_env(monkeypatch, tmp_path):
     """No user configuration, no metadata service, dummy env credentials."""
-    for name in list(os.environ):
-        if name.startswith("AWS_") or name == "KEYMGMT_AWS_PACING":
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAENVIRONMENT")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
+    fake_aws(monkeypatch, access_key="AKIAENVIRONMENT", secret_key="env-secret")
 
 
 class FakeTime:

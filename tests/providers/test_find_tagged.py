@@ -6,7 +6,6 @@ Both on the in-memory twin and on AwsKmsProvider against moto in-process."""
 
 from __future__ import annotations
 
-import os
 
 import pytest
 from botocore.stub import Stubber
@@ -20,6 +19,7 @@ from keymgmt_cli.providers.memory import MemoryKms, MemoryKmsWorld
 from keymgmt_cli.store.memory import MemoryStore
 
 from twins import memory_secret_box
+from support.fakeaws import fake_aws
 
 REGION = "us-west-1"
 TS = 1700000000
@@ -28,14 +28,7 @@ FOREIGN = 150
 
 @pytest.fixture(autouse=True)
 def clean_aws_env(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.startswith("AWS_") or name == "KEYMGMT_AWS_PACING":
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    fake_aws(monkeypatch, access_key="testing", secret_key="testing")
 
 
 def ours(state_id: str) -> dict[str, str]:

@@ -18,20 +18,14 @@ import pytest
 from keymgmt_cli.aws import pacing
 from keymgmt_cli.errors import ProviderError
 from keymgmt_cli.providers.base import ProviderConfig
+from support.fakeaws import fake_aws
 
 REGION = "eu-west-1"
 
 
 @pytest.fixture(autouse=True)
 def clean_aws_env(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.startswith("AWS_") or name == "KEYMGMT_AWS_PACING":
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    fake_aws(monkeypatch, access_key="test", secret_key="test")
 
 
 def connect(endpoint=None, **kwargs):
