@@ -36,7 +36,9 @@ def _check_credentials(creds: dict[str, str]) -> None:
             raise InvalidRequest(f"credentials {key} is empty or contains whitespace")
     endpoint = creds.get("endpoint")
     if endpoint is not None and not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(/[^\s]*)?", endpoint):
-        raise InvalidRequest(f"credentials endpoint {endpoint[:80]!r} is not an http(s) URL")
+        # never echoed: a URL can carry credentials (https://AK:SK@host) or come from an @file
+        raise InvalidRequest("credentials endpoint is not an http(s) URL (scheme://host[:port][/path], "
+                             "no user or password in it)")
 
 
 def load_provider(engine: Engine, mount: Mount, name: str) -> dict[str, Any]:

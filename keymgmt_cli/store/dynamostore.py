@@ -3,7 +3,9 @@
 Selected with ``KEYMGMT_STORAGE=dynamodb://TABLE?region=R[&endpoint=URL]``. Its client comes
 from the AWS border (``keymgmt_cli/aws``: boto3's default credential chain, standard retries,
 timeouts, plain http only to loopback); callers import this module lazily, so the local backend
-never loads boto3.
+never loads boto3. Near 600 lines on purpose: the DocumentStore contract (versioned conditional
+writes), the leases and the table's life (init, wait, Scan for collections) all read the same
+item layout documented below; split, each part would need the table again.
 
 Table layout (``keymgmt operator init`` creates it: on-demand capacity, TTL on ``lease_ttl``):
 

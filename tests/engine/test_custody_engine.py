@@ -240,3 +240,11 @@ def test_disabling_a_mount_keeps_keys_that_do_not_allow_deletion_unless_forced(w
     assert engine.handle(Request("list", "staging/key", {})).data["keys"] == ["gone", "keep"]
     engine.disable_mount("staging", force=True)
     assert "staging/" not in [m.path for m in engine.mounts()]
+
+
+def test_an_endpoint_carrying_credentials_is_refused_without_echoing_them(world):
+    engine = make_engine(world)
+    with pytest.raises(KeymgmtError) as caught:
+        w(engine, "keymgmt/kms/p", provider="awskms", key_collection="us-west-1",
+          credentials=["endpoint=https://AKIAPLANTED:s3cr3tPLANTED@kms.example.com"])
+    assert "PLANTED" not in str(caught.value) and "PLANTED" not in (caught.value.hint or "")
