@@ -74,7 +74,7 @@ def test_team_key_lost_then_recovered_from_shares(aws, table, tmp_path):
     shares = shares_of(km(env, "operator", "escrow", "-key-shares=4", "-key-threshold=3")[1])
     lost = {k: v for k, v in env.items() if k != "KEYMGMT_MASTER_KEY"}
     code, _, err = km(lost, "write", "-f", "keymgmt/key/v/rotate")
-    assert code == 1 and "not set" in err
+    assert code == 2 and "not set" in err
     code, _, err = km(lost, "operator", "recover", input="\n".join(shares[1:]))  # cannot write the env
     assert code == 2 and "-print" in err
     code, _, err = km(lost, "operator", "recover", "-print", input="\n".join(shares[:2]))
@@ -166,5 +166,5 @@ def test_rekey_of_a_team_key_table_prints_the_new_key(aws, table, tmp_path):
     assert code == 0, err
     new = json.loads(out)["master_key_b64"]
     code, _, err = km(env, "write", "-f", "keymgmt/key/v/rotate")
-    assert code == 1 and "does not match" in err
+    assert code == 2 and "does not match" in err
     assert km(dict(env, KEYMGMT_MASTER_KEY=new), "write", "-f", "keymgmt/key/v/rotate")[0] == 0
