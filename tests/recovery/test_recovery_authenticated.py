@@ -107,6 +107,35 @@ def test_after_rekey_every_document_verifies_under_the_new_key_only(env, home):
     # same revisions: the rollback records still hold
     assert {i: d[AUTH_FIELD]["rev"] for i, d in _raw_docs(home).items() if is_authenticated(i)} == revisions_before
     assert km(env, "verify")[0] == 0 and km(env, "read", "keymgmt/key/a")[0] == 0
+    # the file audit trail beside the state was re-linked under the new key: audited writes work
+    code, out, err = km(env, "audit", "verify")
+    assert code == 0 and "audit trail whole" in out, out + err
+    code, _, err = km(env, "write", "-f", "keymgmt/key/a/rotate")
+    assert code == 0, err
+    assert km(env, "audit", "verify")[0] == 0
+
+
+def test_relinking_the_file_trail_again_changes_nothing_and_a_foreign_record_stops_it(env, home):
+    import pytest
+
+    from keymgmt_cli.errors import StoreError
+    from keymgmt_cli.store import rekey
+
+    _state(env)
+    old = master_key_of(home)
+    assert km(env, "operator", "rekey")[0] == 0
+    new = master_key_of(home)
+    trail = home.parent / (home.name + ".audit")
+    before = {p.name: p.read_bytes() for p in trail.iterdir() if not p.name.startswith(".")}
+    assert rekey.relink_file_trail(FileStore(home), env, old, new) == 0  # a re-run: all done
+    assert {p.name: p.read_bytes() for p in trail.iterdir() if not p.name.startswith(".")} == before
+    segment = sorted(trail.glob("trail-*.jsonl"))[0]
+    lines = segment.read_bytes().split(b"\n")
+    record = json.loads(lines[0])
+    record["keymgmt"]["mac"] = "0" * 64  # under neither key
+    segment.write_bytes(b"\n".join([json.dumps(record, sort_keys=True).encode()] + lines[1:]))
+    with pytest.raises(StoreError, match="neither the old nor"):
+        rekey.relink_file_trail(FileStore(home), env, old, new)
 
 
 def test_rekey_refuses_a_tampered_state_before_changing_anything(env, home):
