@@ -16,7 +16,7 @@ secret, each sealed under one of them, can be read. Steps, each safe to repeat:
    document's MAC is accepted under the old or the new key (and its revision checked against the
    revision records), its secrets still under the old key are sealed again under the new one,
    and it is written back under the new key's MAC with the same revision; the revision records
-   (``meta/revisions/*``) likewise. Documents under ``meta/`` carry no document secrets;
+   (``meta/revisions/*``) likewise. Documents under ``meta/`` carry no document secrets.
    The audit trail (in the state's documents, or the file trail beside a local state) is
    re-linked under the new chain key (``relink_audit_trail``, ``relink_file_trail``);
 3. the new key goes to the source (OS keyring or ``master.key``; the environment cannot be

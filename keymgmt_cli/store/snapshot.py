@@ -6,8 +6,13 @@ byte changed anywhere is "modified"); ``mac`` is HMAC-SHA256 over the same bytes
 derived from the master key (``HMAC(master, "keymgmt-snapshot-mac-v1")``), so a snapshot made
 under another key, or forged by someone who rewrote the digest too, is refused as well.
 
-The body holds every document as stored: secrets stay sealed under the master key, so a
-snapshot alone reveals nothing. It also holds what a restore needs to open them: the state's
+The body holds every document as stored (format 2: with its ``_auth`` MAC tag, and the
+``meta/revisions/*`` rollback records; ``auth.py``): secrets stay sealed under the master key, so a
+snapshot alone reveals nothing. ``save`` verifies every document through an ``AuthStore`` under the
+proven master key before recording the raw bytes of the backend, so a state edited outside
+keymgmt is never snapshotted; ``restore`` verifies every document of the snapshot (MAC, state
+id, revisions) before writing anything, writes them raw into the target's backend (never through
+``AuthStore.put``, which would re-MAC them) and verifies the restored state before it is done. It also holds what a restore needs to open them: the state's
 seal (``local``: the check value of the key in the keyring, key file or environment; ``env``
 or ``awskms``: the seal record, whose data key only AWS KMS can decrypt).
 
