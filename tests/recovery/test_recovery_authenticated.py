@@ -119,7 +119,7 @@ def test_relinking_the_file_trail_again_changes_nothing_and_a_foreign_record_sto
     import pytest
 
     from keymgmt_cli.errors import StoreError
-    from keymgmt_cli.store import rekey
+    from keymgmt_cli.store import rekey_trail as rekey
 
     _state(env)
     old = master_key_of(home)
