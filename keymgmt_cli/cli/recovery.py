@@ -101,10 +101,19 @@ def escrow_cmd(obj: Any, shares: int, threshold: int, fmt: str, storage: str | N
         key = keysource.load_key(store, environ)
     else:  # as any first write would: the key is created if the state has none yet
         key = masterkey.load_master_key(store.home, environ, create=True)
-    state_id = keysource.state_id(store)
+    state_id = keysource.state_id(_verified(store, key.key))
     escrow_id, texts = escrow.split(key.key, shares, threshold, state_id)
     _print_shares(texts, threshold, fmt.lower())
     escrow.write_record(store, escrow_id, shares, threshold, key.kcv)
+
+
+def _verified(store: Any, master: bytes) -> Any:
+    """The state's backend seen through the document MACs under ``master`` (a proven key): the
+    state id that shares are tagged with is the authenticated one."""
+    from keymgmt_cli.store.auth import AuthStore, derive_auth_key
+
+    auth_key = derive_auth_key(master)
+    return AuthStore(getattr(store, "inner", store), lambda: auth_key)
 
 
 def _initialize(obj: Any, environ: dict[str, str], store: Any, storage: str | None) -> None:
@@ -156,6 +165,10 @@ def recover_cmd(obj: Any, print_key: bool, snapshot_file: str | None, storage: s
 
     environ = _environ(obj)
     store = _store(environ, storage)
+    # The master key is what is missing (or a wrong one is in the source): the state id and the
+    # check value are read from the raw backend, and the state document is verified under the
+    # rebuilt key once it is proven.
+    store = getattr(store, "inner", store)
     if snapshot_file is not None:
         from keymgmt_cli.store import snapshot
 
@@ -169,6 +182,8 @@ def recover_cmd(obj: Any, print_key: bool, snapshot_file: str | None, storage: s
     shares = _read_shares(getattr(sys, "stdin"))
     key = escrow.combine(shares, state_id)
     keysource.prove(key, kcv, where)
+    if snapshot_file is None:
+        _verified(store, key).get(keysource.STATE_DOC)  # StoreError if it was tampered with
     if print_key:
         click.echo(base64.b64encode(key).decode("ascii"))
         return

@@ -102,6 +102,35 @@ def _parse_tag(tag: object) -> tuple[int, str] | None:
     return None
 
 
+def is_authenticated(doc_id: str) -> bool:
+    """True for the documents ``AuthStore`` MACs (all but ``meta/`` markers and ``audit/``)."""
+    return not _passthrough(doc_id)
+
+
+def sign_document(key: bytes, state_id: str, doc_id: str, rev: int, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` as ``AuthStore.put`` stores it at revision ``rev`` (for rekey: re-MAC in place)."""
+    stored = dict(body)
+    stored.pop(AUTH_FIELD, None)
+    stored[AUTH_FIELD] = {"v": 1, "rev": rev, "mac": document_mac(key, state_id, doc_id, rev, stored)}
+    return stored
+
+
+def check_document(key: bytes, state_id: str, doc_id: str, doc: dict[str, Any]) -> int | None:
+    """The revision of a stored (tagged) document whose MAC verifies under ``key``, else None.
+
+    The caller checks the revision against the revision records; an untagged document is None."""
+    parsed = _parse_tag(doc.get(AUTH_FIELD))
+    if parsed is None:
+        return None
+    rev, mac = parsed
+    body = {k: v for k, v in doc.items() if k != AUTH_FIELD}
+    try:
+        want = document_mac(key, state_id, doc_id, rev, body)
+    except (TypeError, ValueError):
+        return None
+    return rev if hmac.compare_digest(want, mac) else None
+
+
 class AuthStore:
     """``DocumentStore`` that authenticates every document of ``inner`` (see the module doc).
 

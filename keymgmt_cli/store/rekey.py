@@ -10,10 +10,15 @@ The journal is the document ``meta/rekey``, written before anything changes::
 So while it exists, whichever key the source holds (old or new) opens the other, and every
 secret, each sealed under one of them, can be read. Steps, each safe to repeat:
 
-1. journal written (nothing else changed yet);
-2. every document re-sealed: a secret that unseals under the new key is left alone, one that
-   unseals under the old key is sealed again under the new one (and every document passes
-   through ``snapshot.reauthenticate``);
+1. every document verified under the old key (a tampered state is never rekeyed), then the
+   journal written (nothing else changed yet);
+2. every document of the raw backend (``AuthStore.inner``) re-sealed and re-authenticated: a
+   document's MAC is accepted under the old or the new key (and its revision checked against the
+   revision records), its secrets still under the old key are sealed again under the new one,
+   and it is written back under the new key's MAC with the same revision; the revision records
+   (``meta/revisions/*``) likewise. Documents under ``meta/`` carry no document secrets.
+   The audit trail (in the state's documents, or the file trail beside a local state) is
+   re-linked under the new chain key (``rekey_trail.py``);
 3. the new key goes to the source (OS keyring or ``master.key``; the environment cannot be
    written, so the new key is printed for the secret store, before anything refers to it);
 4. the check value (``seal.json``, or the seal record ``meta/seal``) names the new key, from
@@ -31,7 +36,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import json
 import os
 import re
 import time
@@ -108,8 +112,7 @@ def _resume_keys(store: Any, environ: Mapping[str, str], journal: dict[str, Any]
                      f"unfinished rekey of {store.location}")
 
 
-def _start(store: Any, environ: Mapping[str, str], keyring_backend: Any) -> tuple[dict[str, Any], MasterKey, bytes]:
-    old = keysource.load_key(store, environ, keyring_backend=keyring_backend)
+def _start(store: Any, environ: Mapping[str, str], old: MasterKey) -> tuple[dict[str, Any], bytes]:
     seal = keysource.state_seal(store, environ)
     journal: dict[str, Any] = {"format": 1, "kind": seal.kind, "old_kcv": old.kcv, "started": _now()}
     if seal.kind == "awskms":
@@ -127,7 +130,7 @@ def _start(store: Any, environ: Mapping[str, str], keyring_backend: Any) -> tupl
     journal["old_key"] = _sealer(new).seal(old.key, _OLD_AAD)
     store.get(REKEY_DOC)
     store.put(REKEY_DOC, journal)
-    return journal, old, new
+    return journal, new
 
 
 # -- re-sealing --------------------------------------------------------------------------------
@@ -194,29 +197,28 @@ def rekey(store: Any, environ: Mapping[str, str], *, keyring_backend: Any = None
     when the source is the environment, ``summary["shares"]`` with escrow. If it raises, the
     rekey stays unfinished (the next run finishes it and reports again).
     """
-    from .snapshot import all_ids, hold_all, reauthenticate
+    from .auth import AuthStore, derive_auth_key
+    from .snapshot import _raw, all_ids, hold_all
 
-    state_id = keysource.state_id(store)
+    store = _raw(store)  # documents are read and re-MAC'd here, as stored, under either key
     with hold_all(store):
         journal = store.get(REKEY_DOC)
         resumed = journal is not None
         if journal is None:
-            journal, old, new = _start(store, environ, keyring_backend)
+            old = keysource.load_key(store, environ, keyring_backend=keyring_backend)
+            auth_key = derive_auth_key(old.key)
+            checker = AuthStore(store, lambda: auth_key)
+            for doc_id in all_ids(store):  # nothing tampered with is re-MAC'd under the new key
+                checker.get(doc_id)
+            journal, new = _start(store, environ, old)
         else:
             old, new = _resume_keys(store, environ, journal, keyring_backend)
-        resealed = 0
-        for doc_id in all_ids(store):
-            if doc_id.startswith("meta/"):
-                continue
-            doc = store.get(doc_id)
-            if doc is None:
-                continue
-            stored = json.dumps(doc, sort_keys=True)
-            count = reseal_document(doc_id, doc, old.key, new)
-            doc = reauthenticate(doc_id, doc, new)  # the document MACs' hook: every document passes
-            if count or json.dumps(doc, sort_keys=True) != stored:
-                store.put(doc_id, doc)
-                resealed += count
+        state_id = _state_id(store, old.key, new)
+        resealed = reauthenticate_all(store, state_id, old.key, new)
+        from .rekey_trail import relink_audit_trail, relink_file_trail
+
+        relink_audit_trail(store, old.key, new)  # before the source holds the new key
+        relink_file_trail(store, environ, old.key, new)
         source = _commit(store, environ, journal, new, keyring_backend)
         summary: dict[str, Any] = {"resumed": resumed, "resealed": resealed,
                                    "kcv": key_check_value(new), "source": source, "escrow": None}
@@ -230,6 +232,87 @@ def rekey(store: Any, environ: Mapping[str, str], *, keyring_backend: Any = None
     if summary["escrow"] is not None:
         summary["escrow"].pop("texts", None)
     return summary
+
+
+def _state_id(store: Any, old: bytes, new: bytes) -> str:
+    """The state id of the state document, whose MAC verifies under the old or the new key."""
+    from .auth import check_document, derive_auth_key
+
+    doc = store.get(keysource.STATE_DOC)
+    state_id = doc.get("state_id") if isinstance(doc, dict) else None
+    if not isinstance(state_id, str) or not state_id or not any(
+            check_document(derive_auth_key(k), state_id, keysource.STATE_DOC, doc) for k in (old, new)):
+        raise StoreError(f"state document {keysource.STATE_DOC} in {store.location} is missing or "
+                         "fails authentication under both keys of the rekey",
+                         hint="restore it from a backup; it was changed outside keymgmt")
+    return state_id
+
+
+def _open(store: Any, doc_id: str, doc: dict[str, Any], state_id: str,
+          keys: tuple[bytes, bytes]) -> tuple[int, bool]:
+    """(revision, already under the new key) of a stored document; StoreError if neither key."""
+    from .auth import check_document
+
+    old_auth, new_auth = keys
+    rev = check_document(new_auth, state_id, doc_id, doc)
+    if rev is not None:
+        return rev, True
+    rev = check_document(old_auth, state_id, doc_id, doc)
+    if rev is not None:
+        return rev, False
+    raise StoreError(f"state document {doc_id} in {store.location} fails authentication under "
+                     "both the old and the new master key (edited outside keymgmt)",
+                     hint="restore it from a backup; it was changed outside keymgmt")
+
+
+def reauthenticate_all(store: Any, state_id: str, old: bytes, new: bytes) -> int:
+    """Re-seal every secret and re-MAC every authenticated document (and revision record) of
+    the raw backend ``store`` under ``new``, keeping revisions; how many secrets were re-sealed.
+
+    Safe to repeat after a crash: a document may carry a MAC under either key (it is accepted
+    under either, checked against the revision records, and written under the new one)."""
+    from .auth import AUTH_FIELD, REVISIONS, derive_auth_key, is_authenticated, sign_document
+    from .snapshot import all_ids
+
+    keys = (derive_auth_key(old), derive_auth_key(new))
+    ids = all_ids(store)
+    records = [i for i in ids if i.startswith(REVISIONS + "/")]
+    floors: dict[str, int] = {}
+    for record_id in records:
+        doc = store.get(record_id)
+        if doc is None:
+            continue
+        rev, done = _open(store, record_id, doc, state_id, keys)
+        body = {k: v for k, v in doc.items() if k != AUTH_FIELD}
+        revs = body.get("revs")
+        if isinstance(revs, dict):
+            floors.update({k: v for k, v in revs.items() if type(v) is int})
+        if not done:
+            store.put(record_id, sign_document(keys[1], state_id, record_id, rev, body))
+    resealed = 0
+    for doc_id in ids:
+        if doc_id.startswith("meta/"):
+            continue  # the seal record, markers, the journal: no document secrets
+        doc = store.get(doc_id)
+        if doc is None:
+            continue
+        if not is_authenticated(doc_id):  # the audit trail: re-sealed if it held a secret
+            count = reseal_document(doc_id, doc, old, new)
+            if count:
+                store.put(doc_id, doc)
+                resealed += count
+            continue
+        rev, done = _open(store, doc_id, doc, state_id, keys)
+        if rev < floors.get(doc_id, 0):
+            raise StoreError(f"state document {doc_id} in {store.location} is an older copy put "
+                             f"back (revision {rev}; the state recorded {floors[doc_id]})",
+                             hint="restore the current copy from a backup")
+        body = {k: v for k, v in doc.items() if k != AUTH_FIELD}
+        count = reseal_document(doc_id, body, old, new)
+        if count or not done:
+            store.put(doc_id, sign_document(keys[1], state_id, doc_id, rev, body))
+            resealed += count
+    return resealed
 
 
 def _commit(store: Any, environ: Mapping[str, str], journal: dict[str, Any], new: bytes,

@@ -6,8 +6,13 @@ byte changed anywhere is "modified"); ``mac`` is HMAC-SHA256 over the same bytes
 derived from the master key (``HMAC(master, "keymgmt-snapshot-mac-v1")``), so a snapshot made
 under another key, or forged by someone who rewrote the digest too, is refused as well.
 
-The body holds every document as stored: secrets stay sealed under the master key, so a
-snapshot alone reveals nothing. It also holds what a restore needs to open them: the state's
+The body holds every document as stored (format 2: with its ``_auth`` MAC tag, and the
+``meta/revisions/*`` rollback records; ``auth.py``): secrets stay sealed under the master key, so a
+snapshot alone reveals nothing. ``save`` verifies every document through an ``AuthStore`` under the
+proven master key before recording the raw bytes of the backend, so a state edited outside
+keymgmt is never snapshotted; ``restore`` verifies every document of the snapshot (MAC, state
+id, revisions) before writing anything, writes them raw into the target's backend (never through
+``AuthStore.put``, which would re-MAC them) and verifies the restored state before it is done. It also holds what a restore needs to open them: the state's
 seal (``local``: the check value of the key in the keyring, key file or environment; ``env``
 or ``awskms``: the seal record, whose data key only AWS KMS can decrypt).
 
@@ -33,9 +38,10 @@ from typing import Any
 
 from ..errors import PreconditionFailed, StoreError
 from . import keysource
+from .auth import AUTH_FIELD, AuthStore, derive_auth_key, is_authenticated
 from .masterkey import MasterKey
 
-FORMAT = 1
+FORMAT = 2  # 2: the documents as stored, with their MAC tags (auth.py)
 ORIGIN_DOC = "meta/origin"
 RESTORING_DOC = "meta/restoring"
 #: Documents a snapshot does not carry: this state's own lifecycle markers.
@@ -44,13 +50,15 @@ _MAC_CONTEXT = b"keymgmt-snapshot-mac-v1"
 LOCK_TIMEOUT = 120.0
 
 
-def reauthenticate(doc_id: str, doc: dict[str, Any], key: bytes) -> dict[str, Any]:
-    """The document as it must be stored under master key ``key``.
+def _raw(store: Any) -> Any:
+    """The backend under the document MACs (``AuthStore.inner``), or ``store`` itself."""
+    return getattr(store, "inner", store) if isinstance(store, AuthStore) else store
 
-    The hook for document authentication (a MAC per document bound to its id and the state
-    id): restore and rekey call it on every document they write. A no-op until the MACs land.
-    """
-    return doc
+
+def _checker(store: Any, master: bytes) -> AuthStore:
+    """An ``AuthStore`` over ``store``'s backend that verifies under ``master`` (proven already)."""
+    auth_key = derive_auth_key(master)
+    return AuthStore(_raw(store), lambda: auth_key)
 
 
 # -- enumerating and locking -----------------------------------------------------------------
@@ -132,18 +140,23 @@ def save(store: Any, environ: Mapping[str, str], path: str, *,
     from .filestore import write_file_atomic
 
     master = (load or (lambda: keysource.load_key(store, environ)))()
-    state_id = keysource.state_id(store)
-    with hold_all(store):
-        if store.get("meta/rekey") is not None:
+    raw = _raw(store)
+    checker = _checker(raw, master.key)
+    state_id = keysource.state_id(checker)
+    with hold_all(raw):
+        if raw.get("meta/rekey") is not None:
             raise PreconditionFailed(f"a rekey of {store.location} is unfinished; a snapshot now "
                                      "would mix two keys", hint="run 'keymgmt operator rekey' to finish it first")
         docs = {}
-        for doc_id in all_ids(store):
+        for doc_id in all_ids(raw):
             if doc_id in LOCAL_ONLY or doc_id == keysource.SEAL_DOC:
                 continue
-            doc = store.get(doc_id)
-            if doc is not None:
-                docs[doc_id] = doc
+            doc = raw.get(doc_id)
+            if doc is None:
+                continue
+            docs[doc_id] = json.loads(json.dumps(doc))  # as stored: with its MAC tag
+            # a tampered, copied or rolled-back document is refused here, never snapshotted
+            checker.get(doc_id)
     body = {"keymgmt_snapshot": FORMAT, "state_id": state_id, "backend": store.backend,
             "location": store.location,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -286,10 +299,13 @@ def restore(store: Any, environ: Mapping[str, str], path: str, *, force: bool = 
     verify(raw, trailer, master.key, path)
     digest = trailer["sha256"]
     seal = body["seal"]
-    with hold_all(store):
-        marker = store.get(RESTORING_DOC)
+    docs = body["documents"]
+    _verify_documents(docs, body["state_id"], master.key, path)
+    raw = _raw(store)
+    with hold_all(raw):
+        marker = raw.get(RESTORING_DOC)
         resuming = marker is not None and marker.get("sha256") == digest
-        existing = _existing(store)
+        existing = _existing(raw)
         if existing and not resuming:
             if not force:
                 raise PreconditionFailed(
@@ -297,26 +313,55 @@ def restore(store: Any, environ: Mapping[str, str], path: str, *, force: bool = 
                     f"{existing[0]}); restore refuses to overwrite a state",
                     hint="restore into a new directory or table, or add -force to replace it")
             for doc_id in existing:
-                store.get(doc_id)
-                store.delete(doc_id)
-        _check_target_seal(store, seal, master, force or resuming)
-        store.get(RESTORING_DOC)
-        store.put(RESTORING_DOC, {"format": 1, "sha256": digest, "state_id": body["state_id"]})
-        _write_seal(store, seal, master)
-        docs = body["documents"]
+                raw.get(doc_id)
+                raw.delete(doc_id)
+        _check_target_seal(raw, seal, master, force or resuming)
+        raw.get(RESTORING_DOC)
+        raw.put(RESTORING_DOC, {"format": 1, "sha256": digest, "state_id": body["state_id"]})
+        _write_seal(raw, seal, master)
+        # byte for byte as saved, MAC tags included (AuthStore.put would refuse them and re-MAC)
         for doc_id in sorted(docs, key=lambda i: (2 if i == "state" else 1 if i.startswith("mounts/") else 0, i)):
-            store.get(doc_id)
-            store.put(doc_id, reauthenticate(doc_id, docs[doc_id], master.key))
-        store.get(ORIGIN_DOC)
-        store.put(ORIGIN_DOC, {"format": 1, "copy_of": body["state_id"],
-                               "restored_from": body.get("location"),
-                               "snapshot_created": body.get("created"),
-                               "restored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-        store.get("meta/retired")
-        store.delete("meta/retired")  # a restored copy is live, whatever the target was before
-        store.delete(RESTORING_DOC)
+            raw.get(doc_id)
+            raw.put(doc_id, json.loads(json.dumps(docs[doc_id])))
+        raw.get(ORIGIN_DOC)
+        raw.put(ORIGIN_DOC, {"format": 1, "copy_of": body["state_id"],
+                             "restored_from": body.get("location"),
+                             "snapshot_created": body.get("created"),
+                             "restored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        raw.get("meta/retired")
+        raw.delete("meta/retired")  # a restored copy is live, whatever the target was before
+        checker = _checker(raw, master.key)
+        for doc_id in sorted(docs):
+            checker.get(doc_id)  # the restored state opens under the snapshot's key
+        raw.delete(RESTORING_DOC)
     return {"state_id": body["state_id"], "documents": len(docs), "location": store.location,
             "master_key": master.source}
+
+
+def _verify_documents(docs: dict[str, Any], state_id: str, master: bytes, path: str) -> None:
+    """Every document of a snapshot authenticates under its key and state id, before any write.
+
+    The snapshot's own MAC proves the file; this proves that what it holds is an authenticated
+    state (a snapshot forged under the same master key still cannot carry an unsigned document)."""
+    from .memory import MemoryStore
+
+    memory = MemoryStore()
+    for doc_id, doc in docs.items():
+        if not isinstance(doc, dict):
+            raise PreconditionFailed(f"{path}: document {doc_id} is not a JSON object; nothing was restored")
+        if is_authenticated(doc_id) and AUTH_FIELD not in doc:
+            raise PreconditionFailed(f"{path}: document {doc_id} carries no MAC tag (a snapshot made "
+                                     "before authenticated documents?); nothing was restored")
+        memory.put(doc_id, json.loads(json.dumps(doc)))
+    checker = _checker(memory, master)
+    state = checker.get(keysource.STATE_DOC) if keysource.STATE_DOC in docs else None
+    if state is None or state.get("state_id") != state_id:
+        raise PreconditionFailed(f"{path} does not hold the state {state_id} it names; nothing was restored")
+    try:
+        for doc_id in sorted(docs):
+            checker.get(doc_id)
+    except StoreError as exc:
+        raise PreconditionFailed(f"{path}: {exc.args[0] if exc.args else exc}; nothing was restored") from None
 
 
 def _check_target_seal(store: Any, seal: dict[str, Any], master: MasterKey, replace: bool) -> None:

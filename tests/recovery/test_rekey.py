@@ -71,7 +71,7 @@ def test_rekey_reseals_everything_and_refuses_the_old_key(env, home):
     # the old key is refused by every command that needs one
     (home / "master.key").write_text(base64.b64encode(old).decode() + "\n")
     code, _, err = km(env, "write", "-f", "keymgmt/key/k1/rotate")
-    assert code == 1 and "does not match" in err
+    assert code == 2 and "does not match" in err
     (home / "master.key").write_text(base64.b64encode(new).decode() + "\n")
     assert km(env, "write", "-f", "keymgmt/key/k1/rotate")[0] == 0
     assert_absent(out + err + tree_text(home).decode().replace((home / "master.key").read_text(), ""),
@@ -115,7 +115,7 @@ def test_rekey_with_an_environment_key_prints_the_new_one_and_refuses_the_old(ho
     new = base64.b64decode(line.rsplit(" ", 1)[1])
     assert _secrets(home, [new]) == before and not (home / "master.key").exists()
     code, _, err = km(env, "write", "-f", "keymgmt/key/k1/rotate")
-    assert code == 1 and "does not match" in err
+    assert code == 2 and "does not match" in err
     assert km(dict(env, KEYMGMT_MASTER_KEY=base64.b64encode(new).decode()), "write", "-f", "keymgmt/key/k1/rotate")[0] == 0
 
 

@@ -227,7 +227,7 @@ def test_a_snapshot_naming_a_foreign_plain_http_kms_endpoint_is_refused(tmp_path
     import os
 
     known = os.urandom(32)
-    body = {"keymgmt_snapshot": 1, "state_id": "s", "backend": "file", "location": "/x", "created": "now",
+    body = {"keymgmt_snapshot": snapshot.FORMAT, "state_id": "s", "backend": "file", "location": "/x", "created": "now",
             "seal": {"kind": "awskms", "kcv": "0" * 16,
                      "record": {"format": 1, "kind": "awskms", "key_id": "k", "region": "us-east-1",
                                 "endpoint": "http://10.1.2.3:4566", "encrypted_key": "AAAA", "kcv": "0" * 16}},
