@@ -125,18 +125,20 @@ def check_migration(src: Any, dst: Any) -> list[str]:
     return ids
 
 
-def _walk(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+def walk_leaves(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every leaf of a JSON document with its path (keys, and list indexes as text)."""
     if isinstance(value, dict):
         for k, v in value.items():
-            yield from _walk(v, path + (str(k),))
+            yield from walk_leaves(v, path + (str(k),))
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            yield from _walk(v, path + (str(i),))
+            yield from walk_leaves(v, path + (str(i),))
     else:
         yield path, value
 
 
-def _set(doc: Any, path: tuple[str, ...], value: Any) -> None:
+def set_at(doc: Any, path: tuple[str, ...], value: Any) -> None:
+    """Put ``value`` at ``path`` (as ``walk_leaves`` names it) in ``doc``."""
     for part in path[:-1]:
         doc = doc[int(part)] if isinstance(doc, list) else doc[part]
     if isinstance(doc, list):
@@ -155,7 +157,7 @@ def sealed_fields(doc_id: str, doc: dict[str, Any], box: Any) -> Iterator[tuple[
     A field the engine is known to seal must unseal; any other value shaped like a sealed token
     is treated as a secret only if it unseals under its own path.
     """
-    for path, value in _walk(doc):
+    for path, value in walk_leaves(doc):
         field = "/".join(path)
         aad = f"{doc_id}#{field}"
         known = _known(doc_id, field)
@@ -190,7 +192,7 @@ def migrate_state(src: Any, dst: Any, src_box: Any, dst_box: Any,
             raise StoreError(f"{doc_id} vanished from {src.location} during the migration; "
                              "stop the other runners and migrate again into an empty target")
         for path, aad, plaintext in list(sealed_fields(doc_id, doc, src_box)):
-            _set(doc, path, dst_box.seal(plaintext, aad))
+            set_at(doc, path, dst_box.seal(plaintext, aad))
             secrets += 1
         dst.put(doc_id, doc)
         if n % 100 == 0:
@@ -225,8 +227,8 @@ def verify_migration(src: Any, dst: Any, src_box: Any, dst_box: Any) -> tuple[in
                 there = None
             if there != plain:
                 raise StoreError(f"{aad} in {dst.location} does not unseal to the source's secret")
-            _set(want, path, None)
-            _set(got, path, None)
+            set_at(want, path, None)
+            set_at(got, path, None)
             secrets += 1
         if want != got:
             raise StoreError(f"{doc_id} in {dst.location} differs from the source")

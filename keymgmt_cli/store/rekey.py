@@ -39,12 +39,13 @@ import hmac
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import StoreError
 from . import keysource, masterkey
 from .masterkey import MasterKey, key_check_value
+from .migrate import set_at, walk_leaves
 from .retired import REKEY_DOC
 
 TOKEN_RE = re.compile(r"^v1\.[A-Za-z0-9_-]{38,}$")
@@ -136,31 +137,11 @@ def _start(store: Any, environ: Mapping[str, str], old: MasterKey) -> tuple[dict
 # -- re-sealing --------------------------------------------------------------------------------
 
 
-def _walk(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _walk(v, path + (str(k),))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _walk(v, path + (str(i),))
-    else:
-        yield path, value
-
-
-def _set(doc: Any, path: tuple[str, ...], value: Any) -> None:
-    for part in path[:-1]:
-        doc = doc[int(part)] if isinstance(doc, list) else doc[part]
-    if isinstance(doc, list):
-        doc[int(path[-1])] = value
-    else:
-        doc[path[-1]] = value
-
-
 def reseal_document(doc_id: str, doc: dict[str, Any], old: bytes, new: bytes) -> int:
     """Re-seal, in place, every secret of ``doc`` still under ``old``; how many were."""
     old_box, new_box = _sealer(old), _sealer(new)
     changed = 0
-    for path, value in list(_walk(doc)):
+    for path, value in list(walk_leaves(doc)):
         field = "/".join(path)
         known = any(d.match(doc_id) and f.match(field) for d, f in KNOWN_SEALED)
         if not (isinstance(value, str) and TOKEN_RE.match(value)):
@@ -180,7 +161,7 @@ def reseal_document(doc_id: str, doc: dict[str, Any], old: bytes, new: bytes) ->
                 raise StoreError(f"cannot rekey {aad}: it unseals under neither the old nor "
                                  "the new master key (tampered state)") from None
             continue  # a value shaped like a token that is not a secret of ours
-        _set(doc, path, new_box.seal(plaintext, aad))
+        set_at(doc, path, new_box.seal(plaintext, aad))
         changed += 1
     return changed
 

@@ -53,7 +53,8 @@ def _build(env, aws):
 
 def _all_secrets_open_under(store_url, environ, key):
     from keymgmt_cli.store import open_store_url
-    from keymgmt_cli.store.rekey import TOKEN_RE, _walk
+    from keymgmt_cli.store.migrate import walk_leaves as _walk
+    from keymgmt_cli.store.rekey import TOKEN_RE
     from keymgmt_cli.store.seal import Sealer
     from keymgmt_cli.store.snapshot import all_ids
 

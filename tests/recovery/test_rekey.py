@@ -15,7 +15,8 @@ import pytest
 
 from keymgmt_cli.store import FileStore
 from keymgmt_cli.store.masterkey import key_check_value
-from keymgmt_cli.store.rekey import TOKEN_RE, _walk
+from keymgmt_cli.store.migrate import walk_leaves as _walk
+from keymgmt_cli.store.rekey import TOKEN_RE
 from keymgmt_cli.store.seal import Sealer
 from keymgmt_cli.store.snapshot import all_ids
 from recovery_support import REPO, assert_absent, file_env, km, master_key_of, shares_of, tree_text

@@ -39,7 +39,8 @@ def _build(env, kms):
 
 def _material(home):
     """Every secret of the state, unsealed (for the leak scans)."""
-    from keymgmt_cli.store.rekey import TOKEN_RE, _walk
+    from keymgmt_cli.store.migrate import walk_leaves as _walk
+    from keymgmt_cli.store.rekey import TOKEN_RE
     from keymgmt_cli.store.seal import Sealer
     from keymgmt_cli.store.snapshot import all_ids
 
