@@ -229,6 +229,8 @@ def parse_fields(schema: dict[str, Field], data: dict[str, Any]) -> tuple[dict[s
     """Type ``data`` by ``schema``. Returns (values given, ignored field names in input order)."""
     values: dict[str, Any] = {}
     ignored: list[str] = []
+    if "" in data:  # Vault would ignore it with a warning naming "[]"; surely a mistake (=value)
+        raise InvalidRequest("a DATA item has an empty field name (as in =value); give key=value")
     for name, raw in data.items():
         spec = schema.get(name)
         if spec is None:

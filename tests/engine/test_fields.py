@@ -165,3 +165,8 @@ def test_parse_fields_types_what_it_knows_and_lists_the_rest_in_order():
 def test_describe_type():
     assert [Field("f", kind, "").describe_type() for kind in ("kvmap", "commalist", "int", "bool", "choice")] == \
         ["map<string,string>", "comma-separated list", "int", "bool", "choice"]
+
+
+def test_an_empty_field_name_is_refused():
+    with pytest.raises(InvalidRequest, match="empty field name"):
+        parse_fields(KEY_FIELDS, {"": "x", "type": "aes256-gcm96"})
