@@ -371,34 +371,7 @@ class AuthStore:
 
 def document_ids(store: Any) -> Iterator[str]:
     """Every document id of a backend (the file, memory and DynamoDB stores), sorted."""
-    if hasattr(store, "all_ids"):
-        yield from store.all_ids()
-        return
-    if store.backend == "memory":
-        yield from sorted(store._docs)
-        return
-    if store.backend != "file":
-        raise StoreError(f"cannot enumerate the documents of a {store.backend} store")
-    import os
-
-    from .base import check_store_id
-
-    root = os.fspath(store.home)
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel = os.path.relpath(dirpath, root)
-        parts = [] if rel == "." else rel.split(os.sep)
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        segments = [p[:-1] if p.endswith(".json~") else p for p in parts]
-        for name in filenames:
-            if name.endswith(".json"):
-                doc_id = "/".join(segments + [name[:-len(".json")]])
-                try:
-                    check_store_id(doc_id)
-                except ValueError:
-                    continue  # seal.json and other files of the store itself
-                found.append(doc_id)
-    yield from sorted(found)
+    yield from sorted(store.all_ids())
 
 
 def authenticated(store: Any, box: Any, *, state_id: str | None = None) -> AuthStore:  # noqa: D401

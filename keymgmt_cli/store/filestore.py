@@ -211,6 +211,28 @@ class FileStore:
             raise StoreError(f"cannot read state document {path}: {link_error(e)}") from None
         return decode_document(raw, path)
 
+    def all_ids(self) -> list[str]:
+        """Every document id, sorted: the one walk of the directory layout (a collection named
+        ``X.json`` is kept as ``X.json~``; ``.locks/`` and doomed ``.del-*`` directories are the
+        store's own), for snapshots, migration, rekey and upgrade."""
+        root = os.fspath(self.home)
+        found = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            rel = os.path.relpath(dirpath, root)
+            parts = [] if rel == "." else rel.split(os.sep)
+            dirnames[:] = [d for d in dirnames if not d.startswith(".del-") and not (not parts and d == ".locks")]
+            segments = [p[:-1] if p.endswith(".json~") else p for p in parts]
+            for name in filenames:
+                if not name.endswith(".json"):
+                    continue
+                doc_id = "/".join(segments + [name[:-len(".json")]])
+                try:
+                    check_store_id(doc_id)
+                except ValueError:
+                    continue  # seal.json and other files of the store itself
+                found.append(doc_id)
+        return sorted(found)
+
     def list(self, collection: str) -> list[str]:
         directory = self._dir_path(check_store_id(collection))
         self._check()

@@ -27,6 +27,10 @@ class MemoryStore:
         self._mutex = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
 
+    def all_ids(self) -> list[str]:
+        with self._mutex:
+            return sorted(self._docs)
+
     def get(self, doc_id: str) -> dict[str, Any] | None:
         check_store_id(doc_id)
         with self._mutex:

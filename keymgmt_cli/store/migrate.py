@@ -8,7 +8,6 @@ seal. Run it while no other runner writes to the source. No click here: the CLI 
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -77,35 +76,7 @@ def target_box(store: Any, environ: dict[str, str], seal_url: str | None = None)
 
 def list_ids(store: Any) -> list[str]:
     """Every document id of a store, sorted (the seal record under ``meta/`` included)."""
-    if hasattr(store, "all_ids"):
-        return list(store.all_ids())
-    if store.backend == "file":
-        return sorted(_file_ids(store.home))
-    if store.backend == "memory":
-        return sorted(store._docs)
-    raise StoreError(f"cannot enumerate the documents of a {store.backend} store")
-
-
-def _file_ids(root: Any) -> Iterator[str]:
-    from keymgmt_cli.store.base import check_store_id
-
-    root = os.fspath(root)
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel = os.path.relpath(dirpath, root)
-        parts = [] if rel == "." else rel.split(os.sep)
-        # .locks/ and doomed .del-* directories are the store's own; a collection ending in
-        # ".json" is kept as "<name>.json~" (filestore._dir_segment)
-        dirnames[:] = [d for d in dirnames if not d.startswith(".del-") and not (not parts and d == ".locks")]
-        segments = [p[:-1] if p.endswith(".json~") else p for p in parts]
-        for name in filenames:
-            if not name.endswith(".json"):
-                continue
-            doc_id = "/".join(segments + [name[:-len(".json")]])
-            try:
-                check_store_id(doc_id)
-            except ValueError:
-                continue  # seal.json and other files of the store itself
-            yield doc_id
+    return sorted(store.all_ids())
 
 
 def state_ids(store: Any) -> list[str]:

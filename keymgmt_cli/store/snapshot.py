@@ -66,31 +66,7 @@ def _checker(store: Any, master: bytes) -> AuthStore:
 
 def all_ids(store: Any) -> list[str]:
     """Every document id of a store, sorted."""
-    if hasattr(store, "all_ids"):
-        return list(store.all_ids())
-    if store.backend == "memory":
-        return sorted(store._docs)
-    if store.backend == "file":
-        return sorted(_file_ids(os.fspath(store.home)))
-    raise StoreError(f"cannot enumerate the documents of a {store.backend} store")
-
-
-def _file_ids(root: str) -> Iterator[str]:
-    from .base import check_store_id
-
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel = os.path.relpath(dirpath, root)
-        parts = [] if rel == "." else rel.split(os.sep)
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        segments = [p[:-1] if p.endswith(".json~") else p for p in parts]
-        for name in filenames:
-            if name.endswith(".json"):
-                doc_id = "/".join(segments + [name[:-len(".json")]])
-                try:
-                    check_store_id(doc_id)
-                except ValueError:
-                    continue  # seal.json and the store's own files
-                yield doc_id
+    return sorted(store.all_ids())
 
 
 def _lock_names(store: Any) -> list[str]:
