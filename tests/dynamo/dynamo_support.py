@@ -100,3 +100,13 @@ def invoke(environ, *args):
 
     result = CliRunner().invoke(operator_cli(), list(args), obj=Env(dict(environ)))
     return result.exit_code, result.stdout, result.stderr
+
+
+def moto_server():
+    """A module fixture's body: one moto server on 127.0.0.1 for the module, stopped afterwards
+    (use as ``aws = pytest.fixture(scope="module")(moto_server)``)."""
+    server = MotoServer()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from dynamo_support import REGION, MotoServer, aws_test_credentials, machine_env
+from dynamo_support import REGION, aws_test_credentials, machine_env, moto_server
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 
@@ -24,13 +24,7 @@ WORKER = str(Path(__file__).with_name("dynamo_worker.py"))
 LEASE = "3"  # seconds: a dead runner's lease lapses quickly (the kill test)
 
 
-@pytest.fixture(scope="module")
-def aws():
-    server = MotoServer()
-    try:
-        yield server
-    finally:
-        server.stop()
+aws = pytest.fixture(scope="module", name="aws")(moto_server)
 
 
 @pytest.fixture

@@ -12,20 +12,14 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dynamo"))  # the moto server helpers
-from dynamo_support import REGION, MotoServer, aws_test_credentials, machine_env
+from dynamo_support import REGION, aws_test_credentials, machine_env, moto_server
 from recovery_support import assert_absent, file_env, km, shares_of
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 SECRET = "dynamo/recovery/SECRET+0123456789abcdefgh"
 
 
-@pytest.fixture(scope="module")
-def aws():
-    server = MotoServer()
-    try:
-        yield server
-    finally:
-        server.stop()
+aws = pytest.fixture(scope="module", name="aws")(moto_server)
 
 
 @pytest.fixture
