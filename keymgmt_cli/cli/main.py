@@ -332,6 +332,8 @@ def _guarded(call: Any, args: list[str]) -> int:
         click.echo("Error: aborted", err=True)
         return EXIT_LOCAL
     except click.UsageError as error:
+        if type(error).__name__ == "NoArgsIsHelpError":
+            return _bare_group_help(error.ctx)
         command = error.ctx.command_path if error.ctx else "keymgmt"
         click.echo(printable(f"Error: {error.format_message()} (see '{command} --help')"), err=True)
         return EXIT_LOCAL
@@ -350,6 +352,14 @@ def _guarded(call: Any, args: list[str]) -> int:
         click.echo(f"Error: internal error ({type(error).__name__}); please report it "
                    "(KEYMGMT_DEBUG=1 shows the traceback)", err=True)
         return EXIT_ENGINE
+
+
+def _bare_group_help(ctx: click.Context) -> int:
+    """A command group run without a subcommand, as Vault's CLI library (mitchellh/cli) answers it:
+    the help, whole, on stderr (Vault's HelpWriter), exit 127 for bare ``keymgmt`` (no command:
+    cli.go's "invalid or blank" branch) and 1 for a group (its Run returns RunResultHelp)."""
+    click.echo(ctx.get_help(), err=True)
+    return 127 if ctx.parent is None else EXIT_LOCAL
 
 
 from keymgmt_cli.cli.operator import operator_group  # noqa: E402  (registered after the group exists)
