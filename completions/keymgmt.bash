@@ -3,8 +3,13 @@ _keymgmt_completion() {
     local IFS=$'\n'
     local line="${COMP_LINE:0:$COMP_POINT}"
     local full="${line##*[[:space:]]}"
-    local cur="${COMP_WORDS[COMP_CWORD]}"
-    local prefix="${full%"$cur"}"
+    # readline replaces only what follows the last COMP_WORDBREAKS character of the word (after
+    # `type=` that is nothing, not COMP_WORDS' "="): strip everything up to it from each reply
+    local cur="$full" i
+    for (( i=${#full}-1; i>=0; i-- )); do
+        if [[ "$COMP_WORDBREAKS" == *"${full:i:1}"* ]]; then cur="${full:i+1}"; break; fi
+    done
+    local prefix="${full:0:${#full}-${#cur}}"
     local response type value
     response=$(env COMP_LINE="$COMP_LINE" COMP_POINT="$COMP_POINT" _KEYMGMT_COMPLETE=bash_complete $1)
     for completion in $response; do

@@ -2,13 +2,8 @@ function _keymgmt_completion;
     set -l response (env _KEYMGMT_COMPLETE=fish_complete COMP_WORDS=(commandline -cp) COMP_CWORD=(commandline -t) keymgmt);
 
     for completion in $response;
-        set -l metadata (string split "," $completion);
-
-        if test $metadata[1] = "dir";
-            __fish_complete_directories $metadata[2];
-        else if test $metadata[1] = "file";
-            __fish_complete_path $metadata[2];
-        else if test $metadata[1] = "plain";
+        set -l metadata (string split -m 1 "," -- $completion);
+        if test $metadata[1] = "plain";
             echo $metadata[2];
         end;
     end;

@@ -1,34 +1,26 @@
 #compdef keymgmt
 
 _keymgmt_completion() {
-    local -a completions
-    local -a completions_with_descriptions
-    local -a response
+    local -a response described spaced unspaced
     (( ! $+commands[keymgmt] )) && return 1
 
     response=("${(@f)$(env COMP_WORDS="${words[*]}" COMP_CWORD=$((CURRENT-1)) _KEYMGMT_COMPLETE=zsh_complete keymgmt)}")
 
     for type key descr in ${response}; do
-        if [[ "$type" == "plain" ]]; then
-            if [[ "$descr" == "_" ]]; then
-                completions+=("$key")
-            else
-                completions_with_descriptions+=("$key":"$descr")
-            fi
-        elif [[ "$type" == "dir" ]]; then
-            _path_files -/
-        elif [[ "$type" == "file" ]]; then
-            _path_files -f
+        [[ "$type" == "plain" ]] || continue
+        if [[ "$descr" != "_" ]]; then
+            described+=("$key":"$descr")
+        elif [[ "$key" == */ || "$key" == *= || "$key" == *, ]]; then
+            unspaced+=("$key")
+        else
+            spaced+=("$key")
         fi
     done
 
-    if [ -n "$completions_with_descriptions" ]; then
-        _describe -V unsorted completions_with_descriptions -U
-    fi
-
-    if [ -n "$completions" ]; then
-        compadd -U -V unsorted -a completions
-    fi
+    (( ${#described} )) && _describe -V unsorted described -U
+    (( ${#spaced} )) && compadd -U -V unsorted -a spaced
+    (( ${#unspaced} )) && compadd -U -S '' -V unsorted -a unspaced
+    return 0
 }
 
 if [[ $zsh_eval_context[-1] == loadautofunc ]]; then

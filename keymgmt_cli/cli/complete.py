@@ -10,7 +10,8 @@ import os
 from typing import Any
 
 import click
-from click.shell_completion import BashComplete, CompletionItem, add_completion_class, split_arg_string
+from click.shell_completion import (BashComplete, CompletionItem, FishComplete, ZshComplete, add_completion_class,
+                                    split_arg_string)
 
 _VERB_OF = {"read": "read", "list": "list", "write": "write", "delete": "delete"}
 
@@ -63,7 +64,8 @@ def path_candidates(engine: Any, verb: str, incomplete: str) -> list[str]:
 
 def complete_path(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     try:
-        verb = _VERB_OF.get(ctx.command.name or "", "read")
+        top = ctx.parent is not None and ctx.parent.parent is None  # `keymgmt list`, not `keymgmt audit list`
+        verb = _VERB_OF.get(ctx.command.name or "", "read") if top else "read"
         return [CompletionItem(c) for c in path_candidates(_engine(ctx), verb, incomplete)]
     except Exception:  # completion must never print a traceback into the user's shell
         return []
@@ -92,10 +94,29 @@ def field_candidates(engine: Any, verb: str, path: str, incomplete: str) -> list
         head, _, _last = value.rpartition(",")
         prefix = head + "," if head else ""
         chosen = set(head.split(",")) if head else set()
-        values = [prefix + v for v in field.allowed if v not in chosen]
+        takes = _takes(engine, mount, rel) if name == "purpose" else None
+        values = [prefix + v for v in field.allowed
+                  if v not in chosen and (takes is None or takes(chosen | {v}))]
     else:
         values = list(field.allowed or ())
     return [f"{name}={v}" for v in values if v.startswith(value)]
+
+
+def _takes(engine: Any, mount: Any, rel: str) -> Any:
+    """For a distribution path whose key is in the state: a test of whether a set of purposes is
+    one AWS can honour for that key's type (``purpose=encrypt,`` then offers ``decrypt`` and never
+    ``sign``, which key_usage_for would refuse); None when the key is unknown (offer every purpose)."""
+    from keymgmt_cli.engine import shapes
+    from keymgmt_cli.engine.keytypes import KEY_TYPES
+
+    parts = rel.strip("/").split("/")
+    if len(parts) != 4 or parts[0] != "kms" or parts[2] != "key":
+        return None
+    key = shapes.load(engine.store, mount.doc("keys", parts[3]), shapes.key) or {}
+    key_type = KEY_TYPES.get(key.get("type", ""))
+    if key_type is None:
+        return None
+    return lambda wanted: any(wanted <= covered for _usage, covered in key_type.usages)
 
 
 def complete_data(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
@@ -109,7 +130,22 @@ def complete_data(ctx: click.Context, param: click.Parameter, incomplete: str) -
         return []
 
 
-class KeymgmtBash(BashComplete):
+class _WholeWords:
+    """Every shell gets whole words: click answers ``-path=keymgmt/k`` with the value alone
+    (``keymgmt/key/``), which zsh and fish would put in place of the whole word, option and all;
+    give it back with its ``-path=`` (bash strips what precedes its word break itself)."""
+
+    def get_completions(self, args: list[str], incomplete: str) -> list[CompletionItem]:
+        items = super().get_completions(args, incomplete)  # type: ignore[misc]
+        name, eq, _value = incomplete.partition("=")
+        if not (eq and name.startswith("-")):
+            return items
+        head = name + "="
+        return [item if item.value.startswith(head) else CompletionItem(head + item.value, type=item.type,
+                                                                          help=item.help) for item in items]
+
+
+class KeymgmtBash(_WholeWords, BashComplete):
     """bash splits words at '=' and ':' (COMP_WORDBREAKS), which would cut `type=aes...` in two;
     read the line itself instead, and hand bash back only the part after its word break."""
 
@@ -119,8 +155,13 @@ class KeymgmtBash(BashComplete):
     local IFS=$'\n'
     local line="${COMP_LINE:0:$COMP_POINT}"
     local full="${line##*[[:space:]]}"
-    local cur="${COMP_WORDS[COMP_CWORD]}"
-    local prefix="${full%%"$cur"}"
+    # readline replaces only what follows the last COMP_WORDBREAKS character of the word (after
+    # `type=` that is nothing, not COMP_WORDS' "="): strip everything up to it from each reply
+    local cur="$full" i
+    for (( i=${#full}-1; i>=0; i-- )); do
+        if [[ "$COMP_WORDBREAKS" == *"${full:i:1}"* ]]; then cur="${full:i+1}"; break; fi
+    done
+    local prefix="${full:0:${#full}-${#cur}}"
     local response type value
     response=$(env COMP_LINE="$COMP_LINE" COMP_POINT="$COMP_POINT" %(complete_var)s=bash_complete $1)
     for completion in $response; do
@@ -149,4 +190,66 @@ class KeymgmtBash(BashComplete):
         return words[1:], incomplete
 
 
-add_completion_class(KeymgmtBash)
+class KeymgmtZsh(_WholeWords, ZshComplete):
+    """click's zsh protocol with our own script (so the committed script does not change with the
+    installed click): a word that ends in '/', '=' or ',' is not finished, so zsh adds no space
+    after it (``key/<TAB>`` then goes on to the key names, ``type=<TAB>`` to the types)."""
+
+    name = "zsh"
+    source_template = r"""#compdef %(prog_name)s
+
+%(complete_func)s() {
+    local -a response described spaced unspaced
+    (( ! $+commands[%(prog_name)s] )) && return 1
+
+    response=("${(@f)$(env COMP_WORDS="${words[*]}" COMP_CWORD=$((CURRENT-1)) %(complete_var)s=zsh_complete %(prog_name)s)}")
+
+    for type key descr in ${response}; do
+        [[ "$type" == "plain" ]] || continue
+        if [[ "$descr" != "_" ]]; then
+            described+=("$key":"$descr")
+        elif [[ "$key" == */ || "$key" == *= || "$key" == *, ]]; then
+            unspaced+=("$key")
+        else
+            spaced+=("$key")
+        fi
+    done
+
+    (( ${#described} )) && _describe -V unsorted described -U
+    (( ${#spaced} )) && compadd -U -V unsorted -a spaced
+    (( ${#unspaced} )) && compadd -U -S '' -V unsorted -a unspaced
+    return 0
+}
+
+if [[ $zsh_eval_context[-1] == loadautofunc ]]; then
+    # autoload from fpath, call function directly
+    %(complete_func)s "$@"
+else
+    # eval/source/. command, register function for later
+    compdef %(complete_func)s %(prog_name)s
+fi
+"""
+
+
+class KeymgmtFish(_WholeWords, FishComplete):
+    """click's fish protocol with our own script: it splits each answer at its first comma only
+    (``plain,purpose=encrypt,decrypt`` is one word with a comma in it, not two fields)."""
+
+    name = "fish"
+    source_template = r"""function %(complete_func)s;
+    set -l response (env %(complete_var)s=fish_complete COMP_WORDS=(commandline -cp) COMP_CWORD=(commandline -t) %(prog_name)s);
+
+    for completion in $response;
+        set -l metadata (string split -m 1 "," -- $completion);
+        if test $metadata[1] = "plain";
+            echo $metadata[2];
+        end;
+    end;
+end;
+
+complete --no-files --command %(prog_name)s --arguments "(%(complete_func)s)";
+"""
+
+
+for _shell in (KeymgmtBash, KeymgmtZsh, KeymgmtFish):
+    add_completion_class(_shell)

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from keymgmt_cli.cli import output
+from keymgmt_cli.cli.complete import complete_path
 from keymgmt_cli.cli.report import EXIT_ENGINE
 from keymgmt_cli.errors import UsageError
 
@@ -26,7 +27,7 @@ CONTEXT = {"help_option_names": ["-h", "-help", "--help"], "max_content_width": 
               help="Rotate keys past their auto_rotate_period and renew material expiring within the window.")
 @click.option("-format", "--format", "fmt", default=None, metavar="FORMAT",
               type=click.Choice(output.FORMATS, case_sensitive=False), help="table (default), json or yaml.")
-@click.argument("path", required=False)
+@click.argument("path", required=False, shell_complete=complete_path)
 @click.pass_obj
 def due_cmd(env: Any, within: str, apply: bool, fmt: str | None, path: str | None) -> None:
     """List what needs action: material expiring within -within, rotations due by

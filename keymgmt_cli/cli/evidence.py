@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 import click
 
 from keymgmt_cli.cli import output
+from keymgmt_cli.cli.complete import complete_path
 from keymgmt_cli.errors import KeymgmtError, UsageError
 
 TYPE_CHECKING = False
@@ -135,7 +136,8 @@ def _record_time(record: dict[str, Any]) -> datetime | None:
 
 @audit_group.command("list", context_settings=CONTEXT)
 @click.option("-since", "--since", default=None, metavar="WHEN", help="Only records after WHEN (24h, 7d, or RFC 3339).")
-@click.option("-path", "--path", "prefix", default=None, metavar="PREFIX", help="Only requests to paths under PREFIX.")
+@click.option("-path", "--path", "prefix", default=None, metavar="PREFIX", help="Only requests to paths under PREFIX.",
+              shell_complete=complete_path)
 @click.option("-format", "--format", "fmt", default="table", type=click.Choice(["table", "json"]),
               help="table (default) or json (the records as stored).")
 @click.pass_obj
@@ -226,7 +228,7 @@ def audit_export(env: Any, fmt: str) -> None:
 # -- inventory ----------------------------------------------------------------------------------
 @click.command("inventory", context_settings=CONTEXT)
 @click.option("-format", "--format", "fmt", default="table", type=click.Choice(["table", "json", "csv"]))
-@click.argument("path", required=False)
+@click.argument("path", required=False, shell_complete=complete_path)
 @click.pass_obj
 def inventory_cmd(env: Any, fmt: str, path: str | None) -> None:
     """One row per key version and region, from the state (no AWS call), with the last rotation

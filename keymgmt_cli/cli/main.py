@@ -249,7 +249,7 @@ EXIT_UNCHECKED = 3  # verify: no drift found, but a provider could not be asked
 
 @cli.command("verify", context_settings=CONTEXT)
 @format_option
-@click.argument("path", required=False)
+@click.argument("path", required=False, shell_complete=complete_path)
 @click.pass_obj
 def verify_cmd(env: Env, fmt: str | None, path: str | None) -> None:
     """Compare the state with AWS KMS (drift detection); exit 0 in sync, 2 on drift, 3 when no drift
