@@ -1,4 +1,4 @@
-"""Everything that only happens on a terminal: rich tables (secrets list, status) and the progress spinner.
+"""Everything that only happens on a terminal: rich tables (secrets list, status) and the progress spinners.
 
 The only module that imports rich, and only when stdout (tables) or stderr (progress) is a TTY:
 pipes, CI logs and scripts get plain text and no progress. NO_COLOR turns colour off.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from typing import Any, Mapping
 
 
@@ -37,24 +38,94 @@ def print_rows(headers: list[str], body: list[list[str]]) -> None:
 
 
 class Progress:
-    """A spinner on stderr for long work (RSA-4096 generation, imports, replication): only on a
-    terminal, never in pipes or CI logs (CI set)."""
+    """Spinners on stderr for long work (RSA-4096 generation, imports, replication): one line per
+    KMS provider (the engine's messages are ``"<provider>: <what>"``, and distributions to several
+    providers run in parallel threads, which on one spinner line flipped between them), one line
+    for work of no provider. Only on a terminal: never in pipes, with TERM=dumb, or under CI.
+
+    The lines are transient and go away before anything else is written: while they show,
+    sys.stdout and sys.stderr are stand-ins whose first write stops the display (erasing its lines)
+    and puts the real streams back, so the result never lands on a spinner's line (issue 16's
+    ``⠸ paced: importing version 4Success! ...``) whichever code prints it."""
 
     def __init__(self, stream: Any = None, environ: Mapping[str, str] | None = None):
         environ = os.environ if environ is None else environ
-        self.enabled = wants_rich(stream or sys.stderr, environ) and not environ.get("CI")
-        self._status: Any = None
+        self._stream = stream or sys.stderr
+        self.enabled = wants_rich(self._stream, environ) and not environ.get("CI")
+        self._no_color = bool(environ.get("NO_COLOR"))
+        self._lock = threading.RLock()
+        self._live: Any = None
+        self._lanes: dict[str, Any] = {}
+        self._saved: tuple[Any, Any] | None = None
+
+    @staticmethod
+    def lane(message: str) -> tuple[str, str]:
+        """(provider, what) of a message; provider "" when the message names none."""
+        head, sep, rest = message.partition(": ")
+        if sep and head and not any(c.isspace() for c in head):
+            return head, rest
+        return "", message
 
     def __call__(self, message: str) -> None:
         if not self.enabled:
             return
-        if self._status is None:
-            self._status = _console(stderr=True).status(message)
-            self._status.start()
-        else:
-            self._status.update(message)
+        lane, _what = self.lane(message)
+        with self._lock:
+            if self._live is None:
+                self._start()
+            task = self._lanes.get(lane)
+            if task is None:
+                self._lanes[lane] = self._live.add_task(message)
+            else:
+                self._live.update(task, description=message)
+
+    def _start(self) -> None:
+        from rich.console import Console
+        from rich.progress import Progress as Bars, SpinnerColumn, TextColumn
+
+        console = Console(file=self._stream, no_color=self._no_color, highlight=False, soft_wrap=False)
+        # redirect_*: rich would print what others write *above* the display, stdout's text onto
+        # stderr among it; instead the first write ends the display (_CloseFirst)
+        self._live = Bars(SpinnerColumn(), TextColumn("{task.description}", markup=False), console=console,
+                          transient=True, redirect_stdout=False, redirect_stderr=False)
+        self._live.start()
+        self._saved = (sys.stdout, sys.stderr)
+        sys.stdout = _CloseFirst(sys.stdout, self.close)
+        sys.stderr = _CloseFirst(sys.stderr, self.close)
 
     def close(self) -> None:
-        if self._status is not None:
-            self._status.stop()
-            self._status = None
+        with self._lock:
+            if self._saved is not None:
+                out, err = self._saved
+                if isinstance(sys.stdout, _CloseFirst):
+                    sys.stdout = out
+                if isinstance(sys.stderr, _CloseFirst):
+                    sys.stderr = err
+                self._saved = None
+            if self._live is not None:
+                self._live.stop()  # transient: the spinner lines are erased, the cursor back at their start
+                self._live = None
+                self._lanes = {}
+
+
+class _CloseFirst:
+    """A stream that ends the progress display before its first write (then writes through)."""
+
+    def __init__(self, stream: Any, close: Any):
+        self._stream, self._close = stream, close
+
+    def write(self, text: Any) -> Any:
+        self._close()
+        return self._stream.write(text)
+
+    def writelines(self, lines: Any) -> None:
+        self._close()
+        self._stream.writelines(lines)
+
+    @property
+    def buffer(self) -> Any:  # a binary write ends the display as well
+        self._close()
+        return self._stream.buffer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
