@@ -1,7 +1,8 @@
 """Shell completion from the live state: mounts, key and provider names, field names and values.
 
-click generates the scripts (completions/ holds them); the scripts call keymgmt back with
-_KEYMGMT_COMPLETE set, and these callbacks answer from the state (reads only, never AWS).
+click generates the scripts (completions/ holds them) from the templates below, ours for all three
+shells; the scripts call keymgmt back with _KEYMGMT_COMPLETE set, and these callbacks answer from
+the state (reads only, never AWS).
 """
 
 from __future__ import annotations
