@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import sys
 import time
@@ -72,7 +73,7 @@ def world(tmp_path_factory, kms):
     pane.close()
 
 
-def _run(pane: Pane, command: str) -> tuple[list[str], str]:
+def _run(pane: Pane, command: str, escapes: bool = False) -> tuple[list[str], str]:
     """Type ``command``, watch the screen until the prompt is back; (every screen seen, the last)."""
     pane.type("clear")
     pane.keys("Enter")
@@ -85,10 +86,11 @@ def _run(pane: Pane, command: str) -> tuple[list[str], str]:
         seen: list[str] = []
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            screen = pane.screen()
+            screen = pane.screen(escapes)
             seen.append(screen)
-            lines = [line for line in screen.splitlines() if line.strip()]
-            if len(lines) >= 2 and lines[-1] == "$" and prompt_line(screen) == "":
+            plain = re.sub(r"\x1b\[[0-9;]*m", "", screen)
+            lines = [line for line in plain.splitlines() if line.strip()]
+            if len(lines) >= 2 and lines[-1] == "$" and prompt_line(plain) == "":
                 return seen, screen
             time.sleep(0.05)
     finally:
@@ -125,3 +127,15 @@ def test_no_spinner_off_a_terminal(world, command):
         s for s in seen if SPINNER & set(s))
     lines = [line for line in final.splitlines() if line.strip()]
     assert lines[1:] == ["Success! Data written to: keymgmt/key/k/rotate", "$"], final
+
+
+def test_spinner_colour_follows_no_color(world):
+    def coloured(screens: list[str]) -> list[str]:
+        return [line for s in screens for line in s.splitlines()
+                if SPINNER & set(line) and re.search(r"\x1b\[(?:[0-9;]*;)?3[0-9]", line)]
+
+    seen, _final = _run(world, "keymgmt write -f keymgmt/key/k/rotate", escapes=True)
+    assert coloured(seen), "the spinner was expected in colour without NO_COLOR"
+    seen, _final = _run(world, "NO_COLOR=1 keymgmt write -f keymgmt/key/k/rotate", escapes=True)
+    assert any(SPINNER & set(s) for s in seen), "no spinner seen with NO_COLOR (it only drops colour)"
+    assert not coloured(seen), coloured(seen)[:3]

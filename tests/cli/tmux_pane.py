@@ -38,8 +38,9 @@ class Pane:
     def keys(self, *names: str) -> None:
         self._tmux("send-keys", "-t", "t", *names)
 
-    def screen(self) -> str:
-        return self._tmux("capture-pane", "-p", "-t", "t")
+    def screen(self, escapes: bool = False) -> str:
+        """The visible screen as text; with ``escapes``, with its colours as SGR sequences (-e)."""
+        return self._tmux("capture-pane", "-p", *(["-e"] if escapes else []), "-t", "t")
 
     def wait(self, predicate, what: str, timeout: float = 45.0) -> str:
         """The screen once ``predicate(screen)`` holds; fails naming ``what`` and showing the screen."""
