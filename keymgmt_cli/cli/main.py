@@ -332,7 +332,7 @@ def _guarded(call: Any, args: list[str]) -> int:
         click.echo("Error: aborted", err=True)
         return EXIT_LOCAL
     except click.UsageError as error:
-        if type(error).__name__ == "NoArgsIsHelpError":
+        if isinstance(error, getattr(click.exceptions, "NoArgsIsHelpError", ())):  # click >= 8.2
             return _bare_group_help(error.ctx)
         command = error.ctx.command_path if error.ctx else "keymgmt"
         click.echo(printable(f"Error: {error.format_message()} (see '{command} --help')"), err=True)
