@@ -36,9 +36,11 @@ def tag_filters(wanted: dict[str, str]) -> list[dict[str, Any]]:
     return [{"Key": str(k), "Values": [str(v)]} for k, v in wanted.items()]
 
 
-def by_listing(provider: Any, wanted: dict[str, str], workers: int = LISTING_WORKERS) -> list[str]:
+def by_listing(provider: Any, wanted: dict[str, str], workers: int | None = None) -> list[str]:
     """Key ids among ``provider.list_keys()`` whose tags include ``wanted``; keys whose tags we
-    may not read (AWS managed keys, other teams' key policies) are not ours."""
+    may not read (AWS managed keys, other teams' key policies) are not ours. ``workers``:
+    requests in flight, ``LISTING_WORKERS`` (read at call time) unless given."""
+    workers = workers or LISTING_WORKERS
     ids = provider.list_keys()
 
     def tags_of(key_id: str) -> dict[str, str] | None:
