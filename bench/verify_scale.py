@@ -304,6 +304,62 @@ def _package(path: str) -> str:
     return "stdlib/builtins"
 
 
+def client_cost(endpoint: str, key_id: str, calls: int = 300, rounds: int = 5) -> None:
+    """CPU of one ListResourceTags in this thread (``time.thread_time``), sequential, the emulator
+    in its own process: how much of the fallback's per-request cost each layer adds, and the floor
+    of a signed request in CPython without botocore's client (SigV4Auth + urllib3: not a design
+    proposal, a bound). Medians of ``rounds`` interleaved rounds of ``calls`` calls."""
+    import statistics
+
+    import boto3
+    import urllib3
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.config import Config
+
+    from keymgmt_cli.providers.awskms import connect
+    from keymgmt_cli.providers.base import ProviderConfig
+
+    session = boto3.session.Session()
+    base = dict(region_name=REGION, retries={"mode": "standard", "max_attempts": 8},
+                max_pool_connections=64)
+    plain = session.client("kms", endpoint_url=endpoint, config=Config(**base))
+    unvalidated = session.client("kms", endpoint_url=endpoint,
+                                 config=Config(parameter_validation=False, **base))
+    provider = connect(ProviderConfig(region=REGION, endpoint=endpoint), pacing=False)
+    signer = SigV4Auth(session.get_credentials().get_frozen_credentials(), "kms", REGION)
+    pool = urllib3.PoolManager(maxsize=4)
+
+    def lean() -> Any:
+        body = json.dumps({"KeyId": key_id, "Limit": 50})
+        request = AWSRequest("POST", endpoint + "/", data=body,
+                             headers={"X-Amz-Target": "TrentService.ListResourceTags",
+                                      "Content-Type": "application/x-amz-json-1.1"})
+        signer.add_auth(request)
+        return json.loads(pool.request("POST", endpoint + "/", body=body,
+                                       headers=dict(request.headers.items())).data)
+
+    ways = {"keymgmt provider.list_resource_tags (ours + botocore)":
+            lambda: provider.list_resource_tags(key_id),
+            "botocore client, keymgmt's Config": lambda: plain.list_resource_tags(KeyId=key_id, Limit=50),
+            "botocore client, parameter_validation=False":
+            lambda: unvalidated.list_resource_tags(KeyId=key_id, Limit=50),
+            "no botocore client: SigV4Auth + urllib3 (floor)": lean}
+    for call in ways.values():
+        call()
+    figures: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(rounds):
+        for name, call in ways.items():
+            started = time.thread_time()
+            for _ in range(calls):
+                call()
+            figures[name].append((time.thread_time() - started) / calls * 1e6)
+    print(f"client CPU of one ListResourceTags, sequential ({rounds} x {calls} calls, medians):")
+    for name, values in figures.items():
+        print(f"  {name:<55} {statistics.median(values):6.0f} us  "
+              f"[{', '.join(f'{v:.0f}' for v in values)}]")
+
+
 def main() -> int:
     import multiprocessing
     import statistics
@@ -320,6 +376,8 @@ def main() -> int:
                         help="timed runs of each search, interleaved; medians printed")
     parser.add_argument("--profile", default="",
                         help="write a per-thread CPU profile of the largest size's listing here")
+    parser.add_argument("--client-cost", action="store_true",
+                        help="only measure the CPU of one ListResourceTags per layer (sequential)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     wanted_runs = [r for r in args.runs.split(",") if r]
@@ -370,6 +428,10 @@ def main() -> int:
         tags={"keymgmt:state_id": state_id, "keymgmt:mount": "keymgmt/", "keymgmt:kms": "aws1",
               "keymgmt:op": f"lost-{i}"}) for i in range(3))
     lost = setup.find_tagged({"keymgmt:state_id": state_id, "keymgmt:op": "lost-1"})
+    if args.client_cost:
+        client_cost(local_endpoint, strays[0])
+        ask("stop")
+        return 0
     new_find = AwsKmsProvider.find_tagged
     default_workers = tagsearch.LISTING_WORKERS
     worker_counts = [int(w) for w in args.workers.split(",") if w] or [default_workers]
