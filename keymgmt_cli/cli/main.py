@@ -279,6 +279,8 @@ def verify_cmd(env: Env, fmt: str | None, path: str | None) -> None:
                        f"{drift_note(item)}")
         for item in result["unchecked"]:
             click.echo(f"UNCHECKED  {item['path']}  {item['region']}: could not check: {item['cause']}")
+        for item in result.get("tag_search", []):
+            click.echo(f"note: {item['path']}: {item['note']}", err=True)
         status = ("in sync" if result["in_sync"] else
                   f"{len(result['drift'])} problem(s)" if result["drift"] else
                   f"no drift found, {len(result['unchecked'])} provider(s) could not be checked")

@@ -132,6 +132,7 @@ def verify(engine: Engine, path: str | None = None) -> dict[str, Any]:
             could_not_check(mount, kms, error)
 
     state_id = engine.state_id()
+    searches: list[dict[str, Any]] = []  # per provider: which path found the keys tagged as ours
     for mount, kms in providers:
         if (mount.uuid, kms) in unchecked:
             continue
@@ -139,9 +140,12 @@ def verify(engine: Engine, path: str | None = None) -> dict[str, Any]:
             _strays(engine, connect(mount, kms), mount, kms, state_id, known, drift)
         except ProviderError as error:
             could_not_check(mount, kms, error)
+        note = getattr(connections.get((mount.uuid, kms)), "tag_search_note", None)
+        if note:  # said once per provider: a refused tag:GetResources makes verify cost N calls
+            searches.append({"path": f"{mount.path}kms/{kms}", "note": note})
     # in sync only when every provider was asked and nothing drifted
     return {"in_sync": not drift and not unchecked, "distributions": len(dists), "kms_keys": kms_keys,
-            "drift": drift, "unchecked": list(unchecked.values())}
+            "drift": drift, "unchecked": list(unchecked.values()), "tag_search": searches}
 
 
 def _strays(engine: Engine, provider: Any, mount: Mount, kms: str, state_id: str,

@@ -7,7 +7,11 @@ Used by verify (strays) and by recovery after a lost ``CreateKey`` response. Two
   account holds. Needs the optional IAM action ``tag:GetResources``.
 * where that is refused (no permission, an emulator without it, an endpoint that does not serve
   it): ``ListKeys`` and ``ListResourceTags`` on every key, concurrently (``LISTING_WORKERS``
-  requests in flight; the provider paces them at ListResourceTags' quota, 2,000/s).
+  requests in flight; the provider paces them at ListResourceTags' quota, 2,000/s). All of them
+  share the provider's one botocore client (thread-safe). Its cost is N requests of the client's
+  CPU, ~1.5 ms each in botocore under one GIL: 10,000 keys take ~15 s of CPU whatever the thread
+  count (past 48 nothing moves; ``bench/verify_scale.py``, bench/README.md), so in a shared
+  account the answer is to allow tag:GetResources, which the note says.
 
 ``TagSearch`` remembers for one provider family which path works (the refusal is not asked
 again) and words once which path was taken (``note``), for the caller to show.
@@ -36,9 +40,11 @@ def tag_filters(wanted: dict[str, str]) -> list[dict[str, Any]]:
     return [{"Key": str(k), "Values": [str(v)]} for k, v in wanted.items()]
 
 
-def by_listing(provider: Any, wanted: dict[str, str], workers: int = LISTING_WORKERS) -> list[str]:
+def by_listing(provider: Any, wanted: dict[str, str], workers: int | None = None) -> list[str]:
     """Key ids among ``provider.list_keys()`` whose tags include ``wanted``; keys whose tags we
-    may not read (AWS managed keys, other teams' key policies) are not ours."""
+    may not read (AWS managed keys, other teams' key policies) are not ours. ``workers``:
+    requests in flight, ``LISTING_WORKERS`` (read at call time) unless given."""
+    workers = workers or LISTING_WORKERS
     ids = provider.list_keys()
 
     def tags_of(key_id: str) -> dict[str, str] | None:
