@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from keymgmt_cli.engine import kmsproviders, reconcile, shapes
+from keymgmt_cli.engine import kmsproviders, ondemand, reconcile, shapes
 from keymgmt_cli.engine.durations import engine_now, is_duration, parse_time, resolve_valid_to, rfc3339
 from keymgmt_cli.engine.keys import MUTATION_LOCK_TIMEOUT, load_key, rotate_locked
 from keymgmt_cli.engine.mounts import Mount
@@ -125,7 +125,10 @@ def suspend(engine: Engine, mount: Mount, values: dict[str, Any], name: str, key
                 continue
             where = provider if region is None else provider.in_region(region)
             engine.progress(f"{name}: deleting the material of version {v}" + (f" in {region}" if region else ""))
-            where.delete_imported_key_material(rec["key_id"])
+            if ondemand.is_on_demand(dist):  # one key, many materials: delete each by its id
+                where.delete_imported_key_material(rec["key_id"], holder.get("material_id") or rec.get("material_id"))
+            else:
+                where.delete_imported_key_material(rec["key_id"])
             holder["suspended"] = True
             holder.pop("valid_to", None)
             engine.put(dist_id, dist)
