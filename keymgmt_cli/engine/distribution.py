@@ -121,6 +121,7 @@ def distribute(engine: Engine, mount: Mount, values: dict[str, Any], name: str, 
                     "protection": protection, "key_spec": spec, "key_usage": usage, **per_import,
                     **({"rotation_mode": mode} if mode != ondemand.DEFAULT_MODE else {}),
                     "created": now_rfc3339(engine.clock()), "state": "distributing", "alias_target": None, "versions": {}}
+            _remember_validity(engine, dist)
             # Under the provider's lock, which its deletion takes too: either the deletion sees this
             # record and refuses, or it went first and this distribution stops here, before any AWS call.
             with engine.store.lock(mount.lock("kms", name)):
@@ -128,6 +129,7 @@ def distribute(engine: Engine, mount: Mount, values: dict[str, Any], name: str, 
                 engine.put(dist_id, dist)
         elif any(dist.get(field) != value for field, value in per_import.items()):
             dist.update(per_import)
+            _remember_validity(engine, dist)
             engine.put(dist_id, dist)
         reconcile(engine, mount, key, dist, kms_doc, materials, provider)
     return Response(warnings=warnings)
@@ -193,6 +195,18 @@ def replicate(engine: Engine, mount: Mount, values: dict[str, Any], name: str, k
         engine.put(mount.doc("dist", name, key_name), dist)
         reconcile(engine, mount, key, dist, kms_doc, unseal_all(engine, mount, key))
     return Response()
+
+
+def _remember_validity(engine: Engine, dist: dict[str, Any]) -> None:
+    """An absolute valid_to is a date, which a renewal cannot reuse: remember the validity it gave
+    (its distance from now, when it was set), which ``due -apply`` renews for again."""
+    from keymgmt_cli.engine.durations import engine_now, is_duration, validity_length
+
+    spec = dist.get("valid_to")
+    if spec and not is_duration(spec):
+        dist["valid_for"] = validity_length(spec, engine_now(engine))
+    else:
+        dist.pop("valid_for", None)
 
 
 def _mark_shared(dist: dict[str, Any], key_id: str, region: str | None) -> None:
