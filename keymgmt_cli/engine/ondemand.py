@@ -104,11 +104,6 @@ def advance(engine: Any, provider: Any, dist: dict[str, Any], v: int, rec: dict[
             import_material(engine, provider, rec, key_id, material, dist, import_type=EXISTING)
         rec["enabled"] = True
         save()
-    if not rec.get("material_id"):
-        # An import whose answer was lost and whose retry AWS refused (the token was spent) left no
-        # KeyMaterialId: importing the same material again as existing names it (rotation checks it).
-        import_material(engine, provider, rec, key_id, material, dist, import_type=EXISTING)
-        save()
     for region in dist.get("replica_regions", []):
         if not first.get("replicas", {}).get(region, {}).get("created"):
             continue  # replicated later by the replica loop, which imports every version

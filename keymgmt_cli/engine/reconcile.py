@@ -140,7 +140,8 @@ FROM_DIST = object()  # import_material's default: the expiry the distribution a
 
 
 def import_material(engine: EngineView, provider: Any, holder: dict[str, Any], key_id: str, material: bytes,
-                    dist: dict[str, Any], valid_to: Any = FROM_DIST, import_type: Any = FROM_DIST) -> None:
+                    dist: dict[str, Any], valid_to: Any = FROM_DIST, import_type: Any = FROM_DIST,
+                    _again: bool = False) -> None:
     """GetParametersForImport, wrap, ImportKeyMaterial into ``key_id``; ``holder`` (a version or a
     replica record) remembers that it holds material, when it expires and (on-demand) its KeyMaterialId.
     ImportType is sent only for on-demand distributions (``ondemand.import_type_for``)."""
@@ -154,8 +155,15 @@ def import_material(engine: EngineView, provider: Any, holder: dict[str, Any], k
     extra = {"import_type": kind} if kind else {}
     material_id = provider.import_key_material(key_id, params.import_token, blob, valid_to=when, **extra)
     holder["imported"] = True
-    if material_id and ondemand.is_on_demand(dist):  # which of the key's materials this holder's is
-        holder["material_id"] = material_id
+    if ondemand.is_on_demand(dist):  # which of the key's materials this holder's is
+        if not material_id and not _again:
+            # The answer was lost and AWS refused the retry's spent token (awskms then returns
+            # None): the same material again, as existing, names it (once).
+            import_material(engine, provider, holder, key_id, material, dist, valid_to=when,
+                            import_type=ondemand.EXISTING, _again=True)
+            return
+        if material_id:
+            holder["material_id"] = material_id
     if when is None:
         holder.pop("valid_to", None)
     else:

@@ -325,3 +325,26 @@ def test_verify_sees_an_on_demand_key_in_sync_and_a_rotation_it_did_not_make_as_
     assert [d["problem"] for d in report["drift"]] == [
         f"current key material is {'f' * 64}, expected the latest version's "
         f"{r(eng, DIST)['key_material_ids']['2']} (rotation_mode=on-demand)"]
+
+
+def test_an_import_whose_answer_was_lost_still_records_its_material_id(world, clock, monkeypatch):
+    """awskms returns no KeyMaterialId when botocore's retry of a lost answer met a spent token (the
+    import did happen): the id is learnt by importing the same material again, so suspend and
+    verify can name every material."""
+    eng = make(world, clock)
+    original = MemoryKms.import_key_material
+    lost = {"n": 0}
+
+    def answer_lost(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        lost["n"] += 1
+        return None if lost["n"] in (1, 3) else result  # version 1's import, then version 2's staging
+
+    monkeypatch.setattr(MemoryKms, "import_key_material", answer_lost)
+    w(eng, DIST, purpose="encrypt,decrypt", rotation_mode="on-demand")
+    w(eng, "keymgmt/key/k/rotate")
+    data = r(eng, DIST)
+    key_id = data["versions"]["1"]
+    assert sorted(data["key_material_ids"]) == ["1", "2"]
+    assert sorted(data["key_material_ids"].values()) == sorted(world.find("us-west-1", key_id).materials)
+    assert current(world, key_id) == data["key_material_ids"]["2"]
