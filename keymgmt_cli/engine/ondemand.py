@@ -70,11 +70,14 @@ def check_allowed(key: dict[str, Any], mode: str) -> None:
 
 
 def import_type_for(dist: dict[str, Any], holder: dict[str, Any]) -> str | None:
-    """The ImportType an import into ``holder`` sends: none for new-key distributions (never for
-    asymmetric keys, which KMS refuses) and for version 1's first import into its fresh key; NEW for
-    a version being staged; EXISTING for everything else (replicas, renew, resume, re-runs)."""
+    """The ImportType an import into ``holder`` sends. Never for asymmetric keys (KMS refuses it).
+    new-key distributions: none for a first import (AWS's default is right), EXISTING for a
+    re-import of symmetric material (renew, resume): AWS defaults to it too, but saying so means a
+    re-import can never stage material as new (LocalStack 2026.3, given no ImportType after
+    DeleteImportedKeyMaterial, stages the same material as new, pending rotation). on-demand: none for version 1's first import into its
+    fresh key, NEW for a version being staged, EXISTING for everything else (replicas, re-runs)."""
     if not is_on_demand(dist):
-        return None
+        return EXISTING if dist.get("key_spec") == "SYMMETRIC_DEFAULT" and holder.get("imported") else None
     if holder.get("staging") and not holder.get("imported"):
         return NEW
     if holder.get("imported") or "created" in holder or holder.get("material_id"):
