@@ -51,6 +51,12 @@ def shares_first_key(dist: dict[str, Any], version: int) -> bool:
     return is_on_demand(dist) and version > 1
 
 
+def staged_only(rec: dict[str, Any]) -> bool:
+    """A version imported as new material but not rotated to (an interrupted rotation): AWS does not
+    associate it with the key for good, and deleting it on the primary drops the replicas' copies."""
+    return bool(rec.get("staging")) and not rec.get("rotated")
+
+
 def check_allowed(key: dict[str, Any], mode: str) -> None:
     """Refuse on-demand where AWS cannot do it, before anything is recorded."""
     if mode != "on-demand":
@@ -78,8 +84,8 @@ def import_type_for(dist: dict[str, Any], holder: dict[str, Any]) -> str | None:
     fresh key, NEW for a version being staged, EXISTING for everything else (replicas, re-runs)."""
     if not is_on_demand(dist):
         return EXISTING if dist.get("key_spec") == "SYMMETRIC_DEFAULT" and holder.get("imported") else None
-    if holder.get("staging") and not holder.get("imported"):
-        return NEW
+    if holder.get("staging") and (not holder.get("imported") or holder.get("suspended")):
+        return NEW  # staged and never rotated: suspend dropped it from the key, so it is new again
     if holder.get("imported") or "created" in holder or holder.get("material_id"):
         return EXISTING  # a replica record has "created"; anything imported before is existing
     return None

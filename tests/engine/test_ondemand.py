@@ -348,3 +348,41 @@ def test_an_import_whose_answer_was_lost_still_records_its_material_id(world, cl
     assert sorted(data["key_material_ids"]) == ["1", "2"]
     assert sorted(data["key_material_ids"].values()) == sorted(world.find("us-west-1", key_id).materials)
     assert current(world, key_id) == data["key_material_ids"]["2"]
+
+
+def test_suspend_and_resume_in_the_middle_of_an_interrupted_multi_region_rotation(world, clock):
+    """The kill switch does not wait for a rotation to be finished: the staged material goes too
+    (with its replica copies, as AWS drops them), resume stages it again, and the rotation then
+    finishes."""
+    eng = make(world, clock, replicas=["us-east-1"])
+    w(eng, DIST, purpose="encrypt,decrypt", rotation_mode="on-demand")
+    w(eng, DIST + "/replicate")
+    key_id = r(eng, DIST)["versions"]["1"]
+    world.fail_next("RotateKeyOnDemand", count=20)
+    with pytest.raises(KeymgmtError):
+        w(eng, "keymgmt/key/k/rotate")
+    world._faults.clear()
+    w(eng, DIST + "/suspend")
+    for region in ("us-west-1", "us-east-1"):
+        assert world.find(region, key_id).state == "PendingImport" and world.find(region, key_id).imported == {}
+    w(eng, DIST + "/resume")
+    w(eng, "keymgmt/key/k/rotate")  # finishes the interrupted rotation
+    ids = r(eng, DIST)["key_material_ids"]
+    for region in ("us-west-1", "us-east-1"):
+        assert world.find(region, key_id).state == "Enabled"
+        assert current(world, key_id, region) == ids["2"]
+
+
+def test_due_apply_rotates_an_on_demand_key_on_schedule_and_renews_it(eng, world, clock):
+    from keymgmt_cli.engine import lifetime
+
+    w(eng, DIST, purpose="encrypt,decrypt", rotation_mode="on-demand", valid_to="60d")
+    w(eng, "keymgmt/key/k", auto_rotate_period="45d")
+    key_id = r(eng, DIST)["versions"]["1"]
+    clock.advance(days=46)
+    outcomes = sorted(i["outcome"] for i in lifetime.apply_due(eng, within=30 * 86400))
+    assert outcomes == ["renewed", "rotated"]
+    data = r(eng, DIST)
+    assert data["versions"] == {"1": key_id, "2": key_id} and current(world, key_id) == data["key_material_ids"]["2"]
+    clock.advance(days=20)  # version 1's first expiry (day 60) has passed: it was renewed, the key is usable
+    assert world.find("us-west-1", key_id).state == "Enabled"

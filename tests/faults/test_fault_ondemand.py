@@ -5,9 +5,10 @@ key material the latest version's (DescribeKey CurrentKeyMaterialId), every vers
 associated with it (ListKeyRotations) and none left pending, the alias on it, nothing unfinished,
 zero orphans. Also: ciphertexts made under every earlier version decrypt after the rotations.
 
-The local KMS refuses NEW_KEY_MATERIAL on multi-Region keys (keymgmt_cli/localkms/moto_import.py:
-"not emulated"), so the multi-Region flow is proven on the twin (tests/engine/test_ondemand.py).
-The faults and the conductor are test_fault_positions' (see its docstring for the modes).
+``rotate-mr`` rotates a multi-Region key with one replica: NEW_KEY_MATERIAL into the primary,
+EXISTING_KEY_MATERIAL into the replica, then RotateKeyOnDemand; its end state also holds the
+replica to the same current material. The faults and the conductor are test_fault_positions'
+(see its docstring for the modes).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from fault_harness import (KMS, REGION, argv, aws_aliases, aws_keys, cli_environ, fresh_kms, km, kms_client, ok,
+from fault_harness import (KMS, REGION, REPLICA_REGION, argv, aws_aliases, aws_keys, cli_environ, fresh_kms, km, kms_client, ok,
                            provider_args, read_json, unfinished)
 from keymgmt_cli.cli.main import Env, cli
 from test_fault_positions import FAILS, KILLS, Conductor
@@ -33,6 +34,7 @@ DIST = f"keymgmt/kms/{KMS}/key/{KEY}"
 COMMANDS: dict[str, list[str]] = {
     "distribute": ["write", DIST, "purpose=encrypt,decrypt", "rotation_mode=on-demand", WRAP],
     "rotate": ["write", "-f", f"keymgmt/key/{KEY}/rotate"],
+    "rotate-mr": ["write", "-f", f"keymgmt/key/{KEY}/rotate"],
     "renew": ["write", f"{DIST}/renew", "valid_to=60d"],
     "suspend": ["write", "-f", f"{DIST}/suspend"],
     "resume": ["write", "-f", f"{DIST}/resume"],
@@ -41,6 +43,7 @@ _IMPORT = ["GetParametersForImport", "ImportKeyMaterial"]
 EXPECTED_LOGS: dict[str, list[str]] = {
     "distribute": ["CreateKey", *_IMPORT, *_IMPORT, "RotateKeyOnDemand", "CreateAlias"],
     "rotate": [*_IMPORT, "RotateKeyOnDemand"],  # no CreateKey, no UpdateAlias: the ARN never changes
+    "rotate-mr": [*_IMPORT, *_IMPORT, "RotateKeyOnDemand"],  # the primary, the replica, then the rotation
     "renew": [*_IMPORT, *_IMPORT],  # every version's material, EXISTING_KEY_MATERIAL, into the one key
     "suspend": ["DeleteImportedKeyMaterial", "DeleteImportedKeyMaterial"],  # each material by its id
     "resume": [*_IMPORT, *_IMPORT],
@@ -68,7 +71,8 @@ def _setup(command: str, home: Path, endpoint: str) -> dict[str, str]:
         assert result.exit_code == 0, (args, result.output, result.exception)
 
     run(*provider_args(endpoint))
-    run("write", f"keymgmt/key/{KEY}", "type=aes256-gcm96")
+    extra = [f"replica_regions={REPLICA_REGION}"] if command == "rotate-mr" else []
+    run("write", f"keymgmt/key/{KEY}", "type=aes256-gcm96", *extra)
     run("write", "-f", f"keymgmt/key/{KEY}/rotate")
     if command == "renew":
         run(*COMMANDS["distribute"], "valid_to=30d")
@@ -76,6 +80,8 @@ def _setup(command: str, home: Path, endpoint: str) -> dict[str, str]:
         run(*COMMANDS["distribute"])
     if command == "resume":
         run(*COMMANDS["suspend"])
+    if command == "rotate-mr":
+        run("write", "-f", f"{DIST}/replicate")
     return environ
 
 
@@ -102,7 +108,15 @@ def end_state(endpoint: str, environ: dict[str, str]) -> dict[str, Any]:
     assert not [r for r in rotations if r["KeyMaterialState"].startswith("PENDING")], rotations
     assert sorted(aws_aliases(endpoint, (REGION,))[REGION].values()) == [key_id]
     assert unfinished(environ) == [], unfinished(environ)
-    return {"versions": sorted(dist["versions"]), "state": md["KeyState"], "suspended": suspended,
+    replicas = []
+    for region in dist.get("replica_regions", []):
+        replica = kms_client(endpoint, region).describe_key(KeyId=key_id)["KeyMetadata"]
+        assert replica["KeyState"] == "Enabled", replica
+        assert replica["CurrentKeyMaterialId"] == dist["key_material_ids"][latest], replica
+        extra = [k for k in aws_keys(endpoint, (region,)) if k["state"] not in ("PendingDeletion",)]
+        assert [k["id"] for k in extra] == [key_id], extra  # one replica, no orphans
+        replicas.append(region)
+    return {"replicas": replicas, "versions": sorted(dist["versions"]), "state": md["KeyState"], "suspended": suspended,
             "imported": sorted(r["ImportState"] for r in rotations),
             "material_expiry": sorted(dist.get("material_expiry", {}))}
 
