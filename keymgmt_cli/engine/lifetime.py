@@ -132,14 +132,13 @@ def suspend(engine: Engine, mount: Mount, values: dict[str, Any], name: str, key
             if holder.get("suspended") or not holder.get("imported"):
                 continue
             where = provider if region is None else provider.in_region(region)
-            if region is not None and ondemand.staged_only(rec) and rec.get("suspended"):
-                pass  # AWS dropped the replicas' copies with the primary's staged material
-            elif ondemand.is_on_demand(dist):  # one key, many materials: delete each by its id
+            if not (region is not None and ondemand.staged_only(rec) and rec.get("suspended")):
+                # (else AWS dropped the replicas' copies with the primary's staged material)
                 engine.progress(f"{name}: deleting the material of version {v}" + (f" in {region}" if region else ""))
-                where.delete_imported_key_material(rec["key_id"], holder.get("material_id") or rec.get("material_id"))
-            else:
-                engine.progress(f"{name}: deleting the material of version {v}" + (f" in {region}" if region else ""))
-                where.delete_imported_key_material(rec["key_id"])
+                if ondemand.is_on_demand(dist):  # one key, many materials: delete each by its id
+                    where.delete_imported_key_material(rec["key_id"], holder.get("material_id") or rec.get("material_id"))
+                else:
+                    where.delete_imported_key_material(rec["key_id"])
             holder["suspended"] = True
             holder.pop("valid_to", None)
             engine.put(dist_id, dist)

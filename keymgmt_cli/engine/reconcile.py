@@ -144,7 +144,7 @@ def import_material(engine: EngineView, provider: Any, holder: dict[str, Any], k
                     _again: bool = False) -> None:
     """GetParametersForImport, wrap, ImportKeyMaterial into ``key_id``; ``holder`` (a version or a
     replica record) remembers that it holds material, when it expires and (on-demand) its KeyMaterialId.
-    ImportType is sent only for on-demand distributions (``ondemand.import_type_for``)."""
+    ImportType is sent as ``ondemand.import_type_for`` decides (never for asymmetric keys)."""
     from keymgmt_cli import transfer
     from keymgmt_cli.engine.durations import engine_now, resolve_valid_to, rfc3339  # writes only
 

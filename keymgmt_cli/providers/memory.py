@@ -22,7 +22,8 @@ sections 2.1-2.12), and fails with the error codes AWS uses, worded as ``awskms`
   with material stages one (``PENDING_MULTI_REGION_IMPORT_AND_ROTATION`` while a multi-Region
   primary's replicas lack it), ``EXISTING_KEY_MATERIAL`` re-imports an associated one,
   ``RotateKeyOnDemand`` (primary only, every replica holding the staged material, 25 per key)
-  makes it CURRENT; ``KeyMaterialId`` = sha256(key id + material), a stand-in for AWS's derivation.
+  makes it CURRENT; ``KeyMaterialId`` = sha256(key id + material), a stand-in for AWS's derivation
+  (``memory_materials.py``).
 
 Not modelled: eventual consistency, throttling (inject them with ``fail_next``), key policies,
 custom key stores, automatic rotation. Protocol-level tolerance is the same as ``awskms``:
@@ -45,10 +46,8 @@ from cryptography.hazmat.primitives import serialization
 
 from ..errors import ProviderError
 from .base import ImportParameters, KeyDescription
-from . import tagsearch
+from . import memory_materials as materials, tagsearch
 from .permissions import provider_error
-IMPORT_TYPES = ("NEW_KEY_MATERIAL", "EXISTING_KEY_MATERIAL")
-MAX_ON_DEMAND_ROTATIONS = 25  # per KMS key (reference 2.10, botocore 2026)
 from .memory_world import (  # the world the twin acts on, and AWS's tables
     ACCOUNT_ID, IMPORTABLE, KEY_USAGES, MAX_VALID_TO, MemoryKmsWorld, TOKEN_LIFETIME, WRAPPING_ALGORITHMS, WRAPPING_KEY_BITS, _ALIAS_RE, _Key, _OAEP, _PENDING_DELETION, _Token, _key_kind, _wrap_algorithms, _wrapping_key)
 
@@ -216,9 +215,9 @@ class MemoryKms:
                                   f"{key.arn} origin is {key.origin} which is not valid for this operation.")
             self._not_pending_deletion(op, key)
             symmetric = key.key_spec == "SYMMETRIC_DEFAULT"
-            if import_type is not None and (not symmetric or import_type not in IMPORT_TYPES):
+            if import_type is not None and (not symmetric or import_type not in materials.IMPORT_TYPES):
                 raise self._error(op, "ValidationException", "ImportType is only supported for symmetric "
-                                  f"encryption keys, as one of {', '.join(IMPORT_TYPES)}")
+                                  f"encryption keys, as one of {', '.join(materials.IMPORT_TYPES)}")
             # From here on the token is spent, whatever happens (as in localkms.moto_import):
             # every import, including a failed one, needs a fresh GetParametersForImport.
             token = self.world.tokens.get(bytes(import_token or b""))
@@ -248,7 +247,8 @@ class MemoryKms:
                                   f"The key material is invalid for a {key.key_spec} KMS key.") from None
             when = None if valid_to is None else valid_to if valid_to.tzinfo else valid_to.replace(tzinfo=timezone.utc)
             if symmetric:
-                return self._import_symmetric(op, key, material, import_type, when)
+                return materials.import_symmetric(self.world, key, material, import_type, when,
+                                                  lambda code, text: self._error(op, code, text))
             associated = self._associated(key)
             if associated is not None and associated != material:
                 raise self._error(op, "IncorrectKeyMaterialException",
@@ -262,92 +262,11 @@ class MemoryKms:
                 key.state = "Enabled"
             return None
 
-    # Symmetric keys: several materials per key (reference 2.5, 2.10). The association (which
-    # materials belong to the key, which is CURRENT) lives on the primary; each regional key records
-    # what is imported there. The key is usable when every associated material, except one waiting
-    # for RotateKeyOnDemand, is imported.
-    def _family(self, key: _Key) -> dict[str, dict]:
-        if key.mr_type == "REPLICA" and key.primary_region:
-            primary = self.world.find(key.primary_region, key.key_id)
-            if primary is not None:
-                return primary.materials
-        return key.materials
-
-    def _import_symmetric(self, op: str, key: _Key, material: bytes, import_type: str | None,
-                          when: datetime | None) -> str:
-        import hashlib
-
-        family = self._family(key)
-        mid = hashlib.sha256(key.key_id.encode() + material).hexdigest()  # AWS: derived from key id + material
-        kind = import_type or ("EXISTING_KEY_MATERIAL" if family else "NEW_KEY_MATERIAL")
-        if kind == "EXISTING_KEY_MATERIAL" and mid not in family:
-            raise self._error(op, "IncorrectKeyMaterialException",
-                              "The key material in the request is not the same key material "
-                              "that was previously imported into this KMS key.")
-        if kind == "NEW_KEY_MATERIAL":
-            if mid in family:
-                raise self._error(op, "IncorrectKeyMaterialException",
-                                  "KMS expected new key material but the key material being imported is "
-                                  "already associated with this KMS key.")
-            if family:
-                if key.mr_type == "REPLICA":
-                    raise self._error(op, "UnsupportedOperationException", f"{key.arn} is a multi-Region "
-                                      "replica key: import new key material into its primary key.")
-                if key.state not in ("Enabled", "Disabled"):
-                    raise self._error(op, "KMSInvalidStateException", f"{key.arn} is pending import.")
-                if any(m["state"] != "CURRENT" and m["state"] != "NON_CURRENT" for m in family.values()):
-                    raise self._error(op, "KMSInvalidStateException", f"{key.arn} already has key material "
-                                      "pending rotation.")
-            staged = ("PENDING_MULTI_REGION_IMPORT_AND_ROTATION" if self.world._replicas(key)
-                      else "PENDING_ROTATION")
-            family[mid] = {"secret": material, "state": staged if family else "CURRENT"}
-        key.imported[mid] = when
-        if family[mid]["state"] == "CURRENT":
-            key.material, key.associated = material, key.associated or material
-        key.expiration_model = "KEY_MATERIAL_DOES_NOT_EXPIRE" if when is None else "KEY_MATERIAL_EXPIRES"
-        self._sync_state(key)
-        return mid
-
-    def _sync_state(self, key: _Key) -> None:
-        family = self._family(key)
-        complete = all(mid in key.imported for mid, m in family.items() if m["state"] in ("CURRENT", "NON_CURRENT"))
-        if key.state == "PendingImport" and complete:
-            key.state = "Enabled"
-        elif key.state in ("Enabled", "Disabled") and not complete:
-            key.state = "PendingImport"
-
     def rotate_key_on_demand(self, key_id: str) -> None:
         op = "RotateKeyOnDemand"
         with self.world.lock:
             self._begin(op)
-            key = self._key(op, key_id)
-            if key.origin != "EXTERNAL" or key.key_spec != "SYMMETRIC_DEFAULT":
-                raise self._error(op, "UnsupportedOperationException",
-                                  f"{key.arn} does not support on-demand rotation of imported key material.")
-            if key.mr_type == "REPLICA":
-                raise self._error(op, "UnsupportedOperationException",
-                                  f"{key.arn} is a multi-Region replica key; rotate its primary key.")
-            if key.state == "Disabled":
-                raise self._error(op, "DisabledException", f"{key.arn} is disabled.")
-            if key.state != "Enabled":
-                raise self._error(op, "KMSInvalidStateException", f"{key.arn} is {key.state}.")
-            staged = [mid for mid, m in key.materials.items() if m["state"].startswith("PENDING")]
-            if not staged or staged[0] not in key.imported:
-                raise self._error(op, "KMSInvalidStateException", f"{key.arn} has no key material in "
-                                  "PENDING_ROTATION state: import new key material first.")
-            if any(staged[0] not in replica.imported for replica in self.world._replicas(key)):
-                raise self._error(op, "KMSInvalidStateException", f"{key.arn} has key material in "
-                                  "PENDING_MULTI_REGION_IMPORT_AND_ROTATION: import it into every replica first.")
-            if key.rotations >= MAX_ON_DEMAND_ROTATIONS:
-                raise self._error(op, "LimitExceededException", f"{key.arn} has reached the maximum of "
-                                  f"{MAX_ON_DEMAND_ROTATIONS} on-demand rotations.")
-            for m in key.materials.values():
-                if m["state"] == "CURRENT":
-                    m["state"] = "NON_CURRENT"
-            key.materials[staged[0]]["state"] = "CURRENT"
-            key.rotations += 1
-            for regional in [key, *self.world._replicas(key)]:
-                regional.material = key.materials[staged[0]]["secret"]
+            materials.rotate(self.world, self._key(op, key_id), lambda code, text: self._error(op, code, text))
 
     def delete_imported_key_material(self, key_id: str, key_material_id: str | None = None) -> None:
         """As AWS: the material is gone at once, the key goes PendingImport (ARN and aliases stay);
@@ -361,20 +280,13 @@ class MemoryKms:
                 raise self._error(op, "UnsupportedOperationException",
                                   f"{key.arn} origin is {key.origin} which is not valid for this operation.")
             self._not_pending_deletion(op, key)
-            family = self._family(key)
+            family = materials.family(self.world, key)
             if key_material_id is not None:
                 if key.key_spec != "SYMMETRIC_DEFAULT" or key_material_id not in family:
                     raise self._error(op, "NotFoundException",
                                       f"Key material {key_material_id} is not associated with {key.arn}.")
-                key.imported.pop(key_material_id, None)
-                if family[key_material_id]["state"].startswith("PENDING"):
-                    del family[key_material_id]
-                    for replica in self.world._replicas(key):
-                        replica.imported.pop(key_material_id, None)
-                    return
-                if family[key_material_id]["state"] != "CURRENT":
-                    self._sync_state(key)
-                    return
+                if not materials.delete_one(self.world, key, key_material_id):
+                    return  # a staged or non-current material: the current one stays
             else:
                 for mid, m in family.items():
                     if m["state"] == "CURRENT":
@@ -406,8 +318,7 @@ class MemoryKms:
                                   enabled=key.enabled, key_spec=key.key_spec,
                                   key_usage=key.key_usage, origin=key.origin,
                                   multi_region=key.multi_region, description=key.description,
-                                  current_key_material_id=next((mid for mid, m in self._family(key).items()
-                                                                if m["state"] == "CURRENT"), ""))
+                                  current_key_material_id=materials.current_id(self.world, key))
 
     def enable_key(self, key_id: str) -> None:
         self._set_enabled("EnableKey", key_id, "Enabled")
