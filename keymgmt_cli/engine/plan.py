@@ -232,8 +232,8 @@ class PlanningProvider:
         self._set(key_id, imported=True, enabled=True, state="Enabled")
         kwargs = {"import_type": import_type} if import_type else {}
         self._planned("import_key_material", (key_id,), kwargs)
-        key = self._key(key_id) or {}
-        return uuid.uuid4().hex * 2 if key.get("key_spec", "SYMMETRIC_DEFAULT") == "SYMMETRIC_DEFAULT" else None
+        key = self._key(key_id) or {}  # a key the plan did not make, or a replica of one, has no spec here
+        return uuid.uuid4().hex * 2 if (key.get("key_spec") or "SYMMETRIC_DEFAULT") == "SYMMETRIC_DEFAULT" else None
 
     def delete_imported_key_material(self, key_id: str, key_material_id: str | None = None) -> None:
         self._set(key_id, imported=False, enabled=False, state="PendingImport")
