@@ -33,6 +33,7 @@ OPERATIONS: dict[str, tuple[str, bool]] = {
     "list_resource_tags": ("ListResourceTags", False),
     "list_keys": ("ListKeys", False),
     "delete_imported_key_material": ("DeleteImportedKeyMaterial", True),
+    "rotate_key_on_demand": ("RotateKeyOnDemand", True),
 }
 MUTATING = frozenset(op for op, mutating in OPERATIONS.values() if mutating)
 

@@ -13,6 +13,7 @@ REQUEST_QUOTAS: dict[str, float] = {
     "DisableKey": 5,
     "ImportKeyMaterial": 15,
     "DeleteImportedKeyMaterial": 15,
+    "RotateKeyOnDemand": 5,
     "ScheduleKeyDeletion": 15,
     "CancelKeyDeletion": 5,
     "ReplicateKey": 5,

@@ -8,7 +8,7 @@ re-running a command after a failure finishes the job instead of starting anothe
 
 from __future__ import annotations
 
-from keymgmt_cli.engine import kmsproviders
+from keymgmt_cli.engine import kmsproviders, ondemand
 from keymgmt_cli.engine import shapes
 from keymgmt_cli.engine.keys import MUTATION_LOCK_TIMEOUT, load_key
 from keymgmt_cli.engine.keytypes import KEY_TYPES, key_usage_for, ordered_purposes
@@ -39,7 +39,11 @@ def read_distribution(engine: Engine, mount: Mount, values: dict[str, Any], name
         raise NotFound(f"key {key_name!r} is not distributed to KMS provider {name!r}")
     key_ids = {str(v): rec["key_id"] for v, rec in versions(dist) if rec.get("key_id")}
     data = {"name": dist["name"], "protection": dist["protection"], "purpose": ",".join(dist["purpose"]),
+            "rotation_mode": dist.get("rotation_mode", ondemand.DEFAULT_MODE),
             "suspended": bool(dist.get("suspended")), "versions": key_ids}
+    material_ids = {str(v): rec["material_id"] for v, rec in versions(dist) if rec.get("material_id")}
+    if ondemand.is_on_demand(dist) and material_ids:
+        data["key_material_ids"] = material_ids  # version → KeyMaterialId in the one KMS key
     if dist.get("replica_regions"):
         data["replica_regions"] = list(dist["replica_regions"])
     expiry: dict[str, dict[str, str]] = {}  # version → region → when its material expires
@@ -88,6 +92,10 @@ def distribute(engine: Engine, mount: Mount, values: dict[str, Any], name: str, 
                 raise PreconditionFailed("purpose and protection cannot be changed after distribution "
                                          f"(distributed with purpose={','.join(dist['purpose'])} "
                                          f"protection={dist['protection']})")
+            recorded_mode = dist.get("rotation_mode", ondemand.DEFAULT_MODE)
+            if values.get("rotation_mode", recorded_mode) != recorded_mode:
+                raise PreconditionFailed(f"rotation_mode cannot be changed after distribution (distributed with "
+                                         f"rotation_mode={recorded_mode}); remove and distribute again to change it")
             defaults = dist
         else:
             defaults = {"wrapping_algorithm": transfer.default_wrapping(spec)[0], "wrapping_key_spec": "RSA_4096",
@@ -99,6 +107,9 @@ def distribute(engine: Engine, mount: Mount, values: dict[str, Any], name: str, 
                       for field in ("wrapping_algorithm", "wrapping_key_spec", "valid_to", "pending_window_days")}
         transfer.check_wrapping(spec, per_import["wrapping_algorithm"], per_import["wrapping_key_spec"],
                                 _max_material_len(key))
+        mode = dist.get("rotation_mode", ondemand.DEFAULT_MODE) if dist else values.get("rotation_mode",
+                                                                                          ondemand.DEFAULT_MODE)
+        ondemand.check_allowed(key, mode)
         # Everything that can be refused locally (a wrong master key for the material or the
         # credentials) is refused before the first record is written: a refused command leaves no trace.
         materials = unseal_all(engine, mount, key)
@@ -108,7 +119,9 @@ def distribute(engine: Engine, mount: Mount, values: dict[str, Any], name: str, 
             dist = {"key_name": key_name, "kms_name": name, "name": f"{key_name}-{stamp}",
                     "alias": f"{ALIAS_PREFIX}{key_name}-{stamp}", "purpose": purposes,
                     "protection": protection, "key_spec": spec, "key_usage": usage, **per_import,
+                    **({"rotation_mode": mode} if mode != ondemand.DEFAULT_MODE else {}),
                     "created": now_rfc3339(engine.clock()), "state": "distributing", "alias_target": None, "versions": {}}
+            _remember_validity(engine, dist)
             # Under the provider's lock, which its deletion takes too: either the deletion sees this
             # record and refuses, or it went first and this distribution stops here, before any AWS call.
             with engine.store.lock(mount.lock("kms", name)):
@@ -116,6 +129,7 @@ def distribute(engine: Engine, mount: Mount, values: dict[str, Any], name: str, 
                 engine.put(dist_id, dist)
         elif any(dist.get(field) != value for field, value in per_import.items()):
             dist.update(per_import)
+            _remember_validity(engine, dist)
             engine.put(dist_id, dist)
         reconcile(engine, mount, key, dist, kms_doc, materials, provider)
     return Response(warnings=warnings)
@@ -142,7 +156,7 @@ def remove(engine: Engine, mount: Mount, values: dict[str, Any], name: str, key_
                 if replica and replica.get("created") and not replica.get("deleted"):
                     engine.progress(f"{name}: scheduling deletion of version {v} in {region}")
                     regional.schedule_key_deletion(rec["key_id"], window)
-                    replica["deleted"] = True
+                    _mark_shared(dist, rec["key_id"], region)
                     engine.put(dist_id, dist)
         _delete_our_alias(provider, dist, None, dist.get("alias_target"))
         for v, rec in versions(dist):
@@ -157,7 +171,7 @@ def remove(engine: Engine, mount: Mount, values: dict[str, Any], name: str, key_
             if rec.get("key_id") and not rec.get("deleted"):
                 engine.progress(f"{name}: scheduling deletion of version {v}")
                 provider.schedule_key_deletion(rec["key_id"], window)
-                rec["deleted"] = True
+                _mark_shared(dist, rec["key_id"], None)
                 engine.put(dist_id, dist)
         engine.store.delete(dist_id)
     return Response()
@@ -181,6 +195,29 @@ def replicate(engine: Engine, mount: Mount, values: dict[str, Any], name: str, k
         engine.put(mount.doc("dist", name, key_name), dist)
         reconcile(engine, mount, key, dist, kms_doc, unseal_all(engine, mount, key))
     return Response()
+
+
+def _remember_validity(engine: Engine, dist: dict[str, Any]) -> None:
+    """An absolute valid_to is a date, which a renewal cannot reuse: remember the validity it gave
+    (its distance from now, when it was set), which ``due -apply`` renews for again."""
+    from keymgmt_cli.engine.durations import engine_now, is_duration, validity_length
+
+    spec = dist.get("valid_to")
+    if spec and not is_duration(spec):
+        dist["valid_for"] = validity_length(spec, engine_now(engine))
+    else:
+        dist.pop("valid_for", None)
+
+
+def _mark_shared(dist: dict[str, Any], key_id: str, region: str | None) -> None:
+    """Record the deletion for every version that lives in ``key_id`` (all of them with
+    rotation_mode=on-demand, one otherwise): ScheduleKeyDeletion is sent once per KMS key."""
+    for _v, rec in versions(dist):
+        if rec.get("key_id") != key_id:
+            continue
+        holder = rec if region is None else rec.get("replicas", {}).get(region)
+        if holder is not None and (region is None or holder.get("created")):
+            holder["deleted"] = True
 
 
 def _delete_our_alias(provider: Any, dist: dict[str, Any], region: str | None, recorded: str | None) -> None:

@@ -37,6 +37,28 @@ def parse_duration(text: str, field: str) -> int:
     return seconds
 
 
+def format_duration(seconds: int) -> str:
+    """The shortest exact Vault spelling of ``seconds``: ``90d``, ``36h``, ``90m`` or ``5400s``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def validity_length(spec: str | None, now: datetime) -> int | None:
+    """How long material given ``spec`` is valid when imported ``now``, in seconds (None: never
+    expires). For an absolute time this is what a renewal keeps (``due -apply``), not the date."""
+    when = resolve_valid_to(spec, now)
+    return None if when is None else round_validity(int((when - now).total_seconds()))
+
+
+def round_validity(seconds: int) -> int:
+    """To the nearest hour (a date given by hand is never meant to the second), within AWS's 365 days."""
+    if seconds >= 7200:
+        seconds = round(seconds / 3600) * 3600
+    return min(seconds, int(MAX_VALID_TO.total_seconds()))
+
+
 def is_duration(text: str) -> bool:
     text = text.strip()
     return text.isdigit() or bool(_DURATION_RE.fullmatch(text))

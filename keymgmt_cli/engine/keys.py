@@ -111,6 +111,8 @@ def _update_key(engine: Engine, mount: Mount, name: str, doc: dict[str, Any], va
     if "min_enabled_version" in values and values["min_enabled_version"] > doc["latest_version"]:
         raise InvalidRequest(f"min_enabled_version {values['min_enabled_version']} is above the latest "
                              f"version {doc['latest_version']}")
+    if values.get("min_enabled_version", 0) > 1:
+        _check_min_enabled_on_demand(engine, mount, name, values["min_enabled_version"])
     changed = False
     for field in ("deletion_allowed", "min_enabled_version", "auto_rotate_period"):
         if field in values and values[field] != doc.get(field, 0):
@@ -156,16 +158,40 @@ def rotate_locked(engine: Engine, mount: Mount, name: str, doc: dict[str, Any]) 
     return warnings
 
 
+def _check_min_enabled_on_demand(engine: Engine, mount: Mount, name: str, minimum: int) -> None:
+    """AWS cannot disable one material of a KMS key: with an on-demand distribution every version
+    stays usable, so a min_enabled_version that would disable some is refused, not ignored."""
+    for kms in reconcile.distributed_to(engine, mount, name):
+        dist = shapes.load(engine.store, mount.doc("dist", kms, name), shapes.distribution) or {}
+        if dist.get("rotation_mode") == "on-demand" and dist.get("state") != "removing":
+            raise InvalidRequest(f"min_enabled_version {minimum} cannot apply to {name!r} in KMS provider {kms!r}: "
+                                 "it is distributed with rotation_mode=on-demand, one KMS key holds every version "
+                                 "and AWS cannot disable one key material; only 0 or 1 (all enabled)",
+                                 hint=f"suspend the whole key instead: keymgmt write -f "
+                                      f"{mount.path}kms/{kms}/key/{name}/suspend")
+
+
 def _check_rotatable(engine: Engine, mount: Mount, name: str) -> None:
     """Refuse a rotation before it starts when a distribution could not take the new version: a
     suspended one, or one whose absolute valid_to has passed (a duration never does)."""
-    from keymgmt_cli.engine.durations import engine_now, resolve_valid_to
+    from keymgmt_cli.engine.durations import engine_now, parse_time, resolve_valid_to
 
     for kms in reconcile.distributed_to(engine, mount, name):
         dist = shapes.load(engine.store, mount.doc("dist", kms, name), shapes.distribution) or {}
         if dist.get("suspended"):
             raise PreconditionFailed(f"key {name!r} is suspended in KMS provider {kms!r}; resume it first: "
                                      f"keymgmt write -f {mount.path}kms/{kms}/key/{name}/resume")
+        if dist.get("rotation_mode") == "on-demand" and dist.get("state") != "removing":
+            # One KMS key holds every version: AWS takes new material only while all of it is imported.
+            expired = sorted(h["valid_to"] for rec in dist["versions"].values()
+                             for h in [rec, *rec.get("replicas", {}).values()]
+                             if h.get("valid_to") and parse_time(h["valid_to"]) <= engine_now(engine))
+            if expired:
+                raise PreconditionFailed(f"cannot rotate {name!r}: its KMS key in {kms!r} (rotation_mode=on-demand) "
+                                         f"holds material that expired at {expired[0]}; AWS adds new material "
+                                         "only to a key whose material is all imported",
+                                         hint=f"renew it first: keymgmt write {mount.path}kms/{kms}/key/{name}/renew "
+                                              "valid_to=90d")
         if dist.get("valid_to") and dist.get("state") != "removing":
             try:
                 resolve_valid_to(dist["valid_to"], engine_now(engine))

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from keymgmt_cli.engine import kmsproviders, reconcile, shapes
-from keymgmt_cli.engine.durations import engine_now, is_duration, parse_time, resolve_valid_to, rfc3339
+from keymgmt_cli.engine import kmsproviders, ondemand, reconcile, shapes
+from keymgmt_cli.engine.durations import (engine_now, format_duration, is_duration, parse_time, resolve_valid_to,
+                                          rfc3339, round_validity)
 from keymgmt_cli.engine.keys import MUTATION_LOCK_TIMEOUT, load_key, rotate_locked
 from keymgmt_cli.engine.mounts import Mount
 from keymgmt_cli.engine.routing import Response
@@ -97,12 +98,19 @@ def renew(engine: Engine, mount: Mount, values: dict[str, Any], name: str, key_n
         pending = dist.get("renewing")
         if pending is None or pending.get("spec") != spec:
             target = resolve_valid_to(spec, engine_now(engine))
-            dist["renewing"] = {"spec": spec, "valid_to": rfc3339(target)}  # the journal: re-runs finish this
+            dist["renewing"] = {"spec": spec, "valid_to": rfc3339(target),  # the journal: re-runs finish this
+                                "at": rfc3339(engine_now(engine))}
             engine.put(mount.doc("dist", name, key_name), dist)
         target_text = dist["renewing"]["valid_to"]
         _reimport(engine, mount, name, key, dist, kms_doc, needs=lambda h: h.get("valid_to") != target_text,
                   mark=lambda h: None, label="renewing", valid_to=parse_time(target_text))
         dist["valid_to"] = spec if is_duration(spec) else target_text
+        if is_duration(spec):
+            dist.pop("valid_for", None)
+        else:  # an absolute time: what due -apply renews for next time is this length, not the date
+            at = dist["renewing"].get("at")
+            dist["valid_for"] = (round_validity(int((parse_time(target_text) - parse_time(at)).total_seconds()))
+                                 if at else dist.get("valid_for"))
         dist.pop("renewing")
         engine.put(mount.doc("dist", name, key_name), dist)
     return Response()
@@ -124,8 +132,13 @@ def suspend(engine: Engine, mount: Mount, values: dict[str, Any], name: str, key
             if holder.get("suspended") or not holder.get("imported"):
                 continue
             where = provider if region is None else provider.in_region(region)
-            engine.progress(f"{name}: deleting the material of version {v}" + (f" in {region}" if region else ""))
-            where.delete_imported_key_material(rec["key_id"])
+            if not (region is not None and ondemand.staged_only(rec) and rec.get("suspended")):
+                # (else AWS dropped the replicas' copies with the primary's staged material)
+                engine.progress(f"{name}: deleting the material of version {v}" + (f" in {region}" if region else ""))
+                if ondemand.is_on_demand(dist):  # one key, many materials: delete each by its id
+                    where.delete_imported_key_material(rec["key_id"], holder.get("material_id") or rec.get("material_id"))
+                else:
+                    where.delete_imported_key_material(rec["key_id"])
             holder["suspended"] = True
             holder.pop("valid_to", None)
             engine.put(dist_id, dist)
@@ -152,9 +165,20 @@ def _item(kind: str, path: str, deadline: datetime | None, fix: str, **extra: An
     return {"kind": kind, "path": path, "deadline": rfc3339(deadline) if deadline else None, "fix": fix, **extra}
 
 
+ABSOLUTE_FIX = "<the next expiry: a duration such as 90d>"
+
+
 def _renew_spec(dist: dict[str, Any]) -> str:
+    """What a renewal asks for: a duration given at distribution is given again; an absolute time
+    (a date now near or past) gives the same validity length as the import that set it, which a
+    careful user expects of a renewal (not AWS's 365-day maximum); without that length on record
+    (a distribution recorded before it was kept) nothing is guessed: the user names it."""
     spec = dist.get("valid_to") or ""
-    return spec if spec and is_duration(spec) else "365d"
+    if spec and is_duration(spec):
+        return spec
+    if dist.get("valid_for"):
+        return format_duration(int(dist["valid_for"]))
+    return ABSOLUTE_FIX
 
 
 def rotation_deadline(key: dict[str, Any]) -> datetime | None:
@@ -248,6 +272,9 @@ def apply_due(engine: Engine, path: str | None = None, within: int = DEFAULT_WIT
                     mount, rel = engine.resolve(item["path"])
                     _, kms, _, key_name = rel.split("/")
                     spec = item["fix"].rsplit("valid_to=", 1)[1]
+                    if spec == ABSOLUTE_FIX:
+                        raise PreconditionFailed(f"valid_to of {item['path']} was an absolute time and its "
+                                                 "length is not on record; renew it once by hand: " + item["fix"])
                     renew(engine, mount, {"valid_to": spec}, kms, key_name)
                     renewed.add(item["path"])
                     outcome = "renewed"

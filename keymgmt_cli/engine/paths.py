@@ -52,8 +52,9 @@ ROUTES: list[Route] = [
                             example="keymgmt delete keymgmt/key/example-key"),
     }),
     Route(f"key/{N}/rotate", "Rotate the key: a new version, imported into every KMS it is distributed to.", {
-        "write": Operation((_keys, "rotate_key"), "Create a new version and repoint each distribution's alias; "
-                           "after a failure, run it again to finish the same rotation.",
+        "write": Operation((_keys, "rotate_key"), "Create a new version and repoint each distribution's alias (on-demand "
+                           "distributions: RotateKeyOnDemand in the same key); after a failure, run it again to "
+                           "finish the same rotation.",
                            example="keymgmt write -f keymgmt/key/example-key/rotate"),
         "delete": Operation((_keys, "abandon_rotation"), "Abandon an unfinished rotation: schedule deletion of the "
                             "KMS keys it created and drop the new version.",
@@ -78,10 +79,11 @@ ROUTES: list[Route] = [
         "list": Operation((_dist, "list_distributions"), "Key names.", example="keymgmt list keymgmt/kms/example-kms/key"),
     }),
     Route(f"kms/{N}/key/{K}", "Distribute a key to the KMS provider, read it there, or remove it.", {
-        "write": Operation((_dist, "distribute"), "Import every version into its own KMS key and create the alias "
-                           "alias/hashicorp/<key_name>-<unix_timestamp>.", (_schemas, "DIST_FIELDS"),
+        "write": Operation((_dist, "distribute"), "Import every version into its own KMS key (rotation_mode=on-demand: all "
+                           "into one) and create the alias alias/hashicorp/<key_name>-<unix_timestamp>.", (_schemas, "DIST_FIELDS"),
                            example="keymgmt write keymgmt/kms/example-kms/key/example-key purpose=encrypt,decrypt"),
-        "read": Operation((_dist, "read_distribution"), "name, purpose, protection and versions (version -> KMS key id).",
+        "read": Operation((_dist, "read_distribution"), "name, purpose, protection, rotation_mode and versions (version "
+                          "-> KMS key id; with rotation_mode=on-demand all one key, and key_material_ids).",
                           example="keymgmt read keymgmt/kms/example-kms/key/example-key"),
         "delete": Operation((_dist, "remove"), "Delete the alias and schedule deletion of every version's KMS key "
                             "(replicas first); the key stays in keymgmt.", (_schemas, "REMOVE_FIELDS"),

@@ -228,13 +228,19 @@ class PlanningProvider:
         return params
 
     def import_key_material(self, key_id: str, import_token: bytes, encrypted_key_material: bytes,
-                            valid_to: Any = None) -> None:
+                            valid_to: Any = None, import_type: str | None = None) -> str | None:
         self._set(key_id, imported=True, enabled=True, state="Enabled")
-        self._planned("import_key_material", (key_id,), {})
+        kwargs = {"import_type": import_type} if import_type else {}
+        self._planned("import_key_material", (key_id,), kwargs)
+        key = self._key(key_id) or {}  # a key the plan did not make, or a replica of one, has no spec here
+        return uuid.uuid4().hex * 2 if (key.get("key_spec") or "SYMMETRIC_DEFAULT") == "SYMMETRIC_DEFAULT" else None
 
-    def delete_imported_key_material(self, key_id: str) -> None:
+    def delete_imported_key_material(self, key_id: str, key_material_id: str | None = None) -> None:
         self._set(key_id, imported=False, enabled=False, state="PendingImport")
         self._planned("delete_imported_key_material", (key_id,), {})
+
+    def rotate_key_on_demand(self, key_id: str) -> None:
+        self._planned("rotate_key_on_demand", (key_id,), {})
 
     def enable_key(self, key_id: str) -> None:
         self._set(key_id, enabled=True, state="Enabled")

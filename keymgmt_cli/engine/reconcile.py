@@ -18,7 +18,7 @@ Public interface (used by ``distribution``, ``keys``, ``lifetime`` and ``verify`
 
 from __future__ import annotations
 
-from keymgmt_cli.engine import kmsproviders, shapes
+from keymgmt_cli.engine import kmsproviders, ondemand, shapes
 from keymgmt_cli.engine.sealing import unseal_all
 from keymgmt_cli.errors import EngineError, PreconditionFailed, ProviderError
 
@@ -47,6 +47,13 @@ def abandon_version(engine: EngineView, mount: Mount, key: dict[str, Any], versi
         if rec is None:
             continue
         provider = connect(engine, mount, kmsproviders.load_provider(engine, mount, kms))
+        if ondemand.shares_first_key(dist, version):  # the shared KMS key stays: only the staged material goes
+            material = unseal_all(engine, mount, key).get(version)
+            ondemand.abandon(provider, dist, version, rec, material, lambda: engine.put(dist_id, dist),
+                             import_material, engine)
+            del dist["versions"][str(version)]
+            engine.put(dist_id, dist)
+            continue
         back = dist["versions"].get(previous, {}).get("key_id")
         if rec.get("key_id") and dist.get("alias_target") == rec["key_id"] and back:
             provider.update_alias(alias_name(dist), back)
@@ -133,17 +140,30 @@ FROM_DIST = object()  # import_material's default: the expiry the distribution a
 
 
 def import_material(engine: EngineView, provider: Any, holder: dict[str, Any], key_id: str, material: bytes,
-                    dist: dict[str, Any], valid_to: Any = FROM_DIST) -> None:
+                    dist: dict[str, Any], valid_to: Any = FROM_DIST, import_type: Any = FROM_DIST,
+                    _again: bool = False) -> None:
     """GetParametersForImport, wrap, ImportKeyMaterial into ``key_id``; ``holder`` (a version or a
-    replica record) remembers that it holds material and when that material expires."""
+    replica record) remembers that it holds material, when it expires and (on-demand) its KeyMaterialId.
+    ImportType is sent as ``ondemand.import_type_for`` decides (never for asymmetric keys)."""
     from keymgmt_cli import transfer
     from keymgmt_cli.engine.durations import engine_now, resolve_valid_to, rfc3339  # writes only
 
     when = resolve_valid_to(dist.get("valid_to"), engine_now(engine)) if valid_to is FROM_DIST else valid_to
+    kind = ondemand.import_type_for(dist, holder) if import_type is FROM_DIST else import_type
     params = provider.get_parameters_for_import(key_id, dist["wrapping_algorithm"], dist["wrapping_key_spec"])
     blob = transfer.wrap_key_material(material, params.public_key_der, dist["wrapping_algorithm"])
-    provider.import_key_material(key_id, params.import_token, blob, valid_to=when)
+    extra = {"import_type": kind} if kind else {}
+    material_id = provider.import_key_material(key_id, params.import_token, blob, valid_to=when, **extra)
     holder["imported"] = True
+    if ondemand.is_on_demand(dist):  # which of the key's materials this holder's is
+        if not material_id and not _again:
+            # The answer was lost and AWS refused the retry's spent token (awskms then returns
+            # None): the same material again, as existing, names it (once).
+            import_material(engine, provider, holder, key_id, material, dist, valid_to=when,
+                            import_type=ondemand.EXISTING, _again=True)
+            return
+        if material_id:
+            holder["material_id"] = material_id
     if when is None:
         holder.pop("valid_to", None)
     else:
@@ -179,6 +199,9 @@ def reconcile(engine: EngineView, mount: Mount, key: dict[str, Any], dist: dict[
     latest = key["latest_version"]
     for v in range(1, latest + 1):
         rec = dist["versions"].setdefault(str(v), {})
+        if ondemand.shares_first_key(dist, v):  # version 1's KMS key takes it (RotateKeyOnDemand)
+            ondemand.advance(engine, provider, dist, v, rec, materials[v], save, import_material, kms)
+            continue
         if not rec.get("key_id") and rec.get("creating"):
             # An earlier run called CreateKey and may have died before recording the id: the
             # key carries our operation tag, so find it instead of making a second one.
@@ -211,6 +234,11 @@ def reconcile(engine: EngineView, mount: Mount, key: dict[str, Any], dist: dict[
         regional = provider.in_region(region)
         for v, rec in versions(dist):
             replica = rec.setdefault("replicas", {}).setdefault(region, {})
+            if not replica.get("created") and ondemand.shares_first_key(dist, v):
+                if not dist["versions"]["1"].get("replicas", {}).get(region, {}).get("created"):
+                    continue
+                replica.update(created=True, imported=False)  # version 1's replica is this version's too
+                save()
             if not replica.get("created"):
                 if not rec.get("enabled", True):
                     continue  # AWS refuses to replicate a disabled primary; it is replicated once enabled
@@ -327,6 +355,8 @@ def _rename_alias(engine: EngineView, dist: dict[str, Any], region: str | None) 
 
 def apply_min_enabled(provider: Any, dist: dict[str, Any], key: dict[str, Any], region: str | None,
                        save: Any) -> None:
+    if ondemand.is_on_demand(dist):
+        return  # one KMS key holds every version: AWS cannot disable one material (refused at write)
     minimum = key["min_enabled_version"]
     for v, rec in versions(dist):
         target = rec if region is None else rec.get("replicas", {}).get(region)

@@ -90,6 +90,11 @@ DIST_FIELDS = {
     "pending_window_days": Field("pending_window_days", "int",
                                  "Waiting period of ScheduleKeyDeletion when the key is removed (7-30).",
                                  default=30, minimum=7, maximum=30),
+    "rotation_mode": Field("rotation_mode", "choice",
+                           "new-key (Vault's): each version gets its own KMS key and rotation moves the alias; "
+                           "on-demand (aes256-gcm96 only): one KMS key for all versions, rotated with "
+                           "ImportType=NEW_KEY_MATERIAL + RotateKeyOnDemand, so the ARN never changes. "
+                           "Set at distribution only.", default="new-key", allowed=("new-key", "on-demand")),
 }
 REMOVE_FIELDS = {"pending_window_days": DIST_FIELDS["pending_window_days"]}
 

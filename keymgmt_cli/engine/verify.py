@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING, Any
 
-from keymgmt_cli.engine import kmsproviders, reconcile, shapes
+from keymgmt_cli.engine import kmsproviders, ondemand, reconcile, shapes
 from keymgmt_cli.engine.keys import load_key
 from keymgmt_cli.engine.mounts import Mount
 from keymgmt_cli.errors import NotFound, ProviderError, UnsupportedPath
@@ -106,12 +106,17 @@ def verify(engine: Engine, path: str | None = None) -> dict[str, Any]:
                 sub = rec if replica_region is None else rec.get("replicas", {}).get(replica_region)
                 if replica_region is not None and not (sub and sub.get("created")):
                     continue
+                if ondemand.shares_first_key(dist, v):
+                    continue  # rotation_mode=on-demand: version 1's KMS key, checked once (and its material below)
                 ids.add(key_id)
                 kms_keys += 1
                 for problem in _check_key(regional, key, dist, v, key_id, sub):
                     report(problem, v, region, key_id)
             latest_rec = dist["versions"].get(latest, {})
             want = latest_rec.get("key_id")
+            problem = ondemand.current_material_drift(regional, dist, latest_rec, replica_region)
+            if problem:
+                report(problem, int(latest), region, want)
             if replica_region is not None and not latest_rec.get("replicas", {}).get(replica_region, {}).get("imported"):
                 continue
             alias = reconcile.alias_name(dist, replica_region)

@@ -29,6 +29,7 @@ from .errors import (
 from .keystate import (
     CURRENT,
     LOCK,
+    PENDING_MULTI_REGION,
     PENDING_ROTATION,
     ImportState,
     Material,
@@ -36,6 +37,8 @@ from .keystate import (
     expire_due,
     forget_material,
     import_state,
+    is_replica,
+    replicas_of,
     sync_key,
 )
 from .material import check_material, moto_private_key, unwrap
@@ -217,16 +220,20 @@ def import_key_material(self: KmsResponse) -> str:
                 )
             if st.materials:
                 _check_new_material_allowed(key, st)  # after the comparison above, so the token is spent
-            if st.materials and getattr(key, "multi_region", False):
-                # AWS stages the material on the primary (PENDING_MULTI_REGION_IMPORT_AND_ROTATION) until
-                # every replica has it, and refuses it on replicas; not emulated, so refused (the token is spent).
+            if st.materials and is_replica(key):
+                # AWS: NEW_KEY_MATERIAL on the primary, EXISTING_KEY_MATERIAL on replicas (the token is spent).
                 raise UnsupportedOperationException(
-                    "The local KMS double does not emulate on-demand rotation of imported key material for "
-                    "multi-Region keys (ImportType NEW_KEY_MATERIAL on a multi-Region key that has key material)."
+                    f"{key.arn} is a multi-Region replica key: import new key material into its primary key "
+                    "and then this material into the replica with ImportType EXISTING_KEY_MATERIAL."
                 )
-            # The first material becomes CURRENT; later new material waits for RotateKeyOnDemand.
-            target = Material(new_id, state=PENDING_ROTATION if st.materials else CURRENT)
+            # The first material becomes CURRENT; later new material waits for RotateKeyOnDemand (on a
+            # multi-Region primary with replicas, until every replica has it too: they list it as well).
+            replicas = replicas_of(key) if st.materials else []
+            staged = PENDING_MULTI_REGION if replicas else PENDING_ROTATION
+            target = Material(new_id, state=staged if st.materials else CURRENT)
             st.materials.append(target)
+            for replica in replicas:
+                import_state(replica).materials.append(Material(new_id, state=PENDING_MULTI_REGION))
 
         # Success: the key really uses the material from now on.
         target.secret = secret

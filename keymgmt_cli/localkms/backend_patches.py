@@ -38,6 +38,7 @@ from .keystate import (
     lookup,
     require_enabled,
     resolve_raw,
+    replicas_of,
     sync_key,
 )
 from .rules import (
@@ -256,18 +257,31 @@ def patch_backend() -> None:
                     f"{key.arn} has no key material in PENDING_ROTATION state: import new key material "
                     "(ImportKeyMaterial with ImportType NEW_KEY_MATERIAL) first."
                 )
+            replicas = replicas_of(key)
+            lacking = [r.region for r in replicas
+                       if not (import_state(r).find(pending.material_id) or Material("")).imported]
+            if lacking:
+                raise KMSInvalidStateException(
+                    f"{key.arn} has key material in PENDING_MULTI_REGION_IMPORT_AND_ROTATION state: import it "
+                    f"(ImportType EXISTING_KEY_MATERIAL) into every replica first ({', '.join(sorted(lacking))})."
+                )
             if st.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS:
                 raise LimitExceededException(
                     f"{key.arn} has reached the maximum of {MAX_ON_DEMAND_ROTATIONS} on-demand rotations."
                 )
             # AWS completes the rotation asynchronously, typically within seconds; here it is immediate.
-            current = st.current()
-            if current is not None:
-                current.state = NON_CURRENT
-            pending.state = CURRENT
-            pending.rotation_date = now()
+            when = now()
+            for related in [key, *replicas]:  # the replicas rotate with their primary
+                rst = import_state(related)
+                current = rst.current()
+                if current is not None:
+                    current.state = NON_CURRENT
+                staged = rst.find(pending.material_id)
+                if staged is not None:
+                    staged.state = CURRENT
+                    staged.rotation_date = when
+                sync_key(related)
             st.on_demand_rotations += 1
-            sync_key(key)
         return key_id
 
     def _guard_first_arg(orig: Callable[..., Any]) -> Callable[..., Any]:

@@ -27,6 +27,10 @@ LOCK = threading.RLock()
 
 
 CURRENT, NON_CURRENT, PENDING_ROTATION = "CURRENT", "NON_CURRENT", "PENDING_ROTATION"
+#: New material staged on a multi-Region primary (reference 2.10): until RotateKeyOnDemand, which
+#: needs it imported into every replica (EXISTING_KEY_MATERIAL) first. Replicas list it likewise.
+PENDING_MULTI_REGION = "PENDING_MULTI_REGION_IMPORT_AND_ROTATION"
+PENDING_STATES = (PENDING_ROTATION, PENDING_MULTI_REGION)
 
 
 @dataclass
@@ -56,7 +60,7 @@ class Material:
     def permanent(self) -> bool:
         """Permanently associated with the key: CURRENT or NON_CURRENT (AWS: the key is usable only
         while all of these are imported)."""
-        return self.state != PENDING_ROTATION
+        return self.state not in PENDING_STATES
 
     def forget(self) -> None:
         """The secret is gone (DeleteImportedKeyMaterial or expiry); the association stays."""
@@ -78,7 +82,7 @@ class ImportState:
         return next((m for m in self.materials if m.state == CURRENT), None)
 
     def pending(self) -> Material | None:
-        return next((m for m in self.materials if m.state == PENDING_ROTATION), None)
+        return next((m for m in self.materials if m.state in PENDING_STATES), None)
 
     def find(self, material_id: str) -> Material | None:
         return next((m for m in self.materials if m.material_id == material_id), None)
@@ -133,17 +137,42 @@ def sync_key(key: Key) -> None:
 def forget_material(key: Key, material: Material | None = None) -> None:
     """Drop one material (default: the current one), as DeleteImportedKeyMaterial or expiry do.
 
-    A PENDING_ROTATION material is not permanently associated: it is removed altogether and the key
-    state does not change.  Any other material keeps its association (its id, its place) and the key
-    becomes PendingImport."""
+    A pending material is not permanently associated: on a primary (or single-Region key) it is
+    removed altogether, from the primary's replicas too (AWS: "also deletes the replicas' copies"),
+    and the key state does not change; on a replica only its copy goes.  Any other material keeps
+    its association (its id, its place) and the key becomes PendingImport."""
     st = import_state(key)
     material = material if material is not None else st.current()
     if material is not None:
-        if material.state == PENDING_ROTATION:
+        if material.state in PENDING_STATES and not is_replica(key):
             st.materials.remove(material)
+            for replica in replicas_of(key):
+                copy = import_state(replica).find(material.material_id)
+                if copy is not None:
+                    import_state(replica).materials.remove(copy)
         else:
             material.forget()
     sync_key(key)
+
+
+def is_replica(key: Key) -> bool:
+    config = getattr(key, "multi_region_configuration", None) or {}
+    return bool(getattr(key, "multi_region", False)) and config.get("PrimaryKey", {}).get("Arn") != key.arn
+
+
+def replicas_of(key: Key) -> list[Key]:
+    """The replica keys of a multi-Region primary (none for any other key)."""
+    from moto.kms.models import kms_backends
+
+    config = getattr(key, "multi_region_configuration", None) or {}
+    if not getattr(key, "multi_region", False) or is_replica(key):
+        return []
+    found = []
+    for entry in config.get("ReplicaKeys", []):
+        replica = kms_backends[key.account_id][entry["Region"]].keys.get(key.id)
+        if replica is not None:
+            found.append(replica)
+    return found
 
 
 def expire_due(key: Key) -> None:

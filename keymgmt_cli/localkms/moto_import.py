@@ -32,8 +32,11 @@ beyond AWS's documented rules:
   at a time; delete it to stage another), ``RotateKeyOnDemand`` makes it
   CURRENT at once (AWS: within seconds) and the old one NON_CURRENT (decrypts
   only), at most 25 times per key.  The key is usable only while every
-  permanently associated material is imported.  Staging new material on a
-  multi-Region key is refused: that flow is not emulated.
+  permanently associated material is imported.  On a multi-Region primary with
+  replicas new material waits as PENDING_MULTI_REGION_IMPORT_AND_ROTATION (the
+  replicas list it too) until it is imported into every replica with
+  EXISTING_KEY_MATERIAL; RotateKeyOnDemand (primary only) then rotates the
+  replicas with it.  New material imported into a replica is refused.
 * Material with ``KEY_MATERIAL_EXPIRES`` really expires (it is deleted and the
   key goes PendingImport).  The check is lazy and runs when the key is next
   used, described or listed.

@@ -102,6 +102,7 @@ _SNAKE = {
     "ReplicateKey": "replicate_key", "GetPublicKey": "get_public_key",
     "ListResourceTags": "list_resource_tags", "DeleteImportedKeyMaterial": "delete_imported_key_material",
     "CancelKeyDeletion": "cancel_key_deletion", "TagResource": "tag_resource", "ListKeys": "list_keys",
+    "RotateKeyOnDemand": "rotate_key_on_demand",
 }
 
 
@@ -254,18 +255,21 @@ class AwsKmsProvider:
                                 valid_to=resp.get("ParametersValidTo"))
 
     def import_key_material(self, key_id: str, import_token: bytes, encrypted_key_material: bytes,
-                            valid_to: datetime | None = None) -> None:
+                            valid_to: datetime | None = None, import_type: str | None = None) -> str | None:
         params: dict[str, Any] = {"KeyId": key_id, "ImportToken": import_token,
                                   "EncryptedKeyMaterial": encrypted_key_material}
+        if import_type is not None:
+            params["ImportType"] = import_type
         if valid_to is None:
             params["ExpirationModel"] = "KEY_MATERIAL_DOES_NOT_EXPIRE"
         else:
             params["ExpirationModel"] = "KEY_MATERIAL_EXPIRES"
             # naive means UTC, as in the twin (botocore would read it as local time)
             params["ValidTo"] = valid_to if valid_to.tzinfo else valid_to.replace(tzinfo=timezone.utc)
-        # Never ImportType: KMS rejects it for asymmetric/HMAC keys and its defaults are right.
+        # ImportType only when asked (on-demand rotation): KMS rejects it for asymmetric/HMAC keys.
         try:
-            self._call("ImportKeyMaterial", retry_not_found=True, wait_creating=True, **params)
+            return self._call("ImportKeyMaterial", retry_not_found=True, wait_creating=True,
+                              **params).get("KeyMaterialId")
         except ProviderError as err:
             # A token is spent by its first use: when botocore re-sends an import whose response was
             # lost, AWS refuses the token although the first attempt imported the material. A key
@@ -275,9 +279,14 @@ class AwsKmsProvider:
             described = self.describe_key(key_id)
             if described is None or described.state not in ("Enabled", "Disabled"):
                 raise
+            return None
 
-    def delete_imported_key_material(self, key_id: str) -> None:
-        self._call("DeleteImportedKeyMaterial", KeyId=key_id)
+    def delete_imported_key_material(self, key_id: str, key_material_id: str | None = None) -> None:
+        params = {"KeyMaterialId": key_material_id} if key_material_id else {}
+        self._call("DeleteImportedKeyMaterial", KeyId=key_id, **params)
+
+    def rotate_key_on_demand(self, key_id: str) -> None:
+        self._call("RotateKeyOnDemand", KeyId=key_id)
 
     def describe_key(self, key_id: str) -> KeyDescription | None:
         try:
@@ -467,6 +476,7 @@ def _description(md: dict) -> KeyDescription:
         key_usage=md.get("KeyUsage", ""), origin=md.get("Origin", ""),
         multi_region=bool(md.get("MultiRegion", False)),
         description=md.get("Description") or "",
+        current_key_material_id=md.get("CurrentKeyMaterialId") or "",
     )
 
 

@@ -43,6 +43,7 @@ class KeyDescription:
     origin: str
     multi_region: bool
     description: str = ""
+    current_key_material_id: str = ""  # CurrentKeyMaterialId (symmetric keys): which material encrypts now
 
 
 class KmsProvider(Protocol):
@@ -57,11 +58,17 @@ class KmsProvider(Protocol):
         """GetParametersForImport; retries NotFoundException briefly (eventual consistency)."""
 
     def import_key_material(self, key_id: str, import_token: bytes, encrypted_key_material: bytes,
-                            valid_to: datetime | None = None) -> None:
-        """ImportKeyMaterial with KEY_MATERIAL_DOES_NOT_EXPIRE, or KEY_MATERIAL_EXPIRES + ValidTo."""
+                            valid_to: datetime | None = None, import_type: str | None = None) -> str | None:
+        """ImportKeyMaterial with KEY_MATERIAL_DOES_NOT_EXPIRE, or KEY_MATERIAL_EXPIRES + ValidTo;
+        ``import_type`` (NEW_KEY_MATERIAL | EXISTING_KEY_MATERIAL, symmetric keys only) is sent only
+        when given. Returns the KeyMaterialId AWS gives for symmetric keys, else None."""
 
-    def delete_imported_key_material(self, key_id: str) -> None:
-        """DeleteImportedKeyMaterial: the key goes PendingImport at once (the kill switch)."""
+    def delete_imported_key_material(self, key_id: str, key_material_id: str | None = None) -> None:
+        """DeleteImportedKeyMaterial (of ``key_material_id``, else the current material): the key
+        goes PendingImport at once (the kill switch)."""
+
+    def rotate_key_on_demand(self, key_id: str) -> None:
+        """RotateKeyOnDemand: the material imported as NEW_KEY_MATERIAL becomes current."""
 
     def describe_key(self, key_id: str) -> KeyDescription | None:
         """DescribeKey; None when the key does not exist."""

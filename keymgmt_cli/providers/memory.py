@@ -18,9 +18,15 @@ sections 2.1-2.12), and fails with the error codes AWS uses, worded as ``awskms`
 * ``ReplicateKey`` needs an imported, enabled multi-Region primary; the replica (same key ID, in
   the other region of the same world) starts in ``PendingImport``.
 * ``GetPublicKey`` returns the public half of the imported private key.
+* Symmetric keys hold several materials (reference 2.10): ``ImportType=NEW_KEY_MATERIAL`` on a key
+  with material stages one (``PENDING_MULTI_REGION_IMPORT_AND_ROTATION`` while a multi-Region
+  primary's replicas lack it), ``EXISTING_KEY_MATERIAL`` re-imports an associated one,
+  ``RotateKeyOnDemand`` (primary only, every replica holding the staged material, 25 per key)
+  makes it CURRENT; ``KeyMaterialId`` = sha256(key id + material), a stand-in for AWS's derivation
+  (``memory_materials.py``).
 
 Not modelled: eventual consistency, throttling (inject them with ``fail_next``), key policies,
-custom key stores, on-demand rotation. Protocol-level tolerance is the same as ``awskms``:
+custom key stores, automatic rotation. Protocol-level tolerance is the same as ``awskms``:
 ``describe_key`` gives None for a missing key, ``schedule_key_deletion`` ignores keys already
 pending deletion or gone, ``delete_alias`` ignores missing aliases.
 
@@ -40,7 +46,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ..errors import ProviderError
 from .base import ImportParameters, KeyDescription
-from . import tagsearch
+from . import memory_materials as materials, tagsearch
 from .permissions import provider_error
 from .memory_world import (  # the world the twin acts on, and AWS's tables
     ACCOUNT_ID, IMPORTABLE, KEY_USAGES, MAX_VALID_TO, MemoryKmsWorld, TOKEN_LIFETIME, WRAPPING_ALGORITHMS, WRAPPING_KEY_BITS, _ALIAS_RE, _Key, _OAEP, _PENDING_DELETION, _Token, _key_kind, _wrap_algorithms, _wrapping_key)
@@ -186,7 +192,7 @@ class MemoryKms:
                                     valid_to=valid_to)
 
     def import_key_material(self, key_id: str, import_token: bytes, encrypted_key_material: bytes,
-                            valid_to: datetime | None = None) -> None:
+                            valid_to: datetime | None = None, import_type: str | None = None) -> str | None:
         from .. import transfer  # pure crypto; imported when an import actually happens
 
         op = "ImportKeyMaterial"
@@ -208,6 +214,10 @@ class MemoryKms:
                 raise self._error(op, "UnsupportedOperationException",
                                   f"{key.arn} origin is {key.origin} which is not valid for this operation.")
             self._not_pending_deletion(op, key)
+            symmetric = key.key_spec == "SYMMETRIC_DEFAULT"
+            if import_type is not None and (not symmetric or import_type not in materials.IMPORT_TYPES):
+                raise self._error(op, "ValidationException", "ImportType is only supported for symmetric "
+                                  f"encryption keys, as one of {', '.join(materials.IMPORT_TYPES)}")
             # From here on the token is spent, whatever happens (as in localkms.moto_import):
             # every import, including a failed one, needs a fresh GetParametersForImport.
             token = self.world.tokens.get(bytes(import_token or b""))
@@ -235,6 +245,10 @@ class MemoryKms:
             except (transfer.TransferError, ValueError):
                 raise self._error(op, "IncorrectKeyMaterialException",
                                   f"The key material is invalid for a {key.key_spec} KMS key.") from None
+            when = None if valid_to is None else valid_to if valid_to.tzinfo else valid_to.replace(tzinfo=timezone.utc)
+            if symmetric:
+                return materials.import_symmetric(self.world, key, material, import_type, when,
+                                                  lambda code, text: self._error(op, code, text))
             associated = self._associated(key)
             if associated is not None and associated != material:
                 raise self._error(op, "IncorrectKeyMaterialException",
@@ -242,17 +256,22 @@ class MemoryKms:
                                   "that was previously imported into this KMS key.")
             key.associated = material
             key.material = material
-            if valid_to is None:
-                key.expiration_model, key.valid_to = "KEY_MATERIAL_DOES_NOT_EXPIRE", None
-            else:
-                key.expiration_model = "KEY_MATERIAL_EXPIRES"
-                key.valid_to = valid_to if valid_to.tzinfo else valid_to.replace(tzinfo=timezone.utc)
+            key.expiration_model = "KEY_MATERIAL_DOES_NOT_EXPIRE" if when is None else "KEY_MATERIAL_EXPIRES"
+            key.valid_to = when
             if key.state == "PendingImport":
                 key.state = "Enabled"
+            return None
 
-    def delete_imported_key_material(self, key_id: str) -> None:
+    def rotate_key_on_demand(self, key_id: str) -> None:
+        op = "RotateKeyOnDemand"
+        with self.world.lock:
+            self._begin(op)
+            materials.rotate(self.world, self._key(op, key_id), lambda code, text: self._error(op, code, text))
+
+    def delete_imported_key_material(self, key_id: str, key_material_id: str | None = None) -> None:
         """As AWS: the material is gone at once, the key goes PendingImport (ARN and aliases stay);
-        only the same material can be imported again."""
+        only the same material can be imported again. A material still waiting for
+        RotateKeyOnDemand is dropped from the key altogether (it was never permanently associated)."""
         op = "DeleteImportedKeyMaterial"
         with self.world.lock:
             self._begin(op)
@@ -261,6 +280,17 @@ class MemoryKms:
                 raise self._error(op, "UnsupportedOperationException",
                                   f"{key.arn} origin is {key.origin} which is not valid for this operation.")
             self._not_pending_deletion(op, key)
+            family = materials.family(self.world, key)
+            if key_material_id is not None:
+                if key.key_spec != "SYMMETRIC_DEFAULT" or key_material_id not in family:
+                    raise self._error(op, "NotFoundException",
+                                      f"Key material {key_material_id} is not associated with {key.arn}.")
+                if not materials.delete_one(self.world, key, key_material_id):
+                    return  # a staged or non-current material: the current one stays
+            else:
+                for mid, m in family.items():
+                    if m["state"] == "CURRENT":
+                        key.imported.pop(mid, None)
             key.material = None
             key.valid_to = None
             key.state = "PendingImport"
@@ -287,7 +317,8 @@ class MemoryKms:
             return KeyDescription(key_id=key.key_id, arn=key.arn, state=key.state,
                                   enabled=key.enabled, key_spec=key.key_spec,
                                   key_usage=key.key_usage, origin=key.origin,
-                                  multi_region=key.multi_region, description=key.description)
+                                  multi_region=key.multi_region, description=key.description,
+                                  current_key_material_id=materials.current_id(self.world, key))
 
     def enable_key(self, key_id: str) -> None:
         self._set_enabled("EnableKey", key_id, "Enabled")

@@ -101,6 +101,12 @@ class _Key:
     valid_to: datetime | None = None
     deletion_date: datetime | None = None
     pending_window: int | None = None
+    # Symmetric keys' key materials (on-demand rotation, reference 2.10): on a primary or
+    # single-Region key the association, id → {"secret", "state"}; on every regional key what is
+    # imported there, id → its ValidTo (None: never expires).
+    materials: dict[str, dict] = field(default_factory=dict, repr=False)
+    imported: dict[str, datetime | None] = field(default_factory=dict)
+    rotations: int = 0
 
     @property
     def arn(self) -> str:
@@ -211,6 +217,12 @@ class MemoryKmsWorld:
                       and key.valid_to <= now and key.material is not None):
                     key.material = None
                     key.valid_to = None
+                    if key.state not in _PENDING_DELETION:
+                        key.state = "PendingImport"
+                    changed = True
+                elif any(when is not None and when <= now for when in key.imported.values()):
+                    for mid in [m for m, when in key.imported.items() if when is not None and when <= now]:
+                        del key.imported[mid]  # a non-current material expired: the key is unusable
                     if key.state not in _PENDING_DELETION:
                         key.state = "PendingImport"
                     changed = True

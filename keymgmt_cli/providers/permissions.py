@@ -20,6 +20,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "GetParametersForImport": ("kms:GetParametersForImport",),
     "ImportKeyMaterial": ("kms:ImportKeyMaterial",),
     "DeleteImportedKeyMaterial": ("kms:DeleteImportedKeyMaterial",),
+    "RotateKeyOnDemand": ("kms:RotateKeyOnDemand",),
     "DescribeKey": ("kms:DescribeKey",),
     "EnableKey": ("kms:EnableKey",),
     "DisableKey": ("kms:DisableKey",),

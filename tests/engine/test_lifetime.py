@@ -223,3 +223,42 @@ def test_verify_reports_expired_material_as_drift(eng, world, clock):
     clock.advance(days=11)
     drift = verify(eng)["drift"]
     assert len(drift) == 1 and "PendingImport" in drift[0]["problem"]
+
+
+def test_due_apply_renews_an_absolute_valid_to_for_the_same_length_not_for_a_year(eng, world, clock):
+    """A distribution given valid_to=<a date 40 days away> renews, from due -apply, for 40 days
+    again (what the user chose), never AWS's 365-day maximum; the next renewals keep that length."""
+    when = durations.rfc3339(datetime.fromtimestamp(T0, timezone.utc) + timedelta(days=40))
+    w(eng, "keymgmt/kms/aws1/key/k", purpose="encrypt,decrypt", valid_to=when)
+    clock.advance(days=15)
+    items = lifetime.due(eng, within=30 * 86400)
+    assert items[0]["fix"] == "keymgmt write keymgmt/kms/aws1/key/k/renew valid_to=40d"
+    results = lifetime.apply_due(eng, within=30 * 86400)
+    assert [i["outcome"] for i in results] == ["renewed"]
+    expiry = r(eng, "keymgmt/kms/aws1/key/k")["material_expiry"]["1"]["us-west-1"]
+    assert expiry == durations.rfc3339(datetime.fromtimestamp(clock.t, timezone.utc) + timedelta(days=40))
+    clock.advance(days=15)
+    assert lifetime.due(eng, within=30 * 86400)[0]["fix"].endswith("valid_to=40d")
+
+
+def test_an_absolute_valid_to_without_its_length_on_record_is_not_guessed(eng, world, clock):
+    when = durations.rfc3339(datetime.fromtimestamp(T0, timezone.utc) + timedelta(days=20))
+    w(eng, "keymgmt/kms/aws1/key/k", purpose="encrypt,decrypt", valid_to=when)
+    mount, _ = eng.resolve("keymgmt/kms")
+    doc = eng.store.get(mount.doc("dist", "aws1", "k"))
+    doc.pop("valid_for")  # as recorded before the length was kept
+    eng.store.put(mount.doc("dist", "aws1", "k"), doc)
+    calls = len(world.calls)
+    items = lifetime.due(eng, within=30 * 86400)
+    assert items[0]["fix"] == f"keymgmt write keymgmt/kms/aws1/key/k/renew valid_to={lifetime.ABSOLUTE_FIX}"
+    (result,) = lifetime.apply_due(eng, within=30 * 86400)
+    assert result["outcome"].startswith("failed: valid_to of keymgmt/kms/aws1/key/k was an absolute time")
+    assert len(world.calls) == calls  # nothing sent
+
+
+def test_renewing_with_an_absolute_time_keeps_that_length_for_the_next_renewal(eng, world, clock):
+    w(eng, "keymgmt/kms/aws1/key/k", purpose="encrypt,decrypt", valid_to="30d")
+    when = durations.rfc3339(datetime.fromtimestamp(T0, timezone.utc) + timedelta(days=60, minutes=10))
+    w(eng, "keymgmt/kms/aws1/key/k/renew", valid_to=when)
+    clock.advance(days=45)
+    assert lifetime.due(eng, within=30 * 86400)[0]["fix"].endswith("valid_to=60d")  # to the hour

@@ -97,6 +97,26 @@ def test_every_mutating_path_plans_what_it_then_does(eng, world):
     assert world.call_log  # the world saw the real runs
 
 
+def test_on_demand_rotation_and_its_lifetime_plan_what_they_then_do(eng, world):
+    """rotation_mode=on-demand (one KMS key, NEW_KEY_MATERIAL + RotateKeyOnDemand), multi-Region,
+    through rotation, renewal, the kill switch and removal: the plan equals the real run."""
+    step(eng, world, "write", "keymgmt/kms/k1", {"provider": "awskms", "key_collection": "us-west-1"})
+    step(eng, world, "write", "keymgmt/key/o", {"type": "aes256-gcm96", "replica_regions": "us-east-1"})
+    step(eng, world, "write", "keymgmt/kms/k1/key/o", {"purpose": "encrypt,decrypt", "rotation_mode": "on-demand",
+                                                        "valid_to": "100d"})
+    step(eng, world, "write", "keymgmt/kms/k1/key/o/replicate")
+    p = step(eng, world, "write", "keymgmt/key/o/rotate")
+    assert [(region, c["operation"]) for region, calls in p["aws_calls"].items() for c in calls] == [
+        ("us-west-1", "GetParametersForImport"), ("us-west-1", "ImportKeyMaterial"),
+        ("us-west-1", "RotateKeyOnDemand"), ("us-east-1", "GetParametersForImport"),
+        ("us-east-1", "ImportKeyMaterial")]  # per region; in time the replica's import precedes the rotation
+    step(eng, world, "write", "keymgmt/kms/k1/key/o/renew", {"valid_to": "150d"})
+    step(eng, world, "write", "keymgmt/kms/k1/key/o/suspend")
+    step(eng, world, "write", "keymgmt/kms/k1/key/o/resume")
+    step(eng, world, "write", "keymgmt/key/o/rotate")
+    step(eng, world, "delete", "keymgmt/kms/k1/key/o")
+
+
 def test_an_unfinished_rotation_plans_its_finish_and_its_abandon(eng, world):
     step(eng, world, "write", "keymgmt/kms/k1", {"provider": "awskms", "key_collection": "us-west-1"})
     step(eng, world, "write", "keymgmt/key/b", {"type": "aes256-gcm96"})

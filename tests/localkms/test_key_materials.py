@@ -301,18 +301,53 @@ def test_expired_pending_material_is_dropped_without_touching_the_key(kms: Any, 
         kms.rotate_key_on_demand(KeyId=key_id)
 
 
-def test_new_material_on_multi_region_keys_is_refused(kms: Any, kms_other_region: Any) -> None:
+def test_multi_region_on_demand_rotation_stages_on_the_primary_and_rotates_every_replica(
+        kms: Any, kms_other_region: Any) -> None:
+    """Reference 2.10: NEW_KEY_MATERIAL into the primary (PENDING_MULTI_REGION_IMPORT_AND_ROTATION,
+    listed by the replicas too), EXISTING_KEY_MATERIAL into each replica, then RotateKeyOnDemand on
+    the primary, refused while a replica lacks the material; the replicas rotate with it."""
     primary = new_key(kms, MultiRegion=True)
-    material = os.urandom(32)
-    do_import(kms, primary["KeyId"], material)
-    kms.replicate_key(KeyId=primary["KeyId"], ReplicaRegion="eu-west-1")
-    with raises("UnsupportedOperationException"):  # the multi-Region rotation flow is not emulated
-        do_import(kms, primary["KeyId"], os.urandom(32), ImportType="NEW_KEY_MATERIAL")
-    do_import(kms_other_region, primary["KeyId"], material)
+    key_id = primary["KeyId"]
+    m1, m2 = os.urandom(32), os.urandom(32)
+    id1 = do_import(kms, key_id, m1)["KeyMaterialId"]
+    kms.replicate_key(KeyId=key_id, ReplicaRegion="eu-west-1")
+    do_import(kms_other_region, key_id, m1)
+    old = kms_other_region.encrypt(KeyId=key_id, Plaintext=b"under m1")["CiphertextBlob"]
+    with raises("UnsupportedOperationException"):  # new material goes into the primary only
+        do_import(kms_other_region, key_id, m2, ImportType="NEW_KEY_MATERIAL")
+    id2 = do_import(kms, key_id, m2, ImportType="NEW_KEY_MATERIAL")["KeyMaterialId"]
+    assert summary(kms, key_id) == [(id1, "CURRENT", "IMPORTED"),
+                                    (id2, "PENDING_MULTI_REGION_IMPORT_AND_ROTATION", "IMPORTED")]
+    assert summary(kms_other_region, key_id) == [(id1, "CURRENT", "IMPORTED"),
+                                                 (id2, "PENDING_MULTI_REGION_IMPORT_AND_ROTATION", "PENDING_IMPORT")]
+    with raises("KMSInvalidStateException"):  # the replica lacks it
+        kms.rotate_key_on_demand(KeyId=key_id)
+    assert do_import(kms_other_region, key_id, m2, ImportType="EXISTING_KEY_MATERIAL")["KeyMaterialId"] == id2
     with raises("UnsupportedOperationException"):
-        do_import(kms_other_region, primary["KeyId"], os.urandom(32), ImportType="NEW_KEY_MATERIAL")
-    with raises("UnsupportedOperationException"):
-        kms_other_region.rotate_key_on_demand(KeyId=primary["KeyId"])
+        kms_other_region.rotate_key_on_demand(KeyId=key_id)  # rotate the primary, not a replica
+    kms.rotate_key_on_demand(KeyId=key_id)
+    for client in (kms, kms_other_region):
+        assert summary(client, key_id) == [(id1, "NON_CURRENT", "IMPORTED"), (id2, "CURRENT", "IMPORTED")]
+        assert client.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"] == id2
+        assert client.decrypt(CiphertextBlob=old)["Plaintext"] == b"under m1"
+    new = kms_other_region.encrypt(KeyId=key_id, Plaintext=b"under m2")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=new)["Plaintext"] == b"under m2"  # related keys interoperate
+
+
+def test_deleting_material_staged_on_a_multi_region_primary_drops_the_replicas_copies(
+        kms: Any, kms_other_region: Any) -> None:
+    primary = new_key(kms, MultiRegion=True)
+    key_id = primary["KeyId"]
+    m1, m2 = os.urandom(32), os.urandom(32)
+    id1 = do_import(kms, key_id, m1)["KeyMaterialId"]
+    kms.replicate_key(KeyId=key_id, ReplicaRegion="eu-west-1")
+    do_import(kms_other_region, key_id, m1)
+    id2 = do_import(kms, key_id, m2, ImportType="NEW_KEY_MATERIAL")["KeyMaterialId"]
+    do_import(kms_other_region, key_id, m2, ImportType="EXISTING_KEY_MATERIAL")
+    kms.delete_imported_key_material(KeyId=key_id, KeyMaterialId=id2)
+    for client in (kms, kms_other_region):
+        assert summary(client, key_id) == [(id1, "CURRENT", "IMPORTED")]
+        assert client.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
 
 
 def test_automatic_rotation_is_refused_for_imported_material(kms: Any) -> None:
