@@ -28,13 +28,13 @@ def raw(request, tmp_path, monkeypatch):
         yield MemoryStore()
     else:
         moto = pytest.importorskip("moto")
-        from dynamo_support import REGION, aws_test_credentials
+        from dynamo_support import REGION, aws_test_credentials, serial_dynamodb_client
 
         from keymgmt_cli.store.dynamostore import DynamoStore
 
         aws_test_credentials(monkeypatch)
         with moto.mock_aws():
-            s = DynamoStore("keymgmt-auth", REGION, home=tmp_path / "home")
+            s = DynamoStore("keymgmt-auth", REGION, home=tmp_path / "home", client=serial_dynamodb_client())
             s.ensure_table()
             yield s
 

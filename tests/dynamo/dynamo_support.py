@@ -23,6 +23,40 @@ def aws_test_credentials(monkeypatch) -> None:
     monkeypatch.setenv("AWS_SESSION_TOKEN", FAKE_AWS["AWS_SESSION_TOKEN"])
 
 
+class SerialClient:
+    """A boto3 DynamoDB client whose requests run one at a time across every thread.
+
+    DynamoDB applies each request atomically, so a conditional PutItem either sees the other
+    thread's write or is refused. moto's in-process backend has no lock: under a loaded machine
+    two threads' conditional writes can both pass their check, and a lease is then held twice.
+    That is moto's gap, not the store's (the moto server in ``dynamo_server.py`` is serialised
+    for the same reason), so in-process tests with threads give the store this client.
+    """
+
+    _lock = __import__("threading").Lock()
+
+    def __init__(self, client) -> None:
+        self._client = client
+
+    def __getattr__(self, name):
+        attr = getattr(self._client, name)
+        if not callable(attr) or name.startswith("_"):
+            return attr
+
+        def serial(*args, **kwargs):
+            with SerialClient._lock:
+                return attr(*args, **kwargs)
+
+        return serial
+
+
+def serial_dynamodb_client():
+    """A :class:`SerialClient` on the in-process moto (call inside ``moto.mock_aws()``)."""
+    from keymgmt_cli.store.dynamostore import make_client
+
+    return SerialClient(make_client("dynamodb", REGION, None))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

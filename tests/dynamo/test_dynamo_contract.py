@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dynamo_support import REGION, aws_test_credentials
+from dynamo_support import REGION, aws_test_credentials, serial_dynamodb_client
 from support.store_contract import StoreContract
 
 moto = pytest.importorskip("moto")
@@ -18,7 +18,7 @@ def store(monkeypatch, tmp_path):
 
     aws_test_credentials(monkeypatch)
     with moto.mock_aws():
-        s = DynamoStore("keymgmt-contract", REGION, home=tmp_path / "home")
+        s = DynamoStore("keymgmt-contract", REGION, home=tmp_path / "home", client=serial_dynamodb_client())
         s.ensure_table()
         yield s
 
