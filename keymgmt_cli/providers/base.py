@@ -22,6 +22,13 @@ class ProviderConfig:
     secret_key: str | None = field(default=None, repr=False)
     session_token: str | None = field(default=None, repr=False)
     endpoint: str | None = None
+    # Sources beyond access keys (aws.session.credential_session): a shared-files profile, a role.
+    profile: str | None = None
+    role_arn: str | None = None
+    external_id: str | None = field(default=None, repr=False)
+    session_name: str | None = None
+    duration: int | None = None  # seconds of the role session
+    web_identity_token_file: str | None = None
 
 
 @dataclass(frozen=True)
