@@ -35,8 +35,10 @@ _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{
 _SESSION_NAME = re.compile(r"[A-Za-z0-9+=,.@_-]{2,64}")
 _EXTERNAL_ID = re.compile(r"[A-Za-z0-9+=,.@:/_-]{2,1224}")
 _PROFILE = re.compile(r"[A-Za-z0-9+=,.@_:/-]{1,128}")
-#: STS's bounds for DurationSeconds (a role's own maximum may be lower: STS then refuses).
-MIN_ROLE_SECONDS, MAX_ROLE_SECONDS = 900, 43200
+#: Bounds for the role session's DurationSeconds. STS takes 15m-12h (a role's own maximum may be
+#: lower: STS then refuses), but botocore refreshes credentials that have less than 15 minutes
+#: left, so a session shorter than 30m would cost an AssumeRole call before almost every request.
+MIN_ROLE_SECONDS, MAX_ROLE_SECONDS = 1800, 43200
 
 
 def role_seconds(text: str) -> int:
@@ -80,7 +82,8 @@ def _check_credentials(creds: dict[str, str]) -> None:
     if "duration" in creds:
         seconds = role_seconds(creds["duration"])
         if not MIN_ROLE_SECONDS <= seconds <= MAX_ROLE_SECONDS:
-            raise InvalidRequest("credentials duration must be between 15m and 12h (STS DurationSeconds)")
+            raise InvalidRequest("credentials duration must be between 30m and 12h (botocore refreshes "
+                                 "role credentials 15m before they expire)")
     endpoint = creds.get("endpoint")
     if endpoint is not None and not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(/[^\s]*)?", endpoint):
         # never echoed: a URL can carry credentials (https://AK:SK@host) or come from an @file
