@@ -311,23 +311,27 @@ class AwsKmsProvider:
     def disable_key(self, key_id: str) -> None:
         self._call("DisableKey", KeyId=key_id)
 
-    def schedule_key_deletion(self, key_id: str, pending_window_days: int) -> None:
+    def schedule_key_deletion(self, key_id: str, pending_window_days: int) -> datetime | None:
+        """AWS's DeletionDate (None when AWS gave none: a primary waiting for its replicas, or a
+        key already pending deletion or gone)."""
         if not 7 <= int(pending_window_days) <= 30:
             raise provider_error("ScheduleKeyDeletion", self.region, "ValidationException",
                                  f"PendingWindowInDays must be between 7 and 30, got {pending_window_days}")
         try:
-            self._call("ScheduleKeyDeletion", KeyId=key_id,
-                       PendingWindowInDays=int(pending_window_days))
+            resp = self._call("ScheduleKeyDeletion", KeyId=key_id,
+                              PendingWindowInDays=int(pending_window_days))
         except ProviderError as err:
             if err.code == "NotFoundException":
-                return
+                return None
             if err.code == "KMSInvalidStateException":
                 if "pending deletion" in str(err).lower() or "pending replica deletion" in str(err).lower():
-                    return
+                    return None
                 described = self.describe_key(key_id)
                 if described is None or described.state in ("PendingDeletion", "PendingReplicaDeletion"):
-                    return
+                    return None
             raise
+        when = resp.get("DeletionDate")
+        return when if isinstance(when, datetime) else None
 
     def create_alias(self, alias_name: str, key_id: str) -> None:
         self._call("CreateAlias", retry_not_found=True, AliasName=alias_name, TargetKeyId=key_id)

@@ -77,8 +77,9 @@ class KmsProvider(Protocol):
 
     def disable_key(self, key_id: str) -> None: ...
 
-    def schedule_key_deletion(self, key_id: str, pending_window_days: int) -> None:
-        """ScheduleKeyDeletion; a key already pending deletion (or gone) is not an error."""
+    def schedule_key_deletion(self, key_id: str, pending_window_days: int) -> datetime | None:
+        """ScheduleKeyDeletion; a key already pending deletion (or gone) is not an error. Returns
+        AWS's DeletionDate, or None when AWS gave none."""
 
     def create_alias(self, alias_name: str, key_id: str) -> None: ...
 
