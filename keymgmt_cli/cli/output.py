@@ -124,10 +124,36 @@ def columnize(rows: list[list[str]], glue: str = "    ", empty: str = "n/a") -> 
     return "\n".join(lines)
 
 
+def looks_like_duration(key: str) -> bool:
+    """Vault's looksLikeDuration (command/format.go): fields its table prints as durations."""
+    return (key in ("period", "ttl", "duration", "lease_max", "ttl_max")
+            or key.endswith(("_period", "_ttl", "_duration")))
+
+
+def human_duration(seconds: int) -> str:
+    """Vault's humanDurationInt: Go's time.Duration.String of whole seconds, without the zero
+    minutes and seconds (``2160h``, ``1h30m``, ``1h5s``, ``45s``, ``0s``)."""
+    sign, n = ("-", -seconds) if seconds < 0 else ("", seconds)
+    h, m, s = n // 3600, n // 60 % 60, n % 60
+    text = f"{h}h{m}m{s}s" if h else (f"{m}m{s}s" if m else f"{s}s")
+    if text.endswith("m0s"):
+        text = text[:-2]
+    at = text.find("h0m")
+    if at > 0:
+        text = text[:at + 1] + text[at + 3:]
+    return sign + text
+
+
 def table(data: dict[str, Any]) -> str:
-    """TableFormatter.OutputSecret: a Key/Value header, then one row per field, sorted, value as %v."""
+    """TableFormatter.OutputSecret: a Key/Value header, then one row per field, sorted, value as %v
+    (maps and lists as Go prints them, never wrapped: Vault's table does not wrap values) and a
+    whole number in a field that looks like a duration as one (``auto_rotate_period  2160h``)."""
     rows = [["Key", "Value"], ["---", "-----"]]
-    rows += [[key, go_value(data[key])] for key in sorted(data)]
+    for key in sorted(data):
+        value = data[key]
+        if looks_like_duration(key) and isinstance(value, int) and not isinstance(value, bool):
+            value = human_duration(value)
+        rows.append([key, go_value(value)])
     return columnize(rows)
 
 

@@ -74,3 +74,19 @@ def test_cli_read_yaml_of_an_ecdsa_key_and_the_removal_date(cli_environ, kms):
     assert "AWS KMS deletes the 1 KMS key(s) on 20" in removed.stderr
     assert "(pending_window_days=7)" in removed.stderr
     assert json.loads(km("read", "-format=json", "keymgmt/kms/e").stdout)["data"]["credential_source"] == "explicit"
+
+
+@pytest.mark.parametrize("seconds,text", [
+    (0, "0s"), (45, "45s"), (60, "1m"), (90, "1m30s"), (3600, "1h"), (3605, "1h5s"), (5400, "1h30m"),
+    (3661, "1h1m1s"), (7776000, "2160h"), (-3600, "-1h"),
+])
+def test_durations_as_vaults_humanDurationInt(seconds, text):
+    assert output.human_duration(seconds) == text
+
+
+def test_duration_like_fields_print_as_durations_in_tables():
+    text = output.table({"auto_rotate_period": 7776000, "pending_window_days": 30, "lease_ttl": True,
+                         "token_ttl": "1h"})
+    assert "auto_rotate_period     2160h" in text
+    assert "pending_window_days    30" in text  # not a duration name
+    assert "lease_ttl              true" in text and "token_ttl              1h" in text  # not ints: as given
