@@ -189,3 +189,24 @@ def test_secrets_never_in_the_config_repr():
                             external_id="ext-secret-id", role_arn=ROLE_A)
     assert PROFILE_SECRET not in repr(config) and "ext-secret-id" not in repr(config)
     assert os.environ.get("AWS_PROFILE") is None
+
+
+def test_the_audit_asks_each_role_for_its_own_identity():
+    """Two providers in one region and endpoint but with other roles are two identities: the audit
+    trail must not record the first role's ARN for calls made as the second."""
+    from keymgmt_cli.audit.calls import CallLog, RecordingFactory
+
+    class Inner:
+        region = "us-west-2"
+
+        def __init__(self, arn):
+            self.arn = arn
+
+        def caller_identity(self):
+            return {"Arn": self.arn}
+
+    factory = RecordingFactory(lambda config: Inner(config.role_arn or "arn:aws:iam::1:user/keys"), CallLog())
+    for config in (ProviderConfig(region="us-west-2", role_arn=ROLE_A), ProviderConfig(region="us-west-2", role_arn=ROLE_B),
+                   ProviderConfig(region="us-west-2", role_arn=ROLE_A), ProviderConfig(region="us-west-2")):
+        factory(config)
+    assert [i["arn"] for i in factory.identities] == [ROLE_A, ROLE_B, "arn:aws:iam::1:user/keys"]
