@@ -207,17 +207,18 @@ def write_provider(engine: Engine, mount: Mount, values: dict[str, Any], name: s
                                          f"(KMS provider {name!r} has {doc[immutable]})")
         if given is not None:
             stored: dict[str, str] = {}
-            if doc.get("credentials"):
-                stored = json.loads(engine.secrets.unseal(doc["credentials"], _credentials_aad(mount, name)))
+            if doc.get("credentials"):  # needed to merge; clearing them all ({}) needs no unsealing
+                stored = (json.loads(engine.secrets.unseal(doc["credentials"], _credentials_aad(mount, name)))
+                          if given else {key: "" for key in doc.get("credential_keys", [])})
             creds, words = merge_credentials(stored, given)
             _check_credentials(creds)
             if stored and words:
                 warnings.append("credentials merged by key: " + "; ".join(words))
-            if creds != stored or doc.get("credentials") is None:
+            if creds != stored or not given or doc.get("credentials") is None:
                 doc["credentials"] = (engine.secrets.seal(json.dumps(creds).encode(), _credentials_aad(mount, name))
                                       if creds else None)
                 doc["credential_keys"] = sorted(creds)
-            if creds != stored:  # the next command tells which source these resolve to
+            if creds != stored or not given:  # the next command tells which source these resolve to
                 doc.pop("credential_source", None)
                 doc.pop("credential_source_time", None)
         engine.put(mount.doc("kms", name), doc)

@@ -173,3 +173,15 @@ def test_the_source_is_written_only_when_it_changes(engine):
     assert writes == []
     kmsproviders.record_credential_source(engine, mount, "aws1", "env")
     assert writes == [mount.doc("kms", "aws1")]
+
+
+def test_clearing_needs_no_unsealing(engine):
+    """`{}` drops credentials that can no longer be unsealed (nothing to merge them with)."""
+    create(engine, "profile=ops")
+    mount = engine.resolve("keymgmt/")[0]
+    doc = engine.store.get(mount.doc("kms", "aws1"))
+    doc["credentials"] = "not-a-sealed-blob"
+    engine.store.put(mount.doc("kms", "aws1"), doc)
+    response = engine.handle(Request("write", "keymgmt/kms/aws1", {"credentials": {}}))
+    assert engine.store.get(mount.doc("kms", "aws1"))["credentials"] is None
+    assert response.warnings == ["credentials merged by key: removed profile"]
