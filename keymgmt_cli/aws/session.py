@@ -4,6 +4,9 @@ Every AWS client of keymgmt is made by ``client``: standard retries, timeouts, o
 a connection pool sized for concurrent reads, and the transport rule of ``transport`` checked on
 the endpoint botocore will really use (ours, or one it found itself in ``AWS_ENDPOINT_URL_*`` or
 the config file). Certificates are always verified (``AWS_CA_BUNDLE`` names a private CA).
+
+A provider's credentials become a session in ``credential_session``: access keys, a profile, the
+default chain, or a role assumed on top of them (or with a web identity token), resolved at once.
 """
 
 from __future__ import annotations
@@ -192,7 +195,7 @@ def credential_session(region: str, *, access_key: str | None = None, secret_key
                 sts_client, source_credentials, role_arn, extra_args=extra)
         credentials = botocore.credentials.DeferredRefreshableCredentials(
             refresh_using=fetcher.fetch_credentials, method=method)
-        core = botocore.session.Session()
+        core = botocore.session.Session(profile=profile or None)  # the profile's KMS settings too
         core.register_component("credential_provider",
                                 botocore.credentials.CredentialResolver([_Resolved(method, credentials)]))
         session = new_session(botocore_session=core, region_name=region)
