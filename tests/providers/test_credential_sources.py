@@ -129,7 +129,8 @@ def test_role_credentials_are_refreshed_as_boto3_does(moto_aws, monkeypatch):
     assert credentials.get_frozen_credentials().access_key != first
 
 
-def test_assume_role_from_a_profile(moto_aws, shared_files):
+def test_assume_role_from_a_profile(moto_aws, shared_files, monkeypatch):
+    monkeypatch.setenv("AWS_PROFILE", "nosuch")  # the provider's profile wins, for the role's session too
     provider = connect(ProviderConfig(region="us-west-2", profile="ops", role_arn=ROLE_A))
     assert provider.credential_source == "assume-role"
     from moto.sts.models import sts_backends  # the profile's keys signed the AssumeRole call
