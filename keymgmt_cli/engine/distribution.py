@@ -173,8 +173,13 @@ def deletion_warnings(dates: list[Any], window: int) -> list[str]:
     known = [d for d in dates if d is not None]
     if not known:
         return []
-    return [f"AWS KMS deletes the {len(dates)} KMS key(s) on {rfc3339(max(known))} "
-            f"(pending_window_days={window}); until then 'aws kms cancel-key-deletion' can undo it"]
+    undo = "until then 'aws kms cancel-key-deletion' can undo it"
+    if len(known) == len(dates):
+        return [f"AWS KMS deletes the {len(dates)} KMS key(s) on {rfc3339(max(known))} "
+                f"(pending_window_days={window}); {undo}"]
+    # a multi-Region primary gave no date: AWS starts its window once its replicas are deleted
+    return [f"AWS KMS deletes the {len(dates)} KMS key(s) from {rfc3339(min(known))} on (the replicas; "
+            f"each multi-Region primary {window} days after its last replica is gone); {undo}"]
 
 
 def replicate(engine: Engine, mount: Mount, values: dict[str, Any], name: str, key_name: str) -> Response:

@@ -69,3 +69,12 @@ def test_a_removal_says_when_aws_deletes_the_keys(aws1_engine, world):
     assert abs((parse_time(stamp) - when).total_seconds()) <= 2  # the twin's DeletionDate, 9 days out
     assert "(pending_window_days=9); until then 'aws kms cancel-key-deletion' can undo it" in warning
     assert aws1_engine.handle(Request("delete", "keymgmt/kms/aws1/key/k")).warnings == []  # re-run: nothing new
+
+
+def test_a_multi_region_removal_says_the_primary_waits_for_its_replicas(aws1_engine, world):
+    w(aws1_engine, "keymgmt/key/m", type="aes256-gcm96", replica_regions="us-east-1")
+    w(aws1_engine, "keymgmt/kms/aws1/key/m", purpose="encrypt,decrypt", pending_window_days="7")
+    aws1_engine.handle(Request("write", "keymgmt/kms/aws1/key/m/replicate", {}))
+    [warning] = aws1_engine.handle(Request("delete", "keymgmt/kms/aws1/key/m")).warnings
+    assert warning.startswith("AWS KMS deletes the 2 KMS key(s) from ")
+    assert "each multi-Region primary 7 days after its last replica is gone" in warning
