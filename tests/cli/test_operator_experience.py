@@ -84,7 +84,8 @@ def _complete(env, line: str, shell: str = "bash") -> list[str]:
     ("keymgmt write keymgmt/key/alpha type=ecdsa", ["type=ecdsa-p256", "type=ecdsa-p384", "type=ecdsa-p521"]),
     ("keymgmt write keymgmt/key/alpha deletion_allowed=", ["deletion_allowed=true", "deletion_allowed=false"]),
     ("keymgmt write keymgmt/kms/aws1/key/alpha purpose=sign,v", ["purpose=sign,verify"]),
-    ("keymgmt write keymgmt/kms/aws1 credentials=se", ["credentials=secret_key=", "credentials=session_token="]),
+    ("keymgmt write keymgmt/kms/aws1 credentials=se", ["credentials=secret_key=", "credentials=session_token=",
+                                                       "credentials=session_name="]),
     ("keymgmt read -format ", ["table", "json", "yaml"]),
 ])
 def test_completion_from_live_state(env, populated, line, expected):
