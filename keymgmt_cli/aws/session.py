@@ -174,6 +174,10 @@ def credential_session(region: str, *, access_key: str | None = None, secret_key
             extra["DurationSeconds"] = int(duration)
 
         def sts_client(service: str, **kwargs: Any) -> Any:
+            # our timeouts and user agent; retries as botocore's (AWS_MAX_ATTEMPTS/AWS_RETRY_MODE)
+            config = Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
+                            user_agent_extra="keymgmt")
+            kwargs["config"] = config.merge(kwargs["config"]) if kwargs.get("config") else config
             made = source.client(service, region_name=region, **kwargs)
             check_endpoint(made.meta.endpoint_url, service, region)  # plain http only to loopback
             return made
