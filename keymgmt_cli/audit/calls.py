@@ -126,6 +126,11 @@ class RecordingFactory:
     def _identity(self, config: Any, inner: Any) -> None:
         ref = f"{getattr(config, 'region', '')}:{getattr(config, 'endpoint', '') or 'aws'}:" \
               f"{getattr(config, 'access_key', '') or 'default-credentials'}"
+        # another profile or role is another identity (two accounts behind one region and endpoint)
+        # (appended only when set, so the names remembered for access-key providers stay the same)
+        sources = [getattr(config, k, None) or "" for k in ("profile", "role_arn", "web_identity_token_file")]
+        if any(sources):
+            ref += ":" + ":".join(sources)
         import hashlib
 
         name = hashlib.sha256(ref.encode()).hexdigest()[:16]  # the access key id never in clear

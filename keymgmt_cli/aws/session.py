@@ -4,6 +4,9 @@ Every AWS client of keymgmt is made by ``client``: standard retries, timeouts, o
 a connection pool sized for concurrent reads, and the transport rule of ``transport`` checked on
 the endpoint botocore will really use (ours, or one it found itself in ``AWS_ENDPOINT_URL_*`` or
 the config file). Certificates are always verified (``AWS_CA_BUNDLE`` names a private CA).
+
+A provider's credentials become a session in ``credential_session``: access keys, a profile, the
+default chain, or a role assumed on top of them (or with a web identity token), resolved at once.
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 import boto3
+import botocore.credentials
+import botocore.exceptions
 import botocore.loaders
+import botocore.session
 from botocore.config import Config
 
 from ..errors import ProviderError
@@ -78,3 +84,127 @@ def default_client(service: str, region: str, endpoint: str | None, *,
         raise translate(exc, service, "connect", region, wording) from None
     return client(session, service, region, endpoint, wording=wording, **options)
 
+
+
+#: What each credential source is called when a provider reports it (botocore's ``method``
+#: names, which ``read`` of a provider shows as ``credential_source``).
+ASSUME_ROLE = "assume-role"
+WEB_IDENTITY = "assume-role-with-web-identity"
+
+
+class _Resolved(botocore.credentials.CredentialProvider):
+    """A credential chain of one link: the refreshable role credentials built by
+    ``credential_session``. botocore's documented extension point (a ``CredentialResolver`` of
+    providers) rather than a private attribute of the session."""
+
+    def __init__(self, method: str, credentials: Any):
+        super().__init__()
+        self.METHOD = method
+        self._credentials = credentials
+
+    def load(self) -> Any:
+        return self._credentials
+
+
+def _token_loader(path: str) -> Callable[[], str]:
+    """The web identity token, re-read at each refresh (CI runners rotate the file). botocore's
+    ``FileWebTokenLoader`` lets an unreadable file escape as an OSError with the path in it; this
+    raises botocore's ``CredentialRetrievalError`` instead, naming neither the path's contents nor
+    the token."""
+
+    def load() -> str:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                token = handle.read().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise botocore.exceptions.CredentialRetrievalError(
+                provider=WEB_IDENTITY,
+                error_msg=f"the web_identity_token_file cannot be read ({type(exc).__name__})") from None
+        if not token:
+            raise botocore.exceptions.CredentialRetrievalError(
+                provider=WEB_IDENTITY, error_msg="the web_identity_token_file is empty")
+        return token
+
+    return load
+
+
+def credential_session(region: str, *, access_key: str | None = None, secret_key: str | None = None,
+                       session_token: str | None = None, profile: str | None = None,
+                       role_arn: str | None = None, external_id: str | None = None,
+                       session_name: str | None = None, duration: int | None = None,
+                       web_identity_token_file: str | None = None,
+                       wording: Callable[[Failure], ProviderError]) -> tuple[Any, str]:
+    """A boto3 Session holding a provider's credentials, resolved now, and the name of the source
+    that gave them (botocore's ``method``: ``explicit``, ``env``, ``shared-credentials-file``,
+    ``assume-role``...).
+
+    Sources: access keys; a named ``profile`` of the shared files (anything botocore supports in
+    one: keys, ``role_arn``/``source_profile``, SSO, ``credential_process``); boto3's default chain;
+    and on top of any of these ``role_arn`` (STS AssumeRole with ``external_id``, ``session_name``,
+    ``duration``), or ``role_arn`` with ``web_identity_token_file`` (AssumeRoleWithWebIdentity,
+    unsigned, no source credentials). Role credentials are botocore's own
+    ``DeferredRefreshableCredentials`` over its ``AssumeRole*CredentialFetcher``: refreshed before
+    they expire exactly as boto3 refreshes a profile's role.
+
+    Resolved now, so that a command that cannot get credentials fails before it records anything
+    (no phantom ``distributing`` record): static and profile credentials without any network call;
+    for a role, the AssumeRole call itself is made here, because a role that cannot be assumed is
+    as fatal as missing keys and STS changes nothing in the account. Every failure is one
+    ProviderError through ``wording`` (operation ``connect``, or ``AssumeRole``/
+    ``AssumeRoleWithWebIdentity`` for a refused role), never a botocore exception."""
+    operation = "connect"
+    try:
+        if access_key and secret_key:
+            source = new_session(aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+                                 aws_session_token=session_token or None, region_name=region)
+        elif profile:
+            source = new_session(profile_name=profile, region_name=region)
+        else:
+            source = new_session(region_name=region)
+        if not role_arn:
+            credentials = source.get_credentials()
+            if credentials is None:
+                raise botocore.exceptions.NoCredentialsError()
+            credentials.get_frozen_credentials()  # a credential_process or SSO profile runs now
+            return source, str(getattr(credentials, "method", None) or "explicit")
+        extra: dict[str, Any] = {}
+        if session_name:
+            extra["RoleSessionName"] = session_name
+        if duration:
+            extra["DurationSeconds"] = int(duration)
+
+        def sts_client(service: str, **kwargs: Any) -> Any:
+            # our timeouts and user agent; retries as botocore's (AWS_MAX_ATTEMPTS/AWS_RETRY_MODE)
+            config = Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
+                            user_agent_extra="keymgmt")
+            kwargs["config"] = config.merge(kwargs["config"]) if kwargs.get("config") else config
+            made = source.client(service, region_name=region, **kwargs)
+            check_endpoint(made.meta.endpoint_url, service, region)  # plain http only to loopback
+            return made
+
+        if web_identity_token_file:
+            method = WEB_IDENTITY
+            operation = "AssumeRoleWithWebIdentity"
+            fetcher: Any = botocore.credentials.AssumeRoleWithWebIdentityCredentialFetcher(
+                sts_client, _token_loader(web_identity_token_file), role_arn, extra_args=extra)
+        else:
+            if external_id:
+                extra["ExternalId"] = external_id
+            source_credentials = source.get_credentials()
+            if source_credentials is None:
+                raise botocore.exceptions.NoCredentialsError()
+            method = ASSUME_ROLE
+            operation = "AssumeRole"
+            fetcher = botocore.credentials.AssumeRoleCredentialFetcher(
+                sts_client, source_credentials, role_arn, extra_args=extra)
+        credentials = botocore.credentials.DeferredRefreshableCredentials(
+            refresh_using=fetcher.fetch_credentials, method=method)
+        core = botocore.session.Session(profile=profile or None)  # the profile's KMS settings too
+        core.register_component("credential_provider",
+                                botocore.credentials.CredentialResolver([_Resolved(method, credentials)]))
+        session = new_session(botocore_session=core, region_name=region)
+        credentials.get_frozen_credentials()  # AssumeRole now: refused before anything is recorded
+        return session, method
+    except BOTO_OR_VALUE as exc:
+        raise translate(exc, "sts" if operation != "connect" else "kms", operation, region,
+                        wording) from None

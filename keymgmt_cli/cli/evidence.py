@@ -78,7 +78,7 @@ def print_plan(verb: str, path: str, result: dict[str, Any], fmt: str) -> None:
         return
     click.echo(f"Plan for: keymgmt {verb} {path}  (dry run: nothing was changed)")
     for warning in result["warnings"]:
-        click.echo(f"WARNING: {warning}", err=True)
+        click.echo(output.warning_line(warning), err=True)
     click.echo("")
     click.echo("State changes:" if result["state_changes"] else "State changes: none")
     for change in result["state_changes"]:

@@ -15,6 +15,13 @@ FORMATS = ("table", "json", "yaml")
 #: "yml" is yaml, "pretty" renders as a table here (Vault's pretty formatter has no secret form).
 ACCEPTED = {"table": "table", "json": "json", "yaml": "yaml", "yml": "yaml", "pretty": "table", "raw": "raw"}
 MAX_LINE = 78  # Vault's maxLineLength (command/base.go)
+#: The one spelling of a warning line, Vault's (its commands' ``UI.Warn("WARNING! ...")``).
+WARNING_PREFIX = "WARNING! "
+
+
+def warning_line(text: str) -> str:
+    """One warning line as Vault's commands print theirs (no newline)."""
+    return WARNING_PREFIX + text
 
 
 def envelope(data: dict[str, Any] | None, warnings: list[str]) -> dict[str, Any]:
@@ -61,13 +68,30 @@ def _go_escape(text: str) -> str:
 def dump(value: Any, fmt: str) -> str:
     """json.MarshalIndent(value, "", "  ") or ghodss/yaml (keys sorted at every level), no final newline."""
     if fmt == "yaml":
-        import yaml  # only for -format=yaml
-
-        text = yaml.safe_dump(value, sort_keys=True, default_flow_style=False, allow_unicode=True)
+        text = _yaml_dump(value)
         if text.endswith("\n...\n"):
             text = text[:-4]  # PyYAML's end-of-document marker after a bare scalar
-        return text.rstrip("\n")
+        return text[:-1] if text.endswith("\n") else text  # one: a |+ block keeps its blank lines
     return _go_escape(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _yaml_dump(value: Any) -> str:
+    """yaml.v2 (under ghodss/yaml) writes a string holding a newline as a literal block (``|``),
+    line by line; PyYAML's default quotes it and doubles every line break, so a PEM public key came
+    out with a blank line between its lines. Same document, Vault's layout."""
+    import yaml  # only for -format=yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def text(dumper: Any, data: str) -> Any:
+        # yaml.v2's rule: newlines give a literal block; a string a block cannot hold exactly
+        # (trailing spaces on a line, control characters) stays quoted, as PyYAML decides.
+        style = "|" if "\n" in data and not any(line != line.rstrip() for line in data.split("\n")) else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+    Dumper.add_representer(str, text)
+    return yaml.dump(value, Dumper=Dumper, sort_keys=True, default_flow_style=False, allow_unicode=True)
 
 
 def go_value(value: Any) -> str:
@@ -100,10 +124,36 @@ def columnize(rows: list[list[str]], glue: str = "    ", empty: str = "n/a") -> 
     return "\n".join(lines)
 
 
+def looks_like_duration(key: str) -> bool:
+    """Vault's looksLikeDuration (command/format.go): fields its table prints as durations."""
+    return (key in ("period", "ttl", "duration", "lease_max", "ttl_max")
+            or key.endswith(("_period", "_ttl", "_duration")))
+
+
+def human_duration(seconds: int) -> str:
+    """Vault's humanDurationInt: Go's time.Duration.String of whole seconds, without the zero
+    minutes and seconds (``2160h``, ``1h30m``, ``1h5s``, ``45s``, ``0s``)."""
+    sign, n = ("-", -seconds) if seconds < 0 else ("", seconds)
+    h, m, s = n // 3600, n // 60 % 60, n % 60
+    text = f"{h}h{m}m{s}s" if h else (f"{m}m{s}s" if m else f"{s}s")
+    if text.endswith("m0s"):
+        text = text[:-2]
+    at = text.find("h0m")
+    if at > 0:
+        text = text[:at + 1] + text[at + 3:]
+    return sign + text
+
+
 def table(data: dict[str, Any]) -> str:
-    """TableFormatter.OutputSecret: a Key/Value header, then one row per field, sorted, value as %v."""
+    """TableFormatter.OutputSecret: a Key/Value header, then one row per field, sorted, value as %v
+    (maps and lists as Go prints them, never wrapped: Vault's table does not wrap values) and a
+    whole number in a field that looks like a duration as one (``auto_rotate_period  2160h``)."""
     rows = [["Key", "Value"], ["---", "-----"]]
-    rows += [[key, go_value(data[key])] for key in sorted(data)]
+    for key in sorted(data):
+        value = data[key]
+        if looks_like_duration(key) and isinstance(value, int) and not isinstance(value, bool):
+            value = human_duration(value)
+        rows.append([key, go_value(value)])
     return columnize(rows)
 
 

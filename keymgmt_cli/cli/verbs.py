@@ -79,7 +79,7 @@ def run(argv: list[str], environ: Any, engine: Callable[[str], Any], io: Io | No
         if verb == "list" and parsed.flags.get("detailed"):
             ignored.append("-detailed")
         if ignored:
-            io.err(f"WARNING: keymgmt has no server; ignoring {', '.join(ignored)}\n")
+            io.err(output.warning_line(f"keymgmt has no server; ignoring {', '.join(ignored)}") + "\n")
         args = parsed.args
         if not args:
             raise UsageError("Not enough arguments (expected 1, got 0)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from keymgmt_cli.engine import kmsproviders, ondemand
 from keymgmt_cli.engine import shapes
 from keymgmt_cli.engine.keys import MUTATION_LOCK_TIMEOUT, load_key
-from keymgmt_cli.engine.keytypes import KEY_TYPES, key_usage_for, ordered_purposes
+from keymgmt_cli.engine.keytypes import KEY_TYPES, key_usage_for, missing_purpose, ordered_purposes
 from keymgmt_cli.engine.mounts import Mount, now_rfc3339
 from keymgmt_cli.engine.names import check_name
 from keymgmt_cli.engine.reconcile import ALIAS_PREFIX, alias_name, connect, find_tagged, reconcile, versions
@@ -72,7 +72,8 @@ def distribute(engine: Engine, mount: Mount, values: dict[str, Any], name: str, 
     from keymgmt_cli import transfer
     kms_doc = kmsproviders.load_provider(engine, mount, name)
     if "purpose" not in values or not values["purpose"]:
-        raise InvalidRequest("missing required field 'purpose' (for example purpose=encrypt,decrypt)")
+        key = shapes.load(engine.store, mount.doc("keys", key_name), shapes.key)  # for the hint only
+        raise InvalidRequest(missing_purpose(key["type"] if key else None))
     warnings = []
     with engine.store.lock(mount.lock("key", key_name), timeout=MUTATION_LOCK_TIMEOUT):
         key = load_key(engine, mount, key_name)
@@ -147,6 +148,7 @@ def remove(engine: Engine, mount: Mount, values: dict[str, Any], name: str, key_
         if dist.get("state") != "removing":
             dist["state"], dist["removing_since"] = "removing", now_rfc3339(engine.clock())
             engine.put(dist_id, dist)
+        dates: list[Any] = []  # AWS's DeletionDate of each key scheduled by this run
         # Replicas first: a primary with live replicas only reaches PendingReplicaDeletion.
         for region in dist.get("replica_regions", []):
             regional = provider.in_region(region)
@@ -155,7 +157,7 @@ def remove(engine: Engine, mount: Mount, values: dict[str, Any], name: str, key_
                 replica = rec.get("replicas", {}).get(region)
                 if replica and replica.get("created") and not replica.get("deleted"):
                     engine.progress(f"{name}: scheduling deletion of version {v} in {region}")
-                    regional.schedule_key_deletion(rec["key_id"], window)
+                    dates.append(regional.schedule_key_deletion(rec["key_id"], window))
                     _mark_shared(dist, rec["key_id"], region)
                     engine.put(dist_id, dist)
         _delete_our_alias(provider, dist, None, dist.get("alias_target"))
@@ -170,11 +172,28 @@ def remove(engine: Engine, mount: Mount, values: dict[str, Any], name: str, key_
                 engine.put(dist_id, dist)
             if rec.get("key_id") and not rec.get("deleted"):
                 engine.progress(f"{name}: scheduling deletion of version {v}")
-                provider.schedule_key_deletion(rec["key_id"], window)
+                dates.append(provider.schedule_key_deletion(rec["key_id"], window))
                 _mark_shared(dist, rec["key_id"], None)
                 engine.put(dist_id, dist)
         engine.store.delete(dist_id)
-    return Response()
+    return Response(warnings=deletion_warnings(dates, window))
+
+
+def deletion_warnings(dates: list[Any], window: int) -> list[str]:
+    """When AWS will delete the keys a removal scheduled, from ScheduleKeyDeletion's DeletionDate
+    (the latest, when versions differ); nothing when AWS gave no date (keys already pending)."""
+    from keymgmt_cli.engine.durations import rfc3339
+
+    known = [d for d in dates if d is not None]
+    if not known:
+        return []
+    undo = "until then 'aws kms cancel-key-deletion' can undo it"
+    if len(known) == len(dates):
+        return [f"AWS KMS deletes the {len(dates)} KMS key(s) on {rfc3339(max(known))} "
+                f"(pending_window_days={window}); {undo}"]
+    # a multi-Region primary gave no date: AWS starts its window once its replicas are deleted
+    return [f"AWS KMS deletes the {len(dates)} KMS key(s) from {rfc3339(min(known))} on (the replicas; "
+            f"each multi-Region primary {window} days after its last replica is gone); {undo}"]
 
 
 def replicate(engine: Engine, mount: Mount, values: dict[str, Any], name: str, key_name: str) -> Response:

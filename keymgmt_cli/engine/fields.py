@@ -199,8 +199,11 @@ class Field:
         out: dict[str, str] = {}
         for k, v in pairs:
             if self.allowed is not None and k not in self.allowed:
-                # the key is not echoed: a credential typed as the key would be shown
-                raise InvalidRequest(f"unknown {self.name} key; allowed: {', '.join(self.allowed)}")
+                # the key is not echoed: a credential typed as the key would be shown (a known
+                # name it is near to is safe to show)
+                meant = near_miss(str(k), self.allowed)
+                raise InvalidRequest(f"unknown {self.name} key; allowed: {', '.join(self.allowed)}",
+                                     hint=f'did you mean "{meant}"?' if meant else None)
             if isinstance(v, bool) or not isinstance(v, (str, int)):
                 raise InvalidRequest(f"{self.name} value for {k!r} must be a string")
             v = str(v)
@@ -225,12 +228,53 @@ class Field:
         return {"kvmap": "map<string,string>", "commalist": "comma-separated list"}.get(self.kind, self.kind)
 
 
+def edit_distance(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions and transpositions
+    of two adjacent characters (``tpye`` is one edit from ``type``) each cost 1."""
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            row[j] = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[-2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
+
+
+def near_miss(name: str, known: Any) -> str | None:
+    """The one known name ``name`` is most likely a misspelling of, or None. A near miss is at most
+    one edit away (two for names of 8 characters or more), ignoring case and ``-``/``_``; when two
+    known names are equally near, neither is suggested (a guess could be the wrong one)."""
+    def norm(text: str) -> str:
+        return text.lower().replace("-", "_")
+
+    given = norm(name)
+    limit = 2 if len(given) >= 8 else 1
+    best: list[tuple[int, str]] = sorted((edit_distance(given, norm(k)), k) for k in known)
+    best = [(d, k) for d, k in best if d <= limit]
+    if not best or (len(best) > 1 and best[0][0] == best[1][0]):
+        return None
+    return best[0][1]
+
+
 def parse_fields(schema: dict[str, Field], data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Type ``data`` by ``schema``. Returns (values given, ignored field names in input order)."""
+    """Type ``data`` by ``schema``. Returns (values given, ignored field names in input order).
+
+    An unknown field is ignored with Vault's warning, unless it is a near miss of one of this
+    path's fields (``tpye=aes256-gcm96``): that one is refused, before anything changes, because
+    Vault's warning comes after the damage (a key created as rsa-2048 whose type can never change).
+    A deliberate difference from Vault (README)."""
     values: dict[str, Any] = {}
     ignored: list[str] = []
     if "" in data:  # Vault would ignore it with a warning naming "[]"; surely a mistake (=value)
         raise InvalidRequest("a DATA item has an empty field name (as in =value); give key=value")
+    for name in data:
+        if name not in schema:
+            meant = near_miss(name, schema)
+            if meant is not None:
+                raise InvalidRequest(f"unknown field {name[:64]!r}: did you mean \"{meant}\"?")
     for name, raw in data.items():
         spec = schema.get(name)
         if spec is None:

@@ -50,10 +50,37 @@ def key_usage_for(key_type: str, purposes: list[str]) -> str:
     for usage, covered in kt.usages:
         if wanted <= covered:
             return usage
-    honoured = " or ".join(",".join(sorted(c, reverse=True)) for _, c in kt.usages)
+    honoured = " or ".join(purpose_choices(key_type))  # in PURPOSES order: sign,verify, not verify,sign
     raise InvalidRequest(
-        f"AWS KMS cannot honour purpose {','.join(ordered_purposes(purposes))} for a {key_type} key; "
-        f"allowed: {honoured}")
+        f"AWS KMS cannot honour purpose {','.join(ordered_purposes(purposes))} for {with_article(key_type)} "
+        f"key; allowed: {honoured}")
+
+
+def with_article(name: str) -> str:
+    """``name`` with its indefinite article, as it is read aloud: key types are initialisms
+    (an aes256-gcm96, an rsa-2048, an ecdsa-p384: "ay", "ar", "ee"), so the article follows the
+    sound of the first letter's name, not whether it is a vowel."""
+    return ("an " if name and name[0].lower() in "aefhilmnorsx" else "a ") + name
+
+
+def purpose_choices(key_type: str | None) -> list[str]:
+    """The purpose lists AWS KMS can honour for ``key_type``, one per KeyUsage (every type's when
+    the type is unknown)."""
+    types = [KEY_TYPES[key_type]] if key_type in KEY_TYPES else list(KEY_TYPES.values())
+    found: list[str] = []
+    for kt in types:
+        for _, covered in kt.usages:
+            choice = ",".join(ordered_purposes(list(covered)))
+            if choice not in found:
+                found.append(choice)
+    return found
+
+
+def missing_purpose(key_type: str | None) -> str:
+    """The refusal of a distribution without ``purpose``, suggesting only what the key can take."""
+    choices = " or ".join(f"purpose={choice}" for choice in purpose_choices(key_type))
+    target = f" for {with_article(key_type)} key" if key_type in KEY_TYPES else ""
+    return f"missing required field 'purpose' (give {choices}{target})"
 
 
 def ordered_purposes(purposes: list[str]) -> list[str]:

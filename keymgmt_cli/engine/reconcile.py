@@ -124,7 +124,10 @@ def versions(dist: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
 def connect(engine: EngineView, mount: Mount, kms_doc: dict[str, Any]) -> Any:
     if engine.provider_factory is None:
         raise EngineError("no KMS provider factory configured")
-    return engine.provider_factory(kmsproviders.provider_config(engine, mount, kms_doc))
+    provider = engine.provider_factory(kmsproviders.provider_config(engine, mount, kms_doc))
+    kmsproviders.record_credential_source(engine, mount, kms_doc["name"],
+                                          getattr(provider, "credential_source", None))
+    return provider
 
 
 def _tags(engine: EngineView, mount: Mount, kms: str, key_name: str, version: int) -> dict[str, str]:

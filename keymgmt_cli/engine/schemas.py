@@ -30,7 +30,8 @@ KEY_FIELDS = {
 
 
 PROVIDERS = ("awskms",)
-CREDENTIAL_KEYS = ("access_key", "secret_key", "session_token", "endpoint")
+CREDENTIAL_KEYS = ("access_key", "secret_key", "session_token", "endpoint", "profile", "role_arn",
+                   "external_id", "session_name", "duration", "web_identity_token_file")
 
 KMS_FIELDS = {
     "provider": Field("provider", "choice", "The KMS provider type; cannot be changed after creation.",
@@ -41,9 +42,13 @@ KMS_FIELDS = {
                             pattern_hint="an AWS region such as us-west-1"),
     "credentials": Field("credentials", "kvmap",
                          "Credentials as credentials=KEY=VALUE: access_key, secret_key, session_token, "
-                         "endpoint. Without them the AWS default chain applies (environment, shared "
-                         "credentials file, EC2/ECS role).",
-                         allowed=CREDENTIAL_KEYS, secret_keys=("secret_key", "session_token")),
+                         "endpoint; or profile (a profile of the shared AWS files); role_arn (AssumeRole "
+                         "from those or the default chain) with external_id, session_name, duration; "
+                         "role_arn with web_identity_token_file (CI OIDC). Without them the AWS default "
+                         "chain applies (environment, shared credentials file, EC2/ECS role). An update "
+                         "merges by key: credentials=KEY= removes one; access_key/secret_key replace "
+                         "the session_token, role_arn the other role keys.",
+                         allowed=CREDENTIAL_KEYS, secret_keys=("secret_key", "session_token", "external_id")),
 }
 
 

@@ -7,8 +7,10 @@ reading of botocore failures live in ``keymgmt_cli/aws``; this module words ever
 
 Behaviour (reference sections 1.5, 2, 3 and 4):
 
-* credentials: the provider's ``access_key``/``secret_key``/``session_token`` when given, else
-  boto3's default chain (environment, shared file, SSO/assume-role, ECS task, EC2 instance);
+* credentials: the provider's ``access_key``/``secret_key``/``session_token`` when given, or its
+  ``profile``, else boto3's default chain (environment, shared file, SSO/assume-role, ECS task, EC2
+  instance); ``role_arn`` assumes a role on top of these, or with ``web_identity_token_file``
+  (``aws.session.credential_session``); resolved in ``connect``, before anything is recorded;
 * region: always ``ProviderConfig.region`` (``AWS_DEFAULT_REGION`` is never consulted);
 * endpoint: ``ProviderConfig.endpoint``, else ``AWS_KMS_ENDPOINT`` (Vault's name), else whatever
   boto3 finds itself (``AWS_ENDPOINT_URL_KMS``, ``AWS_ENDPOINT_URL``, the config file); plain
@@ -40,9 +42,9 @@ from typing import Any
 
 from ..aws import failures, pacing
 from ..aws.codes import THROTTLING_CODES
-from ..aws.failures import BOTO_ERRORS, BOTO_OR_VALUE, Failure, failure_of
+from ..aws.failures import BOTO_ERRORS, Failure, failure_of
 from ..aws.session import (CONNECT_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_MODE, READ_TIMEOUT,
-                           client as make_client, new_session)
+                           client as make_client, credential_session)
 from ..errors import ProviderError
 from . import tagsearch
 from .base import ImportParameters, KeyDescription, ProviderConfig
@@ -84,6 +86,18 @@ def _wording(*, tags: bool = False, multi_region: bool = False) -> Callable[[Fai
         return failure.error(prefix + failure.message)
 
     return word
+
+
+def _credentials_wording(failure: Failure) -> ProviderError:
+    """How a failure to get the provider's credentials reads: a refused STS role call names STS
+    (not a KMS permission); anything else reads as a failed KMS ``connect``."""
+    if failure.service != "sts":
+        return _wording()(failure)
+    return failure.error(f"AWS STS {failure.operation} in {failure.region} failed: {failure.code}: "
+                         f"{failure.message}",
+                         retryable=failure.kind == failures.CONNECTION or failure.code in THROTTLING_CODES,
+                         hint="check the provider's credentials=role_arn=... (the role's trust policy, "
+                              "external_id, the source credentials or the web identity token)")
 
 
 def _tagging_wording(failure: Failure) -> ProviderError:
@@ -142,6 +156,9 @@ class AwsKmsProvider:
     our own retries included; botocore's internal retries are not), shared with every sibling
     made by ``in_region``; ``call_log`` has (region, operation) pairs. ``on_call(region, op)``,
     if given to ``connect``, is called before each request."""
+
+    #: The source that gave this provider's credentials (botocore's method name), set by connect.
+    credential_source: str | None = None
 
     def __init__(self, family: _Family, region: str):
         self._family = family
@@ -303,23 +320,27 @@ class AwsKmsProvider:
     def disable_key(self, key_id: str) -> None:
         self._call("DisableKey", KeyId=key_id)
 
-    def schedule_key_deletion(self, key_id: str, pending_window_days: int) -> None:
+    def schedule_key_deletion(self, key_id: str, pending_window_days: int) -> datetime | None:
+        """AWS's DeletionDate (None when AWS gave none: a primary waiting for its replicas, or a
+        key already pending deletion or gone)."""
         if not 7 <= int(pending_window_days) <= 30:
             raise provider_error("ScheduleKeyDeletion", self.region, "ValidationException",
                                  f"PendingWindowInDays must be between 7 and 30, got {pending_window_days}")
         try:
-            self._call("ScheduleKeyDeletion", KeyId=key_id,
-                       PendingWindowInDays=int(pending_window_days))
+            resp = self._call("ScheduleKeyDeletion", KeyId=key_id,
+                              PendingWindowInDays=int(pending_window_days))
         except ProviderError as err:
             if err.code == "NotFoundException":
-                return
+                return None
             if err.code == "KMSInvalidStateException":
                 if "pending deletion" in str(err).lower() or "pending replica deletion" in str(err).lower():
-                    return
+                    return None
                 described = self.describe_key(key_id)
                 if described is None or described.state in ("PendingDeletion", "PendingReplicaDeletion"):
-                    return
+                    return None
             raise
+        when = resp.get("DeletionDate")
+        return when if isinstance(when, datetime) else None
 
     def create_alias(self, alias_name: str, key_id: str) -> None:
         self._call("CreateAlias", retry_not_found=True, AliasName=alias_name, TargetKeyId=key_id)
@@ -539,15 +560,13 @@ def connect(config: ProviderConfig, *, pacing: bool | None = None,
     if retry_mode is None:
         env_mode = os.environ.get("AWS_RETRY_MODE", "")
         retry_mode = env_mode if env_mode in ("legacy", "standard", "adaptive") else DEFAULT_RETRY_MODE
-    try:
-        if config.access_key and config.secret_key:
-            session = new_session(
-                aws_access_key_id=config.access_key, aws_secret_access_key=config.secret_key,
-                aws_session_token=config.session_token or None, region_name=config.region)
-        else:
-            session = new_session(region_name=config.region)
-    except BOTO_OR_VALUE as exc:
-        raise failures.translate(exc, "kms", "connect", config.region, _wording()) from None
+    # Credentials are resolved here, before the engine records anything (issue 16 item 4).
+    session, credential_source = credential_session(
+        config.region, access_key=config.access_key, secret_key=config.secret_key,
+        session_token=config.session_token, profile=config.profile, role_arn=config.role_arn,
+        external_id=config.external_id, session_name=config.session_name,
+        duration=config.duration, web_identity_token_file=config.web_identity_token_file,
+        wording=_credentials_wording)
     family = _Family(config, session, endpoint, pacing=pacing, max_attempts=max_attempts,
                      retry_mode=retry_mode, connect_timeout=connect_timeout,
                      read_timeout=read_timeout, sleep=sleep, throttle_retries=throttle_retries,
@@ -555,4 +574,5 @@ def connect(config: ProviderConfig, *, pacing: bool | None = None,
                      on_call=on_call, clock=clock)
     provider = AwsKmsProvider(family, config.region)
     family.members[config.region] = provider
+    provider.credential_source = credential_source
     return provider

@@ -22,6 +22,13 @@ class ProviderConfig:
     secret_key: str | None = field(default=None, repr=False)
     session_token: str | None = field(default=None, repr=False)
     endpoint: str | None = None
+    # Sources beyond access keys (aws.session.credential_session): a shared-files profile, a role.
+    profile: str | None = None
+    role_arn: str | None = None
+    external_id: str | None = field(default=None, repr=False)
+    session_name: str | None = None
+    duration: int | None = None  # seconds of the role session
+    web_identity_token_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,8 +84,9 @@ class KmsProvider(Protocol):
 
     def disable_key(self, key_id: str) -> None: ...
 
-    def schedule_key_deletion(self, key_id: str, pending_window_days: int) -> None:
-        """ScheduleKeyDeletion; a key already pending deletion (or gone) is not an error."""
+    def schedule_key_deletion(self, key_id: str, pending_window_days: int) -> datetime | None:
+        """ScheduleKeyDeletion; a key already pending deletion (or gone) is not an error. Returns
+        AWS's DeletionDate, or None when AWS gave none."""
 
     def create_alias(self, alias_name: str, key_id: str) -> None: ...
 

@@ -335,7 +335,7 @@ class MemoryKms:
                 raise self._error(op, "KMSInvalidStateException", f"{key.arn} is pending import.")
             key.state = state
 
-    def schedule_key_deletion(self, key_id: str, pending_window_days: int) -> None:
+    def schedule_key_deletion(self, key_id: str, pending_window_days: int) -> datetime | None:
         op = "ScheduleKeyDeletion"
         with self.world.lock:
             try:
@@ -364,6 +364,7 @@ class MemoryKms:
             else:
                 key.state = "PendingDeletion"
                 key.deletion_date = self.world.now() + timedelta(days=int(pending_window_days))
+            return key.deletion_date  # as AWS's DeletionDate (None for a primary awaiting replicas)
 
     def _check_alias_name(self, op: str, alias_name: str) -> None:
         if not alias_name.startswith("alias/"):

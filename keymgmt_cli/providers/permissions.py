@@ -58,7 +58,8 @@ OPTIONAL_PERMISSIONS: tuple[str, ...] = ("kms:DescribeKey", "kms:ListResourceTag
 
 CREDENTIALS_HINT = (
     "give the provider credentials (credentials=access_key=... credentials=secret_key=..."
-    " [credentials=session_token=...]) or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or"
+    " [credentials=session_token=...], credentials=profile=NAME or credentials=role_arn=ARN)"
+    " or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or"
     " AWS_PROFILE, or run where an IAM role (EC2 instance or ECS task) is available"
 )
 

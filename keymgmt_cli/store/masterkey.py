@@ -256,7 +256,7 @@ def _create(home: Path, keyring: _Keyring, warn: Callable[[str], None]) -> Maste
     except OSError as exc:
         raise StoreError(f"cannot write master key file {key_file}: "
                          f"{exc.strerror or type(exc).__name__}") from None
-    warn(f"warning: no OS keyring available; the master key is stored in {key_file} (0600). "
+    warn(f"WARNING! no OS keyring available; the master key is stored in {key_file} (0600). "
          f"Set {ENV_VAR} in CI.")
     return MasterKey(key, f"file:{key_file}")
 

@@ -33,7 +33,9 @@ def test_seed_example_verbatim(invoke):
     read = invoke(["read", "-format=json", "keymgmt/kms/example-kms"])
     body = json.loads(read.stdout)
     assert set(body) == {"request_id", "lease_id", "lease_duration", "renewable", "data", "warnings", "mount_type"}
-    assert body["data"] == {"key_collection": "us-west-1", "provider": "awskms"}
+    # Vault's two fields, and (README, deliberate differences) the names of the credential keys set
+    assert body["data"] == {"key_collection": "us-west-1", "provider": "awskms",
+                            "credential_keys": ["access_key", "secret_key"]}
     assert SECRET_KEY not in read.stdout + read.stderr and ACCESS_KEY not in read.stdout
 
 

@@ -97,7 +97,8 @@ def _complete(env, line: str, shell: str = "bash") -> list[str]:
     ("keymgmt inventory keymgmt/k", ["keymgmt/key/", "keymgmt/kms/"]),
     ("keymgmt audit list -path=keymgmt/key/a", ["-path=keymgmt/key/alpha"]),
     ("keymgmt audit ", ["list", "verify", "export"]),
-    ("keymgmt write keymgmt/kms/aws1 credentials=se", ["credentials=secret_key=", "credentials=session_token="]),
+    ("keymgmt write keymgmt/kms/aws1 credentials=se", ["credentials=secret_key=", "credentials=session_token=",
+                                                       "credentials=session_name="]),
     ("keymgmt read -format ", ["table", "json", "yaml"]),
 ])
 def test_completion_from_live_state(env, populated, line, expected):

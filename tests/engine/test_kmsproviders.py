@@ -58,7 +58,8 @@ def test_credentials_are_sealed_and_never_read_back(engine):
     w(engine, "keymgmt/kms/aws1", provider="awskms", key_collection="us-west-1",
       credentials=creds(session_token=TOKEN, endpoint="http://127.0.0.1:4566"))
     data = engine.handle(Request("read", "keymgmt/kms/aws1")).data
-    assert data == {"key_collection": "us-west-1", "provider": "awskms"}
+    assert data == {"key_collection": "us-west-1", "provider": "awskms",  # names of keys, never values
+                    "credential_keys": ["access_key", "endpoint", "secret_key", "session_token"]}
     raw = stored_bytes(engine)
     for secret in (ACCESS, SECRET, TOKEN, "127.0.0.1:4566"):
         assert secret.encode() not in raw
@@ -110,7 +111,7 @@ def test_provider_and_key_collection_are_fixed_after_creation(engine, field, val
     ([f"access_key={ACCESS}"], "need both access_key and secret_key"),
     ([f"secret_key={SECRET}"], "need both access_key and secret_key"),
     ([f"session_token={TOKEN}"], "session_token needs access_key and secret_key"),
-    ([f"access_key={ACCESS}", "secret_key="], "credentials secret_key is empty or contains whitespace"),
+    ([f"access_key={ACCESS}", "secret_key="], "need both access_key and secret_key"),  # KEY= removes KEY
     ([f"access_key={ACCESS}", f"secret_key={SECRET} "], "credentials secret_key is empty or contains whitespace"),
     ([f"access_key={ACCESS}\n", f"secret_key={SECRET}"], "credentials access_key is empty or contains whitespace"),
     (creds(session_token=f"{TOKEN}\t"), "credentials session_token is empty or contains whitespace"),

@@ -260,7 +260,7 @@ def test_fault_at_position(kms: Any, conductor: Conductor, clean: Any, tmp_path:
     assert "Traceback" not in err, err
     if mode in FAILS:
         assert proc.returncode == 2, (proc.returncode, out, err)
-        lines = [line for line in err.splitlines() if not line.startswith("WARNING: ")]
+        lines = [line for line in err.splitlines() if not line.startswith("WARNING! ")]
         assert 1 <= len(lines) <= 2 and lines[0].startswith("Error"), err
         assert len(lines) == 1 or lines[1].startswith("hint: "), err
     elif mode.startswith("kill"):

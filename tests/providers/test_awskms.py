@@ -311,13 +311,12 @@ def test_server_error_is_retryable_and_credentials_error_has_hint():
 def test_no_credentials(monkeypatch):
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    provider = connect(ProviderConfig(region="us-east-1", endpoint=f"http://127.0.0.1:{closed_port()}"),
-                       max_attempts=1)
-    with pytest.raises(ProviderError) as info:
-        provider.describe_key(KEY_ID)
+    with pytest.raises(ProviderError) as info:  # resolved by connect, before anything is recorded
+        connect(ProviderConfig(region="us-east-1", endpoint=f"http://127.0.0.1:{closed_port()}"),
+                max_attempts=1)
     err = info.value
     assert err.code == "NoCredentialsError"
-    assert str(err) == "AWS KMS DescribeKey in us-east-1 failed: NoCredentialsError: no AWS credentials found"
+    assert str(err) == "AWS KMS connect in us-east-1 failed: NoCredentialsError: no AWS credentials found"
     assert "credentials=access_key=... credentials=secret_key=..." in err.hint
     assert "AWS_ACCESS_KEY_ID" in err.hint and "AWS_PROFILE" in err.hint
     assert not err.retryable

@@ -215,7 +215,7 @@ def test_falls_back_to_a_key_file_with_a_one_time_warning(home, backend, monkeyp
         os.umask(old)
     key_file = home / "master.key"
     assert first.source == f"file:{key_file}"
-    assert warnings == [f"warning: no OS keyring available; the master key is stored in "
+    assert warnings == [f"WARNING! no OS keyring available; the master key is stored in "
                         f"{key_file} (0600). Set KEYMGMT_MASTER_KEY in CI."]
     assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(home).st_mode) == 0o700
