@@ -191,7 +191,8 @@ SHAPES = {
     "keymgmt/key/sig": {"deletion_allowed": bool, "keys": dict, "latest_version": int,
                         "min_enabled_version": int, "name": str, "type": str},
     "keymgmt/kms/aws1": {"key_collection": str, "provider": str},
-    "keymgmt/kms/aws1/key/alpha": {"name": str, "protection": str, "purpose": str, "suspended": bool,
+    "keymgmt/kms/aws1/key/alpha": {"name": str, "protection": str, "purpose": str, "rotation_mode": str,
+                                   "suspended": bool,
                                    "versions": dict},
 }
 
