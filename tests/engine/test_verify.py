@@ -39,7 +39,7 @@ def problems(eng, path=None):
 
 def test_in_sync_after_a_clean_distribution(eng):
     result = verify(eng)
-    assert result == {"in_sync": True, "distributions": 1, "kms_keys": 2, "drift": [], "unchecked": []}
+    assert result == {"in_sync": True, "distributions": 1, "kms_keys": 2, "drift": [], "unchecked": [], "conflicts": []}
 
 
 def test_disabled_key_is_drift(eng, kms):
