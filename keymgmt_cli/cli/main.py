@@ -270,9 +270,14 @@ def verify_cmd(env: Env, fmt: str | None, path: str | None) -> None:
     from keymgmt_cli.cli.evidence import drift_note, explain_drift
 
     result = explain_drift(env, verify(env.engine, path))
+    from keymgmt_cli.engine.instances import lines as conflict_lines
+
+    warnings = conflict_lines(result.get("conflicts", []))  # two live copies of the state: not drift
     if fmt != "table":
-        click.echo(output.dump(output.envelope(result, []), fmt))
+        click.echo(output.dump(output.envelope(result, warnings), fmt))
     else:
+        for line in warnings:
+            click.echo(printable(f"WARNING: {line}"), err=True)
         for item in result["drift"]:
             version = f" v{item['version']}" if item["version"] is not None else ""
             click.echo(f"DRIFT  {item['path']}{version}  {item['region']}  {item['key_id'] or '-'}: {item['problem']}"

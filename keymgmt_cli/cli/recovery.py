@@ -32,9 +32,12 @@ def _environ(obj: Any) -> dict[str, str]:
 
 
 def _store(environ: dict[str, str], storage: str | None) -> Any:
-    from keymgmt_cli.store import open_store, open_store_url
+    from keymgmt_cli.store import AuthStore, cheap_auth_key, open_store, open_store_url
 
-    return open_store_url(storage, environ) if storage else open_store(environ)
+    if not storage:
+        return open_store(environ)
+    inner = open_store_url(storage, environ)  # documents authenticated, as open_store's are
+    return AuthStore(inner, lambda: cheap_auth_key(inner, environ))
 
 
 def _storage_option(func: Any) -> Any:
@@ -94,17 +97,18 @@ def escrow_cmd(obj: Any, shares: int, threshold: int, fmt: str, storage: str | N
     escrow.check_counts(shares, threshold)
     environ = _environ(obj)
     store = _store(environ, storage)
-    check_writable(store)
     if store.get(keysource.STATE_DOC) is None:
         _initialize(obj, environ, store, storage)
     if keysource.shared(store, environ):
         key = keysource.load_key(store, environ)
     else:  # as any first write would: the key is created if the state has none yet
         key = masterkey.load_master_key(store.home, environ, create=True)
-    state_id = keysource.state_id(_verified(store, key.key))
+    verified = _verified(store, key.key)  # the markers read and written are authenticated
+    check_writable(verified)
+    state_id = keysource.state_id(verified)
     escrow_id, texts = escrow.split(key.key, shares, threshold, state_id)
     _print_shares(texts, threshold, fmt.lower())
-    escrow.write_record(store, escrow_id, shares, threshold, key.kcv)
+    escrow.write_record(verified, escrow_id, shares, threshold, key.kcv)
 
 
 def _verified(store: Any, master: bytes) -> Any:
@@ -257,8 +261,6 @@ def snapshot_restore(obj: Any, force: bool, retire_source: str | None, storage: 
           -retire-source=file://$HOME/.local/share/keymgmt backup.snap
     """
     from keymgmt_cli.store import snapshot
-    from keymgmt_cli.store.retired import retire, url_of
-
     environ = _environ(obj)
     store = _store(environ, storage)
     source = None
@@ -269,16 +271,15 @@ def snapshot_restore(obj: Any, force: bool, retire_source: str | None, storage: 
     if store.backend == "dynamodb":
         store.ensure_table()  # as 'operator init' does; an existing table is only checked
     out = snapshot.restore(store, environ, file, force=force)
-    click.echo(f"Success! Restored {out['documents']} documents of state {out['state_id']} into "
-               f"{out['location']} (master key: {out['master_key']})")
+    if out.get("already"):
+        click.echo(f"Success! {out['location']} holds the restore of this snapshot already (state "
+                   f"{out['state_id']}); nothing was written")
+    else:
+        click.echo(f"Success! Restored {out['documents']} documents of state {out['state_id']} into "
+                   f"{out['location']} (master key: {out['master_key']})")
     if source is not None:
-        from keymgmt_cli.store import keysource
-
-        if source.get(keysource.STATE_DOC) is not None and keysource.state_id(source) != out["state_id"]:
-            raise PreconditionFailed(f"{source.location} holds another state than the snapshot; "
-                                     "it was not retired")
-        retire(source, url_of(store), out["state_id"])
-        click.echo(f"Retired {source.location}: it now refuses changes and points here.")
+        where = snapshot.retire_source(store, environ, file, source)
+        click.echo(f"Retired {where}: it now refuses changes and points here.")
 
 
 # -- rekey -------------------------------------------------------------------------------------
@@ -304,8 +305,11 @@ def rekey_cmd(obj: Any, fmt: str, storage: str | None) -> None:
     environ = _environ(obj)
     store = _store(environ, storage)
     marker = store.get(retired.RETIRED_DOC)
-    if marker is not None:
-        retired.check_writable(store)
+    if marker is not None and store.get(retired.REKEY_DOC) is None:
+        from keymgmt_cli.store import keysource
+
+        # the marker is authenticated: proven under the state's key before it is obeyed
+        retired.check_writable(_verified(store, keysource.load_key(store, environ).key))
     fmt = fmt.lower()
 
     def report(summary: dict[str, Any]) -> None:

@@ -132,7 +132,18 @@ def connect(engine: EngineView, mount: Mount, kms_doc: dict[str, Any]) -> Any:
 
 def _tags(engine: EngineView, mount: Mount, kms: str, key_name: str, version: int) -> dict[str, str]:
     return {"keymgmt:state_id": engine.state_id(), "keymgmt:mount": mount.path, "keymgmt:key_name": key_name,
-            "keymgmt:version": str(version), "keymgmt:kms": kms}
+            "keymgmt:version": str(version), "keymgmt:kms": kms, INSTANCE_TAG: _instance(engine)}
+
+
+INSTANCE_TAG = "keymgmt:instance"
+
+
+def _instance(engine: EngineView) -> str:
+    """This copy of the state (``store/retired.py``): two live copies share a state id, so keys
+    also say which copy made them, and ``verify`` can tell the copies apart (``engine/instances.py``)."""
+    from keymgmt_cli.store.retired import ensure_instance
+
+    return ensure_instance(engine.store)
 
 
 def _description(mount: Mount, kms: str, key_name: str, version: int) -> str:
@@ -304,7 +315,7 @@ def ours(provider: Any, key_id: str, dist: dict[str, Any], tags: dict[str, str])
         found = provider.list_resource_tags(key_id)
     except ProviderError:
         return False  # a key we may not read is not ours
-    return all(found.get(k) == v for k, v in tags.items() if k != "keymgmt:version")
+    return all(found.get(k) == v for k, v in tags.items() if k not in ("keymgmt:version", INSTANCE_TAG))
 
 
 def _point_alias(engine: EngineView, provider: Any, dist: dict[str, Any], region: str | None, key_id: str,

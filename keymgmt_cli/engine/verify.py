@@ -60,6 +60,9 @@ def _targets(engine: Engine, path: str | None) -> tuple[list[tuple[Mount, str, s
 
 def verify(engine: Engine, path: str | None = None) -> dict[str, Any]:
     dists, providers = _targets(engine, path)
+    from keymgmt_cli.engine.instances import Copies
+
+    copies = Copies(engine.store, engine.state_id())  # two live copies of this state (instances.py)
     drift: list[dict[str, Any]] = []
     known: dict[tuple[str, str], set[str]] = {}  # (mount uuid, kms) → key ids the state knows
     connections: dict[tuple[str, str], Any] = {}
@@ -110,8 +113,11 @@ def verify(engine: Engine, path: str | None = None) -> dict[str, Any]:
                     continue  # rotation_mode=on-demand: version 1's KMS key, checked once (and its material below)
                 ids.add(key_id)
                 kms_keys += 1
-                for problem in _check_key(regional, key, dist, v, key_id, sub):
+                seen: dict[str, dict[str, str]] = {}
+                for problem in _check_key(regional, key, dist, v, key_id, sub, seen):
                     report(problem, v, region, key_id)
+                if key_id in seen:
+                    copies.known(where, region, key_id, seen[key_id])
             latest_rec = dist["versions"].get(latest, {})
             want = latest_rec.get("key_id")
             problem = ondemand.current_material_drift(regional, dist, latest_rec, replica_region)
@@ -126,6 +132,7 @@ def verify(engine: Engine, path: str | None = None) -> dict[str, Any]:
             elif target != want:
                 report(f"alias {alias} points to {target}, expected version {latest} ({want})",
                        int(latest), region, want)
+                copies.alias(where, region, alias, target, _tags_of(regional, target))
 
 
     for mount, kms, key_name in dists:
@@ -142,7 +149,7 @@ def verify(engine: Engine, path: str | None = None) -> dict[str, Any]:
         if (mount.uuid, kms) in unchecked:
             continue
         try:
-            _strays(engine, connect(mount, kms), mount, kms, state_id, known, drift)
+            _strays(engine, connect(mount, kms), mount, kms, state_id, known, drift, copies)
         except ProviderError as error:
             could_not_check(mount, kms, error)
         note = getattr(connections.get((mount.uuid, kms)), "tag_search_note", None)
@@ -150,11 +157,20 @@ def verify(engine: Engine, path: str | None = None) -> dict[str, Any]:
             searches.append({"path": f"{mount.path}kms/{kms}", "note": note})
     # in sync only when every provider was asked and nothing drifted
     return {"in_sync": not drift and not unchecked, "distributions": len(dists), "kms_keys": kms_keys,
-            "drift": drift, "unchecked": list(unchecked.values()), "tag_search": searches}
+            "drift": drift, "unchecked": list(unchecked.values()), "tag_search": searches,
+            "conflicts": copies.conflicts()}
+
+
+def _tags_of(provider: Any, key_id: str) -> dict[str, str]:
+    """A key's tags, or none when they cannot be read (a key we may not read is not ours)."""
+    try:
+        return provider.list_resource_tags(key_id)
+    except ProviderError:
+        return {}
 
 
 def _strays(engine: Engine, provider: Any, mount: Mount, kms: str, state_id: str,
-            known: dict[tuple[str, str], set[str]], drift: list[dict[str, Any]]) -> None:
+            known: dict[tuple[str, str], set[str]], drift: list[dict[str, Any]], copies: Any = None) -> None:
     """Keys tagged with this state's id, mount and provider that the state does not know."""
     ids = known.get((mount.uuid, kms), set())
     # tag:GetResources where allowed, else a concurrent listing (provider.tag_search_note)
@@ -168,10 +184,12 @@ def _strays(engine: Engine, provider: Any, mount: Mount, kms: str, state_id: str
         drift.append({"path": f"{mount.path}kms/{kms}", "version": None, "region": provider.region,
                       "key_id": key_id, "problem": f"stray key tagged as ours that the state does not "
                                                   f"know ({description.state})"})
+        if copies is not None:  # made by another live copy of this state? (instances.py)
+            copies.stray(f"{mount.path}kms/{kms}", provider.region, key_id, _tags_of(provider, key_id))
 
 
 def _check_key(provider: Any, key: dict[str, Any], dist: dict[str, Any], v: int, key_id: str,
-               sub: dict[str, Any] | None) -> list[str]:
+               sub: dict[str, Any] | None, seen: dict[str, dict[str, str]] | None = None) -> list[str]:
     desc = provider.describe_key(key_id)
     if desc is None:
         return ["missing in AWS"]
@@ -197,6 +215,8 @@ def _check_key(provider: Any, key: dict[str, Any], dist: dict[str, Any], v: int,
             problems.append(f"is {desc.state}, expected {'Enabled' if want_enabled else 'Disabled'} "
                             f"(min_enabled_version {key['min_enabled_version']})")
     tags = provider.list_resource_tags(key_id)
+    if seen is not None:
+        seen[key_id] = tags  # for the instance check (instances.py): no second ListResourceTags
     for tag, value in (("keymgmt:key_name", key["name"]), ("keymgmt:version", str(v)),
                        ("keymgmt:kms", dist["kms_name"])):
         if tags.get(tag) != value:

@@ -280,8 +280,10 @@ def describe_master_key(store: Any, environ: Mapping[str, str]) -> str:
     """One line for ``keymgmt status``: where the master key comes from. Calls no KMS."""
     if setting(environ, "seal") or store.backend not in ("file", "memory") or _has_seal_record(store):
         from .kmsseal import describe_record, read_record
+        from .masterkey import describe_shared
 
-        return describe_record(read_record(store), store.location)
+        record = read_record(store)  # a shared KEYMGMT_MASTER_KEY: whether it is set (and opens it)
+        return describe_shared(record, store.location, environ) or describe_record(record, store.location)
     from .masterkey import describe_source
 
     return describe_source(store.home, environ)

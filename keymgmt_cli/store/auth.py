@@ -25,8 +25,13 @@ rolled back together with the documents it covers; a document deleted outright (
 "no such document", as for one never written); and a copy older by less than one write after
 a crash between writing a document and its revision record.
 
-Documents under ``meta/`` other than the revision records (the seal record) are passed through:
-they are read to find the master key, and are proven by its check value instead.
+Documents under ``meta/`` other than the revision records and the markers in ``MARKERS`` are
+passed through: the seal record is read to find the master key, and is proven by its check
+value instead; the rekey journal holds both keys sealed under each other (a forged one opens
+nothing). The markers (``meta/escrow``, ``meta/retired``, ``meta/origin``, ``meta/instance``)
+are authenticated as every other document: a forged ``meta/retired`` would otherwise refuse
+every change and point the operator at a state of the forger's choosing. States written before
+they were (untagged markers in an authenticated state) are upgraded by ``operator upgrade``.
 
 Without a key (``key_source`` returns None: the fast ``read``/``list`` path when the master key
 is not cheaply at hand, see ``cheap_auth_key``) ``get`` still refuses a document without a tag,
@@ -85,14 +90,22 @@ def _revision_record(doc_id: str) -> str:
 
 
 AUDIT_PREFIX = "audit/"  # the document-store audit trail: its own hash chain, MAC'd under the master key
+#: The ``meta/`` markers the engine and the CLI act on: authenticated like every other document.
+MARKERS = frozenset({"meta/escrow", "meta/retired", "meta/origin", "meta/instance"})
 
 
 def _passthrough(doc_id: str) -> bool:
-    """Documents this wrapper leaves as they are: ``meta/`` (the seal record, proved by its check
-    value, and markers) and the audit trail's records, each of which the trail's own chain MAC
+    """Documents this wrapper leaves as they are: ``meta/`` but the revision records and the
+    ``MARKERS`` (the seal record, proved by its check value; the rekey journal; the restore
+    marker) and the audit trail's records, each of which the trail's own chain MAC
     authenticates (``audit/chain.py``; ``keymgmt audit verify``)."""
-    return (doc_id.startswith(META_PREFIX) and not doc_id.startswith(REVISIONS + "/")) or \
-        doc_id.startswith(AUDIT_PREFIX)
+    return (doc_id.startswith(META_PREFIX) and not doc_id.startswith(REVISIONS + "/")
+            and doc_id not in MARKERS) or doc_id.startswith(AUDIT_PREFIX)
+
+
+def is_marker(doc_id: str) -> bool:
+    """A ``meta/`` marker that is authenticated (``MARKERS``)."""
+    return doc_id in MARKERS
 
 
 def _parse_tag(tag: object) -> tuple[int, str] | None:
@@ -103,7 +116,8 @@ def _parse_tag(tag: object) -> tuple[int, str] | None:
 
 
 def is_authenticated(doc_id: str) -> bool:
-    """True for the documents ``AuthStore`` MACs (all but ``meta/`` markers and ``audit/``)."""
+    """True for the documents ``AuthStore`` MACs (all but the seal record, the rekey journal and
+    the restore marker under ``meta/``, and ``audit/``)."""
     return not _passthrough(doc_id)
 
 
@@ -164,6 +178,12 @@ class AuthStore:
 
     def __repr__(self) -> str:
         return f"AuthStore({self.inner!r})"
+
+    def verify_now(self) -> bool:
+        """Load the key now if it is not at hand (the required source) and verify every document
+        read so far; False when there is no key to verify with. For a marker that refuses
+        changes (``retired.check_writable``): it is proven before it is obeyed."""
+        return self._auth_key(need=True) is not None
 
     def require_key(self, key_source: Callable[[], bytes]) -> None:
         """Before any change (``put``, ``delete``, ``lock``) load the key from ``key_source`` (the

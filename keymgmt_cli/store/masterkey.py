@@ -121,26 +121,67 @@ def load_master_key(home: Path, environ: Mapping[str, str], *, create: bool,
     return found
 
 
-def describe_source(home: Path, environ: Mapping[str, str]) -> str:
-    """One line for ``keymgmt status``: the source in use, or where a first write would put one.
+def describe_source(home: Path, environ: Mapping[str, str], *, keyring_backend: Any = None) -> str:
+    """One line for ``keymgmt status``: the source ``load_master_key`` would really use, or that
+    none is available now (and what to do), or where a first write would put one.
 
-    Does not import ``cryptography``; imports ``keyring`` only when no key exists yet.
+    Looks where the load looks, in its order (the environment, ``master.key``, the OS keyring),
+    and compares what it finds with the check value on record (an HMAC of the key: nothing is
+    unsealed, no secret is shown). Imports ``keyring`` only when neither of the first two is there.
     """
     home = Path(os.path.abspath(home))
-    if environ.get(ENV_VAR) is not None:
-        return ENV_SOURCE
-    key_file = home / KEY_FILE
-    if key_file.exists():
-        return f"file:{key_file}"
     try:
         meta = _read_meta(home)
     except StoreError as exc:
         return f"unknown ({exc})"
+    value = environ.get(ENV_VAR)
+    if value is not None:
+        try:
+            found = MasterKey(_parse_env_key(value), ENV_SOURCE)
+        except StoreError as exc:
+            return f"{ENV_SOURCE} (unusable: {exc})"
+        return found.source + _mismatch(found, meta)
+    keyring = _Keyring(keyring_backend)
+    try:
+        found = _find_stored(home, keyring)
+    except StoreError as exc:
+        return f"unusable ({exc})"
+    if found is not None:
+        return found.source + _mismatch(found, meta)
     if meta is not None:
-        return str(meta.get("source", "unknown"))
-    keyring = _Keyring(None)
+        source = str(meta.get("source", "unknown"))
+        why = f" (keyring: {keyring.name})" if source.startswith("keyring:") and not keyring.usable() else ""
+        return (f"none available: the state was sealed with a key from {_describe(source)} (kcv "
+                f"{meta['kcv']}), which is not there now{why}; rebuild it with 'keymgmt operator "
+                f"recover' and the escrow shares, or set {ENV_VAR} to it")
+    key_file = home / KEY_FILE
     target = f"keyring:{keyring.name}" if keyring.usable() else f"file:{key_file}"
     return f"none yet (the first write creates one in {target})"
+
+
+def describe_shared(record: dict[str, Any] | None, location: str, environ: Mapping[str, str]) -> str | None:
+    """``describe_source`` for a state sealed with a shared ``KEYMGMT_MASTER_KEY`` (seal record of
+    kind "env"); None for any other record (``kmsseal.describe_record`` names the KMS key)."""
+    if not isinstance(record, dict) or record.get("kind") != "env":
+        return None
+    kcv = record.get("kcv")
+    value = environ.get(ENV_VAR)
+    if value is None:
+        return (f"none available: the state in {location} is sealed with {ENV_VAR} (kcv {kcv}), "
+                f"which is not set; set it to the team's key, or rebuild it with 'keymgmt operator "
+                "recover -print' and the escrow shares")
+    try:
+        found = MasterKey(_parse_env_key(value), ENV_SOURCE)
+    except StoreError as exc:
+        return f"{ENV_SOURCE} (unusable: {exc})"
+    return f"{ENV_SOURCE} (kcv {kcv} recorded in {location})" + _mismatch(found, {"kcv": kcv})
+
+
+def _mismatch(found: MasterKey, meta: dict[str, Any] | None) -> str:
+    if meta is None or hmac.compare_digest(str(meta.get("kcv")), found.kcv):
+        return ""
+    return (f" (does NOT open this state: its kcv is {found.kcv}, the state's {meta.get('kcv')}; "
+            "every command that needs the key refuses it)")
 
 
 # -- sources ---------------------------------------------------------------------------------

@@ -172,7 +172,27 @@ def migrate_state(src: Any, dst: Any, src_box: Any, dst_box: Any,
     if checked != secrets:
         raise StoreError(f"verification unsealed {checked} secrets in {dst.location}, "
                          f"{secrets} were copied")
+    record_origin(src, dst)
     return docs, secrets
+
+
+def record_origin(src: Any, dst: Any) -> None:
+    """The target is a new copy (instance) of the source's state, and the source is retired
+    right after (``operator migrate`` always retires it), so the keys the target inherits, tagged
+    with the source's instance, are not another live state's (``retired.py``)."""
+    import time
+
+    from keymgmt_cli.store.retired import ORIGIN_DOC, lineage, new_instance
+
+    source = lineage(src)
+    retired = list(source["retired"]) + ([source["id"]] if source["id"] else [])
+    state = src.get("state") or {}
+    dst.get(ORIGIN_DOC)
+    dst.put(ORIGIN_DOC, {"format": 1, "copy_of": state.get("state_id"), "migrated_from": src.location,
+                         "source_instance": source["id"], "retired_instances": retired,
+                         "source_retired": True,
+                         "restored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    new_instance(dst)
 
 
 def verify_migration(src: Any, dst: Any, src_box: Any, dst_box: Any) -> tuple[int, int]:

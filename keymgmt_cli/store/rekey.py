@@ -16,7 +16,8 @@ secret, each sealed under one of them, can be read. Steps, each safe to repeat:
    document's MAC is accepted under the old or the new key (and its revision checked against the
    revision records), its secrets still under the old key are sealed again under the new one,
    and it is written back under the new key's MAC with the same revision; the revision records
-   (``meta/revisions/*``) likewise. Documents under ``meta/`` carry no document secrets.
+   (``meta/revisions/*``) and the markers (``auth.MARKERS``: escrow, retired, origin, instance)
+   likewise. Documents under ``meta/`` carry no document secrets.
    The audit trail (in the state's documents, or the file trail beside a local state) is
    re-linked under the new chain key (``rekey_trail.py``);
 3. the new key goes to the source (OS keyring or ``master.key``; the environment cannot be
@@ -252,7 +253,7 @@ def reauthenticate_all(store: Any, state_id: str, old: bytes, new: bytes) -> int
 
     Safe to repeat after a crash: a document may carry a MAC under either key (it is accepted
     under either, checked against the revision records, and written under the new one)."""
-    from .auth import AUTH_FIELD, REVISIONS, derive_auth_key, is_authenticated, sign_document
+    from .auth import AUTH_FIELD, REVISIONS, derive_auth_key, is_authenticated, is_marker, sign_document
     from .snapshot import all_ids
 
     keys = (derive_auth_key(old), derive_auth_key(new))
@@ -272,8 +273,8 @@ def reauthenticate_all(store: Any, state_id: str, old: bytes, new: bytes) -> int
             store.put(record_id, sign_document(keys[1], state_id, record_id, rev, body))
     resealed = 0
     for doc_id in ids:
-        if doc_id.startswith("meta/"):
-            continue  # the seal record, markers, the journal: no document secrets
+        if doc_id.startswith(REVISIONS + "/") or (doc_id.startswith("meta/") and not is_marker(doc_id)):
+            continue  # revision records (above); the seal record, the journal: no document MAC
         doc = store.get(doc_id)
         if doc is None:
             continue
@@ -345,5 +346,9 @@ def _re_escrow(store: Any, new: bytes, state_id: str) -> dict[str, Any] | None:
     # A run that crashed after this point printed shares that may be lost: every run makes
     # (and prints) a fresh set; an earlier set of the new key keeps working too.
     escrow_id, shares = escrow.split(new, record["shares"], record["threshold"], state_id)
-    escrow.write_record(store, escrow_id, record["shares"], record["threshold"], key_check_value(new))
+    from .auth import AuthStore, derive_auth_key
+
+    auth_key = derive_auth_key(new)  # the record is authenticated (auth.MARKERS), now under the new key
+    escrow.write_record(AuthStore(store, lambda: auth_key), escrow_id, record["shares"], record["threshold"],
+                        key_check_value(new))
     return {"shares": record["shares"], "threshold": record["threshold"], "texts": shares}

@@ -22,7 +22,10 @@ mount, then the state lock) while it reads, so no operation is half applied in a
 ``restore`` refuses a modified file, a key that does not match the snapshot's check value, and
 a non-empty target unless ``force``; it is resumable (a marker ``meta/restoring`` names the
 snapshot until the last document is written) and records ``meta/origin``: this state is a copy
-of state id X, restored from where and when.
+of state id X, restored from where and when, from which instance of it (``retired.py``), and
+which instances are known retired; the copy gets an instance id of its own. Re-running a restore
+that finished (its origin names the same snapshot) writes nothing, so that
+``-retire-source`` can be finished by running the same command again.
 """
 
 from __future__ import annotations
@@ -38,14 +41,15 @@ from typing import Any
 
 from ..errors import PreconditionFailed, StoreError
 from . import keysource
-from .auth import AUTH_FIELD, AuthStore, derive_auth_key, is_authenticated
+from .auth import AUTH_FIELD, AuthStore, derive_auth_key, is_authenticated, is_marker
 from .masterkey import MasterKey
+from .retired import INSTANCE_DOC, ORIGIN_DOC, lineage, new_instance, retired_instances
 
 FORMAT = 2  # 2: the documents as stored, with their MAC tags (auth.py)
-ORIGIN_DOC = "meta/origin"
 RESTORING_DOC = "meta/restoring"
-#: Documents a snapshot does not carry: this state's own lifecycle markers.
-LOCAL_ONLY = frozenset({"meta/retired", "meta/rekey", RESTORING_DOC})
+#: Documents a snapshot does not carry: this copy's own lifecycle markers and identity (a restore
+#: makes a new instance id and origin; the body's "instance" says what the copy must know).
+LOCAL_ONLY = frozenset({"meta/retired", "meta/rekey", RESTORING_DOC, INSTANCE_DOC, ORIGIN_DOC})
 _MAC_CONTEXT = b"keymgmt-snapshot-mac-v1"
 LOCK_TIMEOUT = 120.0
 
@@ -133,10 +137,11 @@ def save(store: Any, environ: Mapping[str, str], path: str, *,
             docs[doc_id] = json.loads(json.dumps(doc))  # as stored: with its MAC tag
             # a tampered, copied or rolled-back document is refused here, never snapshotted
             checker.get(doc_id)
+        instance = lineage(checker)  # who made the keys the copy inherits, and who retired
     body = {"keymgmt_snapshot": FORMAT, "state_id": state_id, "backend": store.backend,
             "location": store.location,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "seal": _seal_of(store, environ, master), "documents": docs}
+            "seal": _seal_of(store, environ, master), "instance": instance, "documents": docs}
     data = encode(body, master.key)
     target = os.path.abspath(os.path.expanduser(path))
     try:
@@ -264,7 +269,7 @@ def _check_recorded_endpoint(record: dict[str, Any], path: str) -> None:
 
 
 def _existing(store: Any) -> list[str]:
-    return [i for i in all_ids(store) if i not in LOCAL_ONLY and i != ORIGIN_DOC]
+    return [i for i in all_ids(store) if i not in LOCAL_ONLY]
 
 
 def restore(store: Any, environ: Mapping[str, str], path: str, *, force: bool = False,
@@ -275,12 +280,18 @@ def restore(store: Any, environ: Mapping[str, str], path: str, *, force: bool = 
     verify(raw, trailer, master.key, path)
     digest = trailer["sha256"]
     seal = body["seal"]
-    docs = body["documents"]
+    # a snapshot made before the copy's identity was local carries an (untagged) origin: dropped
+    docs = {i: d for i, d in body["documents"].items() if i not in LOCAL_ONLY}
     _verify_documents(docs, body["state_id"], master.key, path)
+    # markers saved before they were authenticated: the snapshot's own MAC proves them; signed below
+    legacy = {i for i, d in docs.items() if is_marker(i) and isinstance(d, dict) and AUTH_FIELD not in d}
     raw = _raw(store)
     with hold_all(raw):
         marker = raw.get(RESTORING_DOC)
         resuming = marker is not None and marker.get("sha256") == digest
+        if marker is None and not force and _restored_already(raw, master.key, digest):
+            return {"state_id": body["state_id"], "documents": 0, "location": store.location,
+                    "master_key": master.source, "already": True}
         existing = _existing(raw)
         if existing and not resuming:
             if not force:
@@ -297,21 +308,67 @@ def restore(store: Any, environ: Mapping[str, str], path: str, *, force: bool = 
         _write_seal(raw, seal, master)
         # byte for byte as saved, MAC tags included (AuthStore.put would refuse them and re-MAC)
         for doc_id in sorted(docs, key=lambda i: (2 if i == "state" else 1 if i.startswith("mounts/") else 0, i)):
+            if doc_id in legacy:
+                continue
             raw.get(doc_id)
             raw.put(doc_id, json.loads(json.dumps(docs[doc_id])))
+        checker = _checker(raw, master.key)
+        for doc_id in sorted(legacy):
+            raw.get(doc_id)
+            checker.put(doc_id, json.loads(json.dumps(docs[doc_id])))
+        source = body.get("instance") if isinstance(body.get("instance"), dict) else {}
         raw.get(ORIGIN_DOC)
-        raw.put(ORIGIN_DOC, {"format": 1, "copy_of": body["state_id"],
-                             "restored_from": body.get("location"),
-                             "snapshot_created": body.get("created"),
-                             "restored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        checker.put(ORIGIN_DOC, {"format": 1, "copy_of": body["state_id"],
+                                 "restored_from": body.get("location"),
+                                 "snapshot_created": body.get("created"), "snapshot_sha256": digest,
+                                 "source_instance": source.get("id"),
+                                 "retired_instances": retired_instances({"retired_instances": source.get("retired")}),
+                                 "source_retired": False,
+                                 "restored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        new_instance(checker, raw=raw)  # a copy is an instance of its own
         raw.get("meta/retired")
         raw.delete("meta/retired")  # a restored copy is live, whatever the target was before
-        checker = _checker(raw, master.key)
         for doc_id in sorted(docs):
             checker.get(doc_id)  # the restored state opens under the snapshot's key
         raw.delete(RESTORING_DOC)
     return {"state_id": body["state_id"], "documents": len(docs), "location": store.location,
             "master_key": master.source}
+
+
+def _restored_already(raw: Any, master: bytes, digest: str) -> bool:
+    """The target is this very snapshot's restore, finished (its authenticated origin names it)."""
+    if raw.get(ORIGIN_DOC) is None:
+        return False
+    try:
+        origin = _checker(raw, master).get(ORIGIN_DOC) or {}
+    except StoreError:
+        return False  # not this snapshot's copy (another state, an edited origin): "not empty"
+    return origin.get("snapshot_sha256") == digest
+
+
+def retire_source(store: Any, environ: Mapping[str, str], path: str, source: Any, *,
+                  keyring_backend: Any = None) -> str:
+    """``restore -retire-source``: mark ``source`` retired in favour of ``store`` (the restore of the
+    snapshot at ``path``), then record in the copy's origin that it was; the source's location.
+
+    The marker is authenticated under the source's own master key (it may have been rekeyed since
+    the snapshot). In this order, so that a crash in between is finished by running the same
+    restore again: the copy never believes a source retired that is not."""
+    from .retired import instance_id, record_source_retired, retire, url_of
+
+    _, body, _ = read(path)
+    src_raw = _raw(source)
+    src_key = derive_auth_key(keysource.load_key(src_raw, environ, keyring_backend=keyring_backend).key)
+    src = AuthStore(src_raw, lambda: src_key)
+    if src.get(keysource.STATE_DOC) is not None and keysource.state_id(src) != body["state_id"]:
+        raise PreconditionFailed(f"{src_raw.location} holds another state than the snapshot; "
+                                 "it was not retired")
+    src_instance = instance_id(src)
+    retire(src, url_of(_raw(store)), body["state_id"])
+    target_raw = _raw(store)
+    target_key = derive_auth_key(keysource.load_key(target_raw, environ, keyring_backend=keyring_backend).key)
+    record_source_retired(AuthStore(target_raw, lambda: target_key), src_instance, raw=target_raw)
+    return str(src_raw.location)
 
 
 def _verify_documents(docs: dict[str, Any], state_id: str, master: bytes, path: str) -> None:
@@ -325,7 +382,7 @@ def _verify_documents(docs: dict[str, Any], state_id: str, master: bytes, path: 
     for doc_id, doc in docs.items():
         if not isinstance(doc, dict):
             raise PreconditionFailed(f"{path}: document {doc_id} is not a JSON object; nothing was restored")
-        if is_authenticated(doc_id) and AUTH_FIELD not in doc:
+        if is_authenticated(doc_id) and not is_marker(doc_id) and AUTH_FIELD not in doc:
             raise PreconditionFailed(f"{path}: document {doc_id} carries no MAC tag (a snapshot made "
                                      "before authenticated documents?); nothing was restored")
         memory.put(doc_id, json.loads(json.dumps(doc)))
@@ -335,7 +392,8 @@ def _verify_documents(docs: dict[str, Any], state_id: str, master: bytes, path: 
         raise PreconditionFailed(f"{path} does not hold the state {state_id} it names; nothing was restored")
     try:
         for doc_id in sorted(docs):
-            checker.get(doc_id)
+            if not (is_marker(doc_id) and AUTH_FIELD not in docs[doc_id]):  # proven by the file's MAC
+                checker.get(doc_id)
     except StoreError as exc:
         raise PreconditionFailed(f"{path}: {exc.args[0] if exc.args else exc}; nothing was restored") from None
 

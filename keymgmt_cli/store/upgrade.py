@@ -11,6 +11,12 @@ the tags of an upgraded one and make it look old. The upgrade therefore refuses:
   revision records (``meta/revisions/*``): that is what stripping the tags of an upgraded state
   looks like, never what an old keymgmt wrote.
 
+The ``meta/`` markers (``auth.MARKERS``: escrow, retired, origin, instance) were written without
+a tag by keymgmt before they were authenticated; an upgrade authenticates them too, also in a
+state whose documents are authenticated already, and names each one with what it says, so the
+owner sees what is being vouched for (a forged ``meta/retired`` would otherwise be blessed
+unseen). A marker that carries a tag is verified like any document, never re-signed.
+
 What it cannot tell: a format-1 state edited by someone else *before* the upgrade (there was
 nothing to check it against), or an upgraded state whose every tag and revision record were
 removed. Run it once, on a state you know was last written by an older keymgmt.
@@ -22,7 +28,7 @@ import re
 from typing import Any
 
 from ..errors import PreconditionFailed, StoreError
-from .auth import AUTH_FIELD, META_PREFIX, REVISIONS, STATE_DOC, AuthStore, document_ids
+from .auth import AUTH_FIELD, MARKERS, META_PREFIX, REVISIONS, STATE_DOC, AuthStore, document_ids
 
 _TOKEN_RE = re.compile(r"v1\.[A-Za-z0-9_-]{38,}")
 
@@ -57,13 +63,18 @@ def upgrade_state(store: Any, box: Any) -> str:
     with store.lock("state", timeout=120):
         order = sorted((i for i in ids if not i.startswith(META_PREFIX)),
                        key=lambda i: (i != STATE_DOC, i))
+        markers = _legacy_markers(store, ids)
         for doc_id in order:
             doc = wrapper.get(doc_id)
             if doc is not None:
                 docs[doc_id] = doc
         legacy = [i for i in order if i in wrapper.legacy_seen]
         tagged = [i for i in docs if i not in wrapper.legacy_seen]
+        if not legacy and markers:
+            return _authenticate_markers(store, wrapper, markers, len(tagged))
         if not legacy:
+            for marker in sorted(MARKERS & set(ids)):
+                wrapper.get(marker)  # a marker with a wrong tag is tampered with: refused here
             return f"Success! The state at {store.location} is authenticated already ({len(tagged)} documents checked)."
         if tagged:
             raise PreconditionFailed(
@@ -81,5 +92,36 @@ def upgrade_state(store: Any, box: Any) -> str:
                 secrets += 1
         for doc_id in legacy:
             wrapper.put(doc_id, docs[doc_id])
+        for doc_id in markers:
+            wrapper.put(doc_id, store.get(doc_id))
     return (f"Success! Authenticated {len(legacy)} documents of {store.location} "
             f"({secrets} sealed values proven under the master key).")
+
+
+def _legacy_markers(store: Any, ids: list[str]) -> list[str]:
+    """The markers stored without a tag (by a keymgmt from before they were authenticated)."""
+    return [i for i in sorted(MARKERS & set(ids)) if AUTH_FIELD not in (store.get(i) or {AUTH_FIELD: 1})]
+
+
+def _what(doc_id: str, doc: dict[str, Any]) -> str:
+    """What a marker says, in a few words (no secret is in any marker)."""
+    if doc_id == "meta/retired":
+        return f"this state is retired: moved to {str(doc.get('moved_to'))[:200]}"
+    if doc_id == "meta/escrow":
+        return f"escrow of {doc.get('shares')} shares, threshold {doc.get('threshold')}, made {doc.get('created')}"
+    if doc_id == "meta/origin":
+        return f"a copy of state {doc.get('copy_of')} restored from {str(doc.get('restored_from'))[:200]}"
+    return f"instance {doc.get('instance_id')}"
+
+
+def _authenticate_markers(store: Any, wrapper: AuthStore, markers: list[str], checked: int) -> str:
+    lines = []
+    for doc_id in markers:
+        doc = store.get(doc_id)
+        if not isinstance(doc, dict):
+            continue
+        lines.append(f"  {doc_id}: {_what(doc_id, doc)}")
+        wrapper.put(doc_id, doc)
+    return (f"Success! Authenticated {len(lines)} marker(s) of {store.location} ({checked} documents "
+            "checked); each is trusted from now on: one you did not make means the state was edited "
+            "outside keymgmt (restore it from a backup)\n" + "\n".join(lines))

@@ -67,6 +67,9 @@ def test_each_call_is_recorded_and_the_keys_carry_their_tags(eng, world):
         assert set(rec) == {"key_id", "imported", "enabled"} and rec["imported"] and rec["enabled"]
         tags = world.find("us-west-1", rec["key_id"]).tags
         assert re.fullmatch(r"[0-9a-f]{32}", tags.pop("keymgmt:op"))
+        from keymgmt_cli.store.retired import instance_id  # which copy of the state made it (issue 10)
+
+        assert tags.pop("keymgmt:instance") == instance_id(eng.store) and re.fullmatch(r"[0-9a-f]{16}", instance_id(eng.store))
         assert tags == {"keymgmt:state_id": eng.state_id(), "keymgmt:mount": "keymgmt/", "keymgmt:key_name": "k",
                         "keymgmt:version": v, "keymgmt:kms": "aws1"}
         assert world.find("us-west-1", rec["key_id"]).description == f"keymgmt keymgmt/key/k version {v} (KMS provider aws1)"

@@ -41,7 +41,7 @@ def test_in_sync_after_a_clean_distribution(eng):
     result = verify(eng)
     assert result == {"in_sync": True, "distributions": 1, "kms_keys": 2, "drift": [], "unchecked": [],
                       "tag_search": [{"path": "keymgmt/kms/aws1", "note": "keys tagged as ours found "
-                                      "with tag:GetResources in us-west-1"}]}
+                                      "with tag:GetResources in us-west-1"}], "conflicts": []}
 
 
 def test_disabled_key_is_drift(eng, kms):

@@ -272,11 +272,12 @@ def test_corrupt_seal_json_is_a_clear_error(home):
 
 
 def test_describe_source(home):
-    assert describe_source(home, {"KEYMGMT_MASTER_KEY": "whatever"}) == ENV_SOURCE
+    assert describe_source(home, {"KEYMGMT_MASTER_KEY": "whatever"}) == \
+        f"{ENV_SOURCE} (unusable: KEYMGMT_MASTER_KEY decodes to 6 bytes; expected 32 random bytes)"
     assert describe_source(home, {}).startswith("none yet (the first write creates one in ")
     kr = MemoryKeyring()
     mk = load_master_key(home, {}, create=True, keyring_backend=kr)
-    assert describe_source(home, {}) == mk.source
+    assert describe_source(home, {}, keyring_backend=kr) == mk.source  # the key is really there
     other = home.parent / "other"
     mk = load_master_key(other, {}, create=True, keyring_backend=fail.Keyring(), warn=Warnings())
     assert describe_source(other, {}) == f"file:{other / 'master.key'}"
