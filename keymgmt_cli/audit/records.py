@@ -26,6 +26,10 @@ PLAIN_FIELDS = frozenset({
     "type", "replica_regions", "min_enabled_version", "deletion_allowed", "provider", "key_collection",
     "purpose", "protection", "wrapping_algorithm", "wrapping_key_spec", "valid_to", "pending_window_days",
     "description", "force", "path", "keys", "name", "latest_version", "versions", "creation_time",
+    # the operator commands (audit/operations.py): state and seal URLs, counts, flags, where things went
+    "storage", "seal", "from", "to", "from_seal", "to_seal", "snapshot", "retire_source", "print",
+    "key_shares", "key_threshold", "unseal_shares", "unseal_threshold", "documents", "secrets", "resealed",
+    "resumed", "master_key_source", "state_id", "location", "moved_to", "stored", "copied_from", "retired",
 })
 #: Vault's operation names for our verbs.
 OPERATIONS = {"write": "update", "delete": "delete", "enable": "update", "disable": "delete"}
