@@ -178,3 +178,33 @@ def test_only_our_own_request_ids_name_a_journal():
     assert journal_mod.valid_request_id(str(uuid.uuid4()))
     for bad in ("../../etc/passwd", "", None, "A" * 36, str(uuid.uuid4()) + "/x"):
         assert not journal_mod.valid_request_id(bad)
+
+
+def test_a_crashed_request_on_the_document_trail_keeps_its_journaled_calls(eng, world):
+    import subprocess
+    import sys
+
+    from keymgmt_cli.audit import records
+
+    setup_distributed(eng)
+    trail = open_trail(eng, {})
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs
+    with trail.transaction() as tx:
+        req = records.request_record("write", "keymgmt/key/a/rotate", {}, trail.keys)
+        req["keymgmt"].update(pid=gone.pid, process_start="1")
+        req = tx.append(req)
+    rid = req["request"]["id"]
+    journal = trail.journal(rid)
+    made = [{"operation": "CreateKey", "region": "us-west-1", "key_id": "k-new", "request_id": str(uuid.uuid4()),
+             "outcome": "ok", "credentials": "c"},
+            {"operation": "GetParametersForImport", "region": "us-west-1", "key_id": "k-new",
+             "request_id": str(uuid.uuid4()), "outcome": "ok", "credentials": "c"}]
+    for entry in made:
+        journal.append(entry)
+    assert len(eng.store.list(f"audit/calls/{rid}")) == 2
+    run(eng, "write", "keymgmt/key/b", {"type": "aes256-gcm96"})  # the next command closes it
+    crashed = [r for r in responses(eng) if r["request"]["id"] == rid]
+    assert len(crashed) == 1 and crashed[0]["keymgmt"]["outcome"] == "crashed"
+    assert crashed[0]["keymgmt"]["aws_calls"] == made
+    assert eng.store.list(f"audit/calls/{rid}") == []
