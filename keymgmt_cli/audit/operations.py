@@ -8,11 +8,15 @@ command holds that key:
   command changes anything, so the request is written first and the response after (a crash leaves
   an open request the next run closes as ``crashed``). ``rekey`` writes its request under the old
   key; the rekey re-links the trail (request included) under the new key, which the response uses.
+  A source whose trail is in its own documents (DynamoDB) gets both records after the copy: a
+  request written before would be copied into the target as a request that never ends.
 * ``init`` (the key is made by the command), ``recover`` (the key is what the command rebuilds),
   ``snapshot restore`` (the key is the snapshot's; the target may not exist) and the target of a
   ``migrate``: request and response are written together once the command succeeded, the request
   with the time the command started. A failure before that has no key to write under: nothing is
-  recorded, and nothing was changed.
+  recorded, and nothing was changed. ``init`` of a DynamoDB table that holds no state yet writes
+  nothing: records in the table would make it non-empty, and ``migrate`` (the usual next step)
+  refuses a non-empty target.
 
 Request data hold the options (URLs, counts, flags: ``records.PLAIN_FIELDS``); responses hold counts
 and where things went. Shares, master keys and key check values never appear in clear: anything not
@@ -69,6 +73,11 @@ class Operation:
         self.started = records.now()
         self.request: dict[str, Any] | None = None
         self.off = session.audit_off(environ)
+
+    def trail_in_state(self) -> bool:
+        """Whether the trail is documents of the state itself (DynamoDB): they are then copied
+        with it by ``migrate`` and ``snapshot``, and make a fresh state non-empty."""
+        return session.trail_location(self.store, self.environ) is None
 
     def _gap(self) -> None:
         session._record_gap(_StoreOnly(self.store), self.environ, "write", self.path)

@@ -74,6 +74,8 @@ def init_cmd(obj: Any, storage: str | None, seal_url: str | None) -> None:
     from keymgmt_cli.store import keysource, open_store, open_store_url
 
     op.store = open_store_url(storage, environ) if storage else open_store(environ)
+    if op.trail_in_state() and op.store.get("state") is None:
+        return  # records would make the fresh table non-empty, and migrate into it refuse (README)
     op.done(lambda: keysource.load_key(op.store, environ).key, data={"location": op.store.location}, warn=_warn)
 
 
@@ -166,7 +168,9 @@ def migrate_cmd(obj: Any, source: str, target: str, from_seal: str | None, to_se
 
     data = {"from": source, "to": target, "from_seal": from_seal, "to_seal": to_seal}
     op = Operation(src, environ, "migrate", data)  # the source's trail: request now, response after
-    op.begin(master_key_bytes(src_box))
+    copied = op.trail_in_state()  # a trail in the source's documents is copied: records go in after
+    if not copied:
+        op.begin(master_key_bytes(src_box))
     try:
         dst_box = target_box(dst, environ, to_seal)
         dst = authenticated(dst, dst_box, state_id=src.current_state_id())  # state document comes last
@@ -178,7 +182,10 @@ def migrate_cmd(obj: Any, source: str, target: str, from_seal: str | None, to_se
         op.end(master_key_bytes(src_box), error=error)
         raise
     result = {"documents": docs, "secrets": secrets, "moved_to": dst.location}
-    op.end(master_key_bytes(src_box), data=result)
+    if copied:
+        op.done(master_key_bytes(src_box), data=result, warn=_warn)
+    else:
+        op.end(master_key_bytes(src_box), data=result)
     # the target's trail: its key is known once the copy is made (audit/operations.py)
     Operation(dst, environ, "migrate", data).done(master_key_bytes(dst_box),
                                                   data={**result, "copied_from": src.location}, warn=_warn)
