@@ -2,9 +2,23 @@
 
 ``RecordingFactory`` wraps the engine's provider factory: each provider it returns (and each
 ``in_region`` sibling) is a ``RecordingProvider`` that appends ``{operation, region, key_id,
-request_id, outcome}`` to a shared, thread-safe log (distributions in several providers run in
-threads). Arguments other than the key id (import tokens, wrapped material, tags) are never
-recorded. ``request_id`` is the provider's ``last_request_id`` when it exposes one, else "".
+request_id, outcome, credentials}`` to a shared, thread-safe log (distributions in several
+providers run in threads), and to the open request's journal (``journal``) as each call returns,
+so calls made before a ``kill -9`` reach the crashed record. Arguments other than the key id
+(import tokens, wrapped material, tags) are never recorded.
+
+``request_id`` is AWS's id of the request (``ResponseMetadata.RequestId``, or the error response's)
+as the provider saw it: the provider keeps the ids of each thread's requests (``take_request_ids``),
+so concurrent calls never swap ids. A method that sent several requests (pagination, its own
+retries after a throttle) lists them all in ``request_ids``. ``credentials`` names the caller
+identity (in the record's ``caller_identity``) whose credentials made the call.
+
+The caller identity (STS GetCallerIdentity) is asked once per credentials and remembered in the
+trail's head under a keyed digest of the provider's endpoint and access key id (never the key
+itself): a second command with the same credentials makes no STS call; new credentials or another
+endpoint give another digest, so the identity is asked again. A failed lookup is recorded as
+``unknown`` with the reason, is not remembered (the next command asks again) and never fails the
+command.
 """
 
 from __future__ import annotations
@@ -53,33 +67,54 @@ def key_id_of(method: str, args: tuple[Any, ...], kwargs: dict[str, Any], result
     return str(args[0] if args else kwargs.get("key_id", ""))
 
 
+MAX_REMEMBERED = 64
+
+
 class CallLog:
-    def __init__(self) -> None:
+    """The calls of one command, in the order they returned; each also goes to ``journal`` at once."""
+
+    def __init__(self, journal: Any = None) -> None:
         self._lock = threading.Lock()
         self.entries: list[dict[str, Any]] = []
+        self.journal = journal
+        self.journal_error = ""
 
     def add(self, entry: dict[str, Any]) -> None:
         with self._lock:
             self.entries.append(entry)
+            if self.journal is not None and not self.journal_error:
+                try:
+                    self.journal.append(entry)
+                except Exception as error:  # the response still lists the call; a crash would lose it
+                    self.journal_error = f"the calls journal could not be written ({type(error).__name__})"
 
     def snapshot(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(e) for e in self.entries]
 
 
+def _take_ids(inner: Any) -> list[str]:
+    take = getattr(inner, "take_request_ids", None)
+    if callable(take):
+        return [str(i) for i in take() if i]
+    last = str(getattr(inner, "last_request_id", "") or "")
+    return [last] if last else []
+
+
 class RecordingProvider:
     """A provider whose calls are logged; anything else passes through unchanged."""
 
-    def __init__(self, inner: Any, log: CallLog):
+    def __init__(self, inner: Any, log: CallLog, credentials: str = ""):
         self._inner = inner
         self._log = log
+        self._credentials = credentials
 
     @property
     def region(self) -> str:
         return self._inner.region
 
     def in_region(self, region: str) -> RecordingProvider:
-        return RecordingProvider(self._inner.in_region(region), self._log)
+        return RecordingProvider(self._inner.in_region(region), self._log, self._credentials)
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._inner, name)
@@ -89,30 +124,44 @@ class RecordingProvider:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             entry = {"operation": operation, "region": self._inner.region, "key_id": "", "request_id": "",
-                     "outcome": "ok"}
+                     "outcome": "ok", "credentials": self._credentials}
+            _take_ids(self._inner)  # forget ids of requests not made through this wrapper
             try:
                 result = attr(*args, **kwargs)
             except Exception as error:
                 entry["outcome"] = "error: " + str(getattr(error, "code", None) or type(error).__name__)
-                entry["key_id"] = key_id_of(name, args, kwargs, None)
-                entry["request_id"] = str(getattr(self._inner, "last_request_id", "") or "")
-                self._log.add(entry)
+                self._add(entry, name, args, kwargs, None)
                 raise
-            entry["key_id"] = key_id_of(name, args, kwargs, result)
-            entry["request_id"] = str(getattr(self._inner, "last_request_id", "") or "")
-            self._log.add(entry)
+            self._add(entry, name, args, kwargs, result)
             return result
 
         return call
 
+    def _add(self, entry: dict[str, Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+             result: Any) -> None:
+        entry["key_id"] = key_id_of(name, args, kwargs, result)
+        ids = _take_ids(self._inner)
+        entry["request_id"] = ids[-1] if ids else ""
+        if len(ids) > 1:
+            entry["request_ids"] = ids
+        self._log.add(entry)
+
+
+def _account_of(arn: str) -> str:
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 5 and parts[0] == "arn" and parts[4].isdigit() else ""
+
 
 class RecordingFactory:
-    """Wraps a provider factory; ``identities`` lists each provider's caller identity once."""
+    """Wraps a provider factory; ``identities`` lists each provider's caller identity once,
+    ``learned`` the identities asked of STS in this command (for the trail's head to remember)."""
 
-    def __init__(self, factory: Callable[[Any], Any], log: CallLog, remembered: dict[str, Any] | None = None):
+    def __init__(self, factory: Callable[[Any], Any], log: CallLog, remembered: dict[str, Any] | None = None,
+                 digest: Callable[[str], str] | None = None):
         self.factory = factory
         self.log = log
         self.remembered = remembered if remembered is not None else {}
+        self.digest = digest
         self.identities: list[dict[str, Any]] = []
         self.learned: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -120,31 +169,61 @@ class RecordingFactory:
     def __call__(self, config: Any) -> RecordingProvider:
         inner = self.factory(config)
         with self._lock:
-            self._identity(config, inner)
-        return RecordingProvider(inner, self.log)
+            name = self._identity(config, inner)
+        return RecordingProvider(inner, self.log, name)
 
-    def _identity(self, config: Any, inner: Any) -> None:
-        ref = f"{getattr(config, 'region', '')}:{getattr(config, 'endpoint', '') or 'aws'}:" \
-              f"{getattr(config, 'access_key', '') or 'default-credentials'}"
-        # another profile or role is another identity (two accounts behind one region and endpoint)
-        # (appended only when set, so the names remembered for access-key providers stay the same)
+    def _name(self, config: Any, inner: Any) -> str:
+        ref_of = getattr(inner, "credential_ref", None)
+        ref = ref_of() if callable(ref_of) else (f"{getattr(config, 'endpoint', '') or 'aws'}|"
+                                                 f"{getattr(config, 'access_key', '') or 'default-credentials'}")
+        # another profile or role is another identity (two accounts behind one region and endpoint);
+        # appended only when set, so the names remembered for access-key providers stay the same
         sources = [getattr(config, k, None) or "" for k in ("profile", "role_arn", "web_identity_token_file")]
         if any(sources):
-            ref += ":" + ":".join(sources)
+            ref += "|" + "|".join(sources)
+        if self.digest is not None:
+            return self.digest("caller-identity\x00" + ref).split(":", 1)[-1][:32]
         import hashlib
 
-        name = hashlib.sha256(ref.encode()).hexdigest()[:16]  # the access key id never in clear
+        return hashlib.sha256(ref.encode()).hexdigest()[:32]
+
+    def _identity(self, config: Any, inner: Any) -> str:
+        name = self._name(config, inner)
         if any(i.get("credentials") == name for i in self.identities):
-            return
+            return name
         known = self.remembered.get(name)
-        if known is None:
-            ask = getattr(inner, "caller_identity", None)
-            if callable(ask):
-                try:
-                    known = {"arn": str(ask().get("Arn", "unknown")), "source": "caller_identity()"}
-                except Exception as error:  # an identity we cannot learn is recorded as such
-                    known = {"arn": "unknown", "source": f"caller_identity() failed ({type(error).__name__})"}
-                self.learned[name] = known
-            else:
-                known = {"arn": "unknown", "source": "the provider has no caller_identity()"}
+        if isinstance(known, dict) and known.get("arn") and known.get("arn") != "unknown":
+            known = {"arn": str(known["arn"]), "account": str(known.get("account") or _account_of(known["arn"])),
+                     "source": f"remembered (GetCallerIdentity at {known.get('learned_at', '?')}, request id "
+                               f"{known.get('request_id', '') or '?'})"}
+        else:
+            known = self._ask(name, inner)
         self.identities.append({"credentials": name, "region": getattr(config, "region", ""), **known})
+        return name
+
+    def _ask(self, name: str, inner: Any) -> dict[str, Any]:
+        from keymgmt_cli.audit.records import now
+
+        ask = getattr(inner, "caller_identity", None)
+        if not callable(ask):
+            return {"arn": "unknown", "account": "unknown", "source": "the provider has no caller_identity()"}
+        try:
+            answer = ask()
+        except Exception as error:  # an identity we cannot learn is recorded as such, never fatal
+            reason = " ".join(str(error).split())[:300] or type(error).__name__
+            return {"arn": "unknown", "account": "unknown", "source": f"GetCallerIdentity failed: {reason}"}
+        arn = str(answer.get("Arn") or "")
+        account = str(answer.get("Account") or "") or _account_of(arn)
+        if not arn:
+            return {"arn": "unknown", "account": account or "unknown", "source": "GetCallerIdentity named no ARN"}
+        request_id = str(answer.get("RequestId") or "")
+        self.learned[name] = {"arn": arn, "account": account, "learned_at": now(), "request_id": request_id}
+        return {"arn": arn, "account": account, "source": f"GetCallerIdentity (request id {request_id or '?'})"}
+
+
+def prune(identities: dict[str, Any]) -> None:
+    """Keep the ``MAX_REMEMBERED`` most recently learned identities in a head (credentials rotate)."""
+    if len(identities) > MAX_REMEMBERED:
+        ordered = sorted(identities, key=lambda n: str((identities[n] or {}).get("learned_at", "")))
+        for name in ordered[: len(identities) - MAX_REMEMBERED]:
+            del identities[name]

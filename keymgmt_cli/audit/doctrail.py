@@ -48,6 +48,12 @@ class DocTrail:
         for name in self.store.list(RECORDS):
             yield f"document {RECORDS}/{name}", self.store.get(f"{RECORDS}/{name}")
 
+    def journal(self, request_id: str) -> Any:
+        """Where the calls of the open request ``request_id`` are written as they happen (``journal``)."""
+        from keymgmt_cli.audit.journal import DocJournal
+
+        return DocJournal(self.store, self.keys, request_id)
+
     @contextmanager
     def transaction(self) -> Iterator[_DocTx]:
         with self.store.lock(LOCK):

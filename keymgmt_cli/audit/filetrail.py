@@ -158,6 +158,12 @@ class FileTrail:
                 except ValueError as exc:
                     yield where, exc
 
+    def journal(self, request_id: str) -> Any:
+        """Where the calls of the open request ``request_id`` are written as they happen (``journal``)."""
+        from keymgmt_cli.audit.journal import FileJournal
+
+        return FileJournal(self.directory, self.keys, request_id)
+
     # -- writing ----------------------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[_Tx]:

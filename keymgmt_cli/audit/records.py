@@ -26,6 +26,10 @@ PLAIN_FIELDS = frozenset({
     "type", "replica_regions", "min_enabled_version", "deletion_allowed", "provider", "key_collection",
     "purpose", "protection", "wrapping_algorithm", "wrapping_key_spec", "valid_to", "pending_window_days",
     "description", "force", "path", "keys", "name", "latest_version", "versions", "creation_time",
+    # the operator commands (audit/operations.py): state and seal URLs, counts, flags, where things went
+    "storage", "seal", "from", "to", "from_seal", "to_seal", "snapshot", "retire_source", "print",
+    "key_shares", "key_threshold", "unseal_shares", "unseal_threshold", "documents", "secrets", "resealed",
+    "resumed", "master_key_source", "state_id", "location", "moved_to", "stored", "copied_from", "retired",
 })
 #: Vault's operation names for our verbs.
 OPERATIONS = {"write": "update", "delete": "delete", "enable": "update", "disable": "delete"}
@@ -111,11 +115,17 @@ def response_record(request: dict[str, Any], *, data: Any = None, warnings: list
     }
 
 
-def crashed_record(request: dict[str, Any], keys: AuditKeys) -> dict[str, Any]:
-    """The response the next run writes for a request whose process died without one."""
+def crashed_record(request: dict[str, Any], keys: AuditKeys, *, calls: list[dict[str, Any]] | None = None,
+                   refused: int = 0) -> dict[str, Any]:
+    """The response the next run writes for a request whose process died without one: ``calls`` are
+    the AWS calls its journal holds (made before it died), ``refused`` the journal entries that did
+    not verify (left out)."""
     meta = request.get("keymgmt", {})
     rec = response_record(request, error=f"crashed: the command (pid {meta.get('pid', '?')} on "
                                          f"{meta.get('host', '?')}) ended without a response; found by a later run",
-                          outcome="crashed", keys=keys)
+                          outcome="crashed", calls=calls, keys=keys)
     rec["keymgmt"]["closes_for"] = {"pid": meta.get("pid"), "host": meta.get("host")}
+    rec["keymgmt"]["calls_from"] = "the request's calls journal (written as each call returned)"
+    if refused:
+        rec["keymgmt"]["calls_refused"] = refused
     return rec

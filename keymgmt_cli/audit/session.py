@@ -97,8 +97,11 @@ def _alive(entry: dict[str, Any]) -> bool:
     return not started or started == records.process_start(pid) or not records.process_start(pid)
 
 
-def close_crashed(tx: Any, keys: Any) -> int:
-    """Write a ``crashed`` response for every open request of a process of this host that is gone."""
+def close_crashed(tx: Any, keys: Any, trail: Any = None) -> int:
+    """Write a ``crashed`` response for every open request of a process of this host that is gone,
+    with the AWS calls its journal holds (``trail``'s), then discard that journal."""
+    from keymgmt_cli.audit.journal import valid_request_id
+
     me = records.host()
     closed = 0
     for request_id, entry in sorted(tx.head["open"].items(), key=lambda item: item[1].get("seq") or 0):
@@ -108,7 +111,11 @@ def close_crashed(tx: Any, keys: Any) -> int:
                    "request": {"id": request_id, "operation": entry.get("operation", ""),
                                "path": entry.get("path", ""), "verb": entry.get("verb", ""), "data": None},
                    "keymgmt": {"pid": entry.get("pid"), "host": entry.get("host")}}
-        tx.append(records.crashed_record(request, keys))
+        journal = trail.journal(request_id) if trail is not None and valid_request_id(request_id) else None
+        calls, refused = journal.read() if journal is not None else ([], 0)
+        tx.append(records.crashed_record(request, keys, calls=calls, refused=refused))
+        if journal is not None:
+            journal.discard()
         closed += 1
     return closed
 
@@ -153,12 +160,12 @@ def audited(engine: Any, environ: Mapping[str, str], verb: str, path: str, data:
     with trail.transaction() as tx:
         if tx.head["seq"] < 0:
             check_master_key(engine)  # a new trail: never start one under a wrong master key
-        close_crashed(tx, keys)
+        close_crashed(tx, keys, trail)
         request = tx.append(records.request_record(verb, path, data, keys))
         remembered = dict(tx.head.get("identities", {}))
-    log = CallLog()
+    log = CallLog(trail.journal(request["request"]["id"]))
     original = engine.provider_factory
-    factory = RecordingFactory(original, log, remembered) if original is not None else None
+    factory = RecordingFactory(original, log, remembered, keys.digest) if original is not None else None
     engine.provider_factory = factory or original
     try:
         response = call()
@@ -181,8 +188,19 @@ def audited(engine: Any, environ: Mapping[str, str], verb: str, path: str, data:
 
 
 def _finish(trail: Any, request: dict[str, Any], keys: Any, factory: Any, log: Any, **result: Any) -> None:
+    from keymgmt_cli.audit.calls import prune
+
+    record = records.response_record(request, calls=log.snapshot(),
+                                     identities=factory.identities if factory else [], keys=keys, **result)
+    if log.journal_error:
+        record["keymgmt"]["calls_journal"] = log.journal_error
     with trail.transaction() as tx:
-        tx.append(records.response_record(request, calls=log.snapshot(),
-                                          identities=factory.identities if factory else [], keys=keys, **result))
+        tx.append(record)
         for name, value in (factory.learned.items() if factory else ()):
             tx.remember(name, value)
+        prune(tx.head["identities"])
+    if log.journal is not None:
+        try:
+            log.journal.discard()
+        except Exception:  # a journal left behind names a closed request: never read again
+            pass

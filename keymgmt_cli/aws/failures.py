@@ -56,6 +56,8 @@ class Failure:
     http_status: int | None = None
     retry_attempts: int = 0
     item: dict[str, Any] | None = None
+    #: AWS's id of the failed request (``ResponseMetadata.RequestId``), "" when AWS never answered.
+    request_id: str = ""
 
     def error(self, text: str, *, hint: str | None = None, retryable: bool = False,
               code: str | None = None) -> ProviderError:
@@ -72,7 +74,8 @@ def failure_of(exc: BaseException, service: str, operation: str, region: str) ->
         meta = exc.response.get("ResponseMetadata") or {}
         return Failure(service, operation, region, RESPONSE, str(error.get("Code") or "Unknown"),
                        one_line(error.get("Message") or ""), meta.get("HTTPStatusCode"),
-                       int(meta.get("RetryAttempts") or 0), exc.response.get("Item"))
+                       int(meta.get("RetryAttempts") or 0), exc.response.get("Item"),
+                       request_id_of(exc.response))
     if isinstance(exc, bce.NoCredentialsError):
         kind = NO_CREDENTIALS
     elif isinstance(exc, _CREDENTIAL_ERRORS):
@@ -86,6 +89,17 @@ def failure_of(exc: BaseException, service: str, operation: str, region: str) ->
     else:
         kind = OTHER
     return Failure(service, operation, region, kind, type(exc).__name__, one_line(exc))
+
+
+def request_id_of(response: Any) -> str:
+    """AWS's request id of a botocore response (or of a ClientError's ``response``), "" if none.
+
+    Kept to the id's own alphabet and length, so a response cannot put anything else in a record."""
+    meta = response.get("ResponseMetadata") if isinstance(response, dict) else None
+    value = meta.get("RequestId") if isinstance(meta, dict) else None
+    if not isinstance(value, str):
+        return ""
+    return value[:128] if all(c.isalnum() or c in "-_/+=" for c in value) else ""
 
 
 def translate(exc: BaseException, service: str, operation: str, region: str,

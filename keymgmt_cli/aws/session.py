@@ -208,3 +208,14 @@ def credential_session(region: str, *, access_key: str | None = None, secret_key
     except BOTO_OR_VALUE as exc:
         raise translate(exc, "sts" if operation != "connect" else "kms", operation, region,
                         wording) from None
+
+
+def access_key_id(session: Any) -> str:
+    """The access key id of ``session``'s credentials (resolving its credential chain, as the first
+    request would), "" when there are none or they cannot be resolved. Only ever compared, as a
+    keyed digest, to notice that a provider's credentials changed: never printed or stored."""
+    try:
+        credentials = session.get_credentials()
+        return str(getattr(credentials, "access_key", "") or "") if credentials is not None else ""
+    except Exception:  # botocore's, or a credential provider's own (SSO, process): no fingerprint then
+        return ""

@@ -64,8 +64,19 @@ def init_cmd(obj: Any, storage: str | None, seal_url: str | None) -> None:
       keymgmt operator init -storage='dynamodb://keymgmt?region=eu-west-1' \\
           -seal='awskms://alias/keymgmt-seal?region=eu-west-1'
     """
-    for line in init_backend(_environ(obj), storage, seal_url):
+    from keymgmt_cli.audit.operations import Operation
+
+    environ = _environ(obj)
+    op = Operation(None, environ, "init", {"storage": storage, "seal": seal_url})
+    for line in init_backend(environ, storage, seal_url):
         click.echo(line)
+    # the master key exists only now: request and response are written together (audit/operations.py)
+    from keymgmt_cli.store import keysource, open_store, open_store_url
+
+    op.store = open_store_url(storage, environ) if storage else open_store(environ)
+    if op.trail_in_state() and op.store.get("state") is None:
+        return  # records would make the fresh table non-empty, and migrate into it refuse (README)
+    op.done(lambda: keysource.load_key(op.store, environ).key, data={"location": op.store.location}, warn=_warn)
 
 
 def init_backend(environ: dict[str, str], storage: str | None = None,
@@ -152,12 +163,32 @@ def migrate_cmd(obj: Any, source: str, target: str, from_seal: str | None, to_se
                    f"all {secrets} secrets unseal.")
         return
     check_migration(src, dst)
-    dst_box = target_box(dst, environ, to_seal)
-    dst = authenticated(dst, dst_box, state_id=src.current_state_id())  # state document comes last
-    docs, secrets = migrate_state(src, dst, src_box, dst_box, progress=_progress)
-    from keymgmt_cli.store.retired import retire, url_of  # one state, never two: the source refuses changes now
+    from keymgmt_cli.audit.keys import master_key_bytes
+    from keymgmt_cli.audit.operations import Operation
 
-    retire(src, url_of(dst), (src.get("state") or {}).get("state_id"))
+    data = {"from": source, "to": target, "from_seal": from_seal, "to_seal": to_seal}
+    op = Operation(src, environ, "migrate", data)  # the source's trail: request now, response after
+    copied = op.trail_in_state()  # a trail in the source's documents is copied: records go in after
+    if not copied:
+        op.begin(master_key_bytes(src_box))
+    try:
+        dst_box = target_box(dst, environ, to_seal)
+        dst = authenticated(dst, dst_box, state_id=src.current_state_id())  # state document comes last
+        docs, secrets = migrate_state(src, dst, src_box, dst_box, progress=_progress)
+        from keymgmt_cli.store.retired import retire, url_of  # one state, never two: the source refuses changes now
+
+        retire(src, url_of(dst), (src.get("state") or {}).get("state_id"))
+    except BaseException as error:
+        op.end(master_key_bytes(src_box), error=error)
+        raise
+    result = {"documents": docs, "secrets": secrets, "moved_to": dst.location}
+    if copied:
+        op.done(master_key_bytes(src_box), data=result, warn=_warn)
+    else:
+        op.end(master_key_bytes(src_box), data=result)
+    # the target's trail: its key is known once the copy is made (audit/operations.py)
+    Operation(dst, environ, "migrate", data).done(master_key_bytes(dst_box),
+                                                  data={**result, "copied_from": src.location}, warn=_warn)
     click.echo(f"Success! Migrated {docs} documents ({secrets} secrets re-sealed under "
                f"{dst_box.source}) from {src.location} to {dst.location}; verified.")
 
@@ -176,9 +207,18 @@ def upgrade_cmd(obj: Any) -> None:
     from keymgmt_cli.store import open_secret_box, open_store
     from keymgmt_cli.store.upgrade import upgrade_state
 
+    from keymgmt_cli.audit.keys import master_key_bytes
+    from keymgmt_cli.audit.operations import Operation, run
+
     environ = _environ(obj)
     store = open_store(environ)
-    click.echo(upgrade_state(store.inner, open_secret_box(store.home, environ, store=store.inner)))
+    box = open_secret_box(store.home, environ, store=store.inner)
+    op = Operation(store.inner, environ, "upgrade", {})
+    click.echo(run(op, master_key_bytes(box), lambda: upgrade_state(store.inner, box)))
+
+
+def _warn(message: str) -> None:
+    click.echo(f"Warning: {message}", err=True)
 
 
 def _progress(message: str) -> None:

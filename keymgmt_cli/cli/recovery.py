@@ -106,9 +106,16 @@ def escrow_cmd(obj: Any, shares: int, threshold: int, fmt: str, storage: str | N
     verified = _verified(store, key.key)  # the markers read and written are authenticated
     check_writable(verified)
     state_id = keysource.state_id(verified)
-    escrow_id, texts = escrow.split(key.key, shares, threshold, state_id)
-    _print_shares(texts, threshold, fmt.lower())
-    escrow.write_record(verified, escrow_id, shares, threshold, key.kcv)
+    from keymgmt_cli.audit.operations import Operation, run
+
+    def split_and_record() -> None:
+        escrow_id, texts = escrow.split(key.key, shares, threshold, state_id)
+        _print_shares(texts, threshold, fmt.lower())
+        escrow.write_record(verified, escrow_id, shares, threshold, key.kcv)
+
+    op = Operation(store, environ, "escrow", {"key_shares": shares, "key_threshold": threshold, "storage": storage})
+    run(op, key.key, split_and_record,  # the shares are printed, never recorded
+        result=lambda _: {"unseal_shares": shares, "unseal_threshold": threshold, "state_id": state_id})
 
 
 def _verified(store: Any, master: bytes) -> Any:
@@ -188,8 +195,16 @@ def recover_cmd(obj: Any, print_key: bool, snapshot_file: str | None, storage: s
     keysource.prove(key, kcv, where)
     if snapshot_file is None:
         _verified(store, key).get(keysource.STATE_DOC)  # StoreError if it was tampered with
+    from keymgmt_cli.audit.operations import Operation
+
+    # the key is what was missing: the records are written once it is proven (audit/operations.py);
+    # a state that does not exist here yet (-snapshot on a new machine) has no trail to write to
+    op = Operation(store, environ, "recover", {"print": print_key, "snapshot": snapshot_file, "storage": storage})
+    recordable = snapshot_file is None or store.get(keysource.STATE_DOC) is not None
     if print_key:
         click.echo(base64.b64encode(key).decode("ascii"))
+        if recordable:
+            op.done(key, data={"stored": "printed to stdout (-print)"}, warn=_warn)
         return
     if kind != "local" or keysource.shared(store, environ):
         raise PreconditionFailed(f"the master key of {where} comes from its seal ({kind}), which "
@@ -198,6 +213,8 @@ def recover_cmd(obj: Any, print_key: bool, snapshot_file: str | None, storage: s
                                       "in your secret store")
     stored = keysource.put_recovered(store, environ, key)
     kcv = keysource.key_check_value(key)
+    if recordable:
+        op.done(key, data={"stored": stored}, warn=_warn)
     if stored.startswith("already in place"):
         click.echo(f"Success! The shares rebuild the master key of {where} (kcv {kcv}); it is "
                    f"{stored}")
@@ -271,15 +288,26 @@ def snapshot_restore(obj: Any, force: bool, retire_source: str | None, storage: 
     if store.backend == "dynamodb":
         store.ensure_table()  # as 'operator init' does; an existing table is only checked
     out = snapshot.restore(store, environ, file, force=force)
+    from keymgmt_cli.audit.operations import Operation
+    from keymgmt_cli.store import keysource as _keysource
+
+    op = Operation(store, environ, "snapshot/restore", {"snapshot": os.path.abspath(file), "force": force,
+                                                         "retire_source": retire_source, "storage": storage})
+    restored = {"documents": out["documents"], "state_id": out["state_id"], "location": out["location"],
+                "master_key_source": out["master_key"]}
     if out.get("already"):
         click.echo(f"Success! {out['location']} holds the restore of this snapshot already (state "
                    f"{out['state_id']}); nothing was written")
+        restored["already"] = True
     else:
         click.echo(f"Success! Restored {out['documents']} documents of state {out['state_id']} into "
                    f"{out['location']} (master key: {out['master_key']})")
     if source is not None:
         where = snapshot.retire_source(store, environ, file, source)
         click.echo(f"Retired {where}: it now refuses changes and points here.")
+        restored["retired"] = where
+    # the key is the snapshot's, opened again now that the target holds it (audit/operations.py)
+    op.done(lambda: _keysource.load_key(store, environ).key, data=restored, warn=_warn)
 
 
 # -- rekey -------------------------------------------------------------------------------------
@@ -312,9 +340,16 @@ def rekey_cmd(obj: Any, fmt: str, storage: str | None) -> None:
         retired.check_writable(_verified(store, keysource.load_key(store, environ).key))
     fmt = fmt.lower()
 
+    from keymgmt_cli.audit.operations import Operation, run
+    from keymgmt_cli.store import keysource
+
+    new_key: list[bytes] = []  # the new key when it lives in the environment (the response is MAC'd under it)
+
     def report(summary: dict[str, Any]) -> None:
         """Shown before the rekey's journal is removed: an interrupted print is shown again."""
         key = summary.get("master_key")
+        if key is not None:
+            new_key[:] = [bytes(key)]
         key_text = base64.b64encode(key).decode("ascii") if key is not None else None
         escrowed = summary["escrow"]
         if fmt == "json":
@@ -341,7 +376,24 @@ def rekey_cmd(obj: Any, fmt: str, storage: str | None) -> None:
                    f"re-sealed; new master key kcv {summary['kcv']} in {summary['source']}; the old "
                    "key is refused from now on.")
 
-    rekey.rekey(store, environ, report=report)
+    op = Operation(store, environ, "rekey", {"storage": storage})
+    if store.get(rekey.REKEY_DOC) is not None:  # finishing an interrupted rekey: the trail may be half re-linked
+        summary = rekey.rekey(store, environ, report=report)
+        op.done(lambda: new_key[0] if new_key else keysource.load_key(store, environ).key,
+                data=_rekey_result(summary), warn=_warn)
+        return
+    run(op, keysource.load_key(store, environ).key, lambda: rekey.rekey(store, environ, report=report),
+        result=_rekey_result,  # never the new key nor the new shares
+        master_after=lambda _: new_key[0] if new_key else keysource.load_key(store, environ).key)
+
+
+def _rekey_result(summary: dict[str, Any]) -> dict[str, Any]:
+    return {"resealed": summary["resealed"], "resumed": summary["resumed"], "master_key_source": summary["source"],
+            "unseal_shares": (summary.get("escrow") or {}).get("shares")}
+
+
+def _warn(message: str) -> None:
+    click.echo(f"Warning: {message}", err=True)
 
 
 def register(group: click.Group) -> None:

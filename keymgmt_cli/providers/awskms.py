@@ -42,9 +42,9 @@ from typing import Any
 
 from ..aws import failures, pacing
 from ..aws.codes import THROTTLING_CODES
-from ..aws.failures import BOTO_ERRORS, Failure, failure_of
+from ..aws.failures import BOTO_ERRORS, Failure, failure_of, request_id_of
 from ..aws.session import (CONNECT_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_MODE, READ_TIMEOUT,
-                           client as make_client, credential_session)
+                           access_key_id, client as make_client, credential_session)
 from ..errors import ProviderError
 from . import tagsearch
 from .base import ImportParameters, KeyDescription, ProviderConfig
@@ -107,6 +107,12 @@ def _tagging_wording(failure: Failure) -> ProviderError:
                          retryable=failure.code in THROTTLING_CODES)
 
 
+def _sts_wording(failure: Failure) -> ProviderError:
+    """A failed GetCallerIdentity (recorded as the reason the identity is unknown, never shown alone)."""
+    return failure.error(f"AWS STS {failure.operation} in {failure.region} failed: {failure.code}: "
+                         f"{failure.message}", retryable=failure.kind == failures.CONNECTION)
+
+
 _SNAKE = {
     "CreateKey": "create_key", "GetParametersForImport": "get_parameters_for_import",
     "ImportKeyMaterial": "import_key_material", "DescribeKey": "describe_key",
@@ -147,6 +153,7 @@ class _Family:
         self.members: dict[str, AwsKmsProvider] = {}
         self.tag_search = tagsearch.TagSearch()
         self.lock = threading.Lock()
+        self.identity: dict[str, str] | None = None  # GetCallerIdentity's answer, asked once
 
 
 class AwsKmsProvider:
@@ -171,6 +178,8 @@ class AwsKmsProvider:
         self._tagging: Any = None
         self.endpoint_url: str = self._client.meta.endpoint_url
         self.pacing: bool = pacing.pacing_wanted(family.pacing, self.endpoint_url)
+        # AWS's request ids of the requests this thread sent (providers rotate in threads)
+        self._ids = threading.local()
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -211,9 +220,13 @@ class AwsKmsProvider:
             self._pace(operation)
             self._record(operation)
             try:
-                return method(**params)
+                resp = method(**params)
             except BOTO_ERRORS as exc:
                 failure = failure_of(exc, "kms", operation, self.region)
+            else:
+                self._note_request_id(request_id_of(resp))
+                return resp
+            self._note_request_id(failure.request_id)
             if failure.kind == failures.RESPONSE:
                 code, message = failure.code, failure.message.lower()
                 elapsed = clock() - started
@@ -234,6 +247,60 @@ class AwsKmsProvider:
                     sleep(max(delay, 0.0))
                     continue
             raise _wording(tags=tags, multi_region=multi_region)(failure) from None
+
+    def _note_request_id(self, request_id: str) -> None:
+        ids = getattr(self._ids, "ids", None)
+        if ids is None:
+            ids = self._ids.ids = []
+        ids.append(request_id)
+        del ids[:-64]  # a long pagination keeps its last ids only
+
+    @property
+    def last_request_id(self) -> str:
+        """AWS's id of the last request this thread sent through this provider ("" if none)."""
+        ids = getattr(self._ids, "ids", None)
+        return ids[-1] if ids else ""
+
+    def take_request_ids(self) -> list[str]:
+        """AWS's ids of the requests this thread sent since the last take (oldest first), forgotten."""
+        ids = getattr(self._ids, "ids", None) or []
+        self._ids.ids = []
+        return ids
+
+    def credential_ref(self) -> str:
+        """What identifies this provider's credentials and endpoint: the endpoint and the access key
+        id (resolved from the default chain when the provider names none; with the profile that gave
+        it), or for ``role_arn`` the role itself (its temporary keys change at every AssumeRole). Never recorded as it is:
+        the audit trail keeps a keyed digest of it, to ask for the caller identity again when it changes."""
+        config = self._family.config
+        role = getattr(config, "role_arn", None)
+        if role:  # a role's temporary access key changes at every AssumeRole: the role is the identity
+            return f"{self.endpoint_url}|role|{role}|{getattr(config, 'external_id', '') or ''}"
+        profile = getattr(config, "profile", None) or ""
+        return f"{self.endpoint_url}|{profile}|{access_key_id(self._family.session)}"
+
+    def caller_identity(self) -> dict[str, str]:
+        """STS GetCallerIdentity for this provider's credentials (``Account``, ``Arn``, ``UserId``,
+        ``RequestId``), asked once per provider family. It needs no IAM permission. STS is asked at
+        the provider's endpoint when that is a loopback emulator (which serves every service), else
+        at STS's own regional endpoint. ProviderError (one line) when it fails."""
+        family = self._family
+        with family.lock:
+            if family.identity is not None:
+                return dict(family.identity)
+        endpoint = family.endpoint if is_loopback(family.endpoint) else None
+        sts = make_client(family.session, "sts", self.region, endpoint, wording=_sts_wording,
+                          max_attempts=2, retry_mode=family.retry_mode,
+                          connect_timeout=family.connect_timeout, read_timeout=family.read_timeout)
+        try:
+            resp = failures.call(sts.get_caller_identity, "sts", "GetCallerIdentity", self.region, _sts_wording)
+        finally:
+            sts.close()
+        identity = {"Account": str(resp.get("Account") or ""), "Arn": str(resp.get("Arn") or ""),
+                    "UserId": str(resp.get("UserId") or ""), "RequestId": request_id_of(resp)}
+        with family.lock:
+            family.identity = identity
+        return dict(identity)
 
     # -- KmsProvider ------------------------------------------------------------------------
 

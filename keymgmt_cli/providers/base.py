@@ -118,5 +118,17 @@ class KmsProvider(Protocol):
 
     tag_search_note: str | None
 
+    def caller_identity(self) -> dict[str, str]:
+        """STS GetCallerIdentity of the provider's credentials: ``Account``, ``Arn``, ``UserId``,
+        ``RequestId`` (needs no IAM permission). The audit trail asks once per credentials."""
+
+    def credential_ref(self) -> str:
+        """Identifies the credentials and endpoint (only ever kept as a keyed digest)."""
+
+    last_request_id: str  # AWS's id of this thread's last request through the provider
+
+    def take_request_ids(self) -> list[str]:
+        """AWS's ids of this thread's requests since the last take, oldest first."""
+
     def in_region(self, region: str) -> "KmsProvider":
         """The same credentials and endpoint, another region (for multi-Region replicas)."""

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -58,6 +59,7 @@ class MemoryKms:
         self.region = region
         self.world = world if world is not None else MemoryKmsWorld()
         self.world.region(region)
+        self._ids = threading.local()
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -78,11 +80,48 @@ class MemoryKms:
         self.world.calls.append(operation)
         self.world.call_log.append((self.region, operation))
         self.world._sweep()
+        self._note_request_id()
         fault = self.world._take_fault(self.region, operation)
         if fault is not None:
             code, message = fault
             raise provider_error(operation, self.region, code, message or "injected fault",
                                  tags=tags, multi_region=multi_region)
+
+    def _note_request_id(self) -> str:
+        """A fresh request id per request, as AWS answers every one (kept per thread, as awskms)."""
+        request_id = str(uuid.uuid4())
+        if not hasattr(self._ids, "ids"):
+            self._ids.ids = []
+        self._ids.ids.append(request_id)
+        return request_id
+
+    @property
+    def last_request_id(self) -> str:
+        ids = getattr(self._ids, "ids", None)
+        return ids[-1] if ids else ""
+
+    def take_request_ids(self) -> list[str]:
+        ids = getattr(self._ids, "ids", None) or []
+        self._ids.ids = []
+        return ids
+
+    def credential_ref(self) -> str:
+        return f"memory|{self.world.access_key}"
+
+    def caller_identity(self) -> dict[str, str]:
+        """The world's caller (GetCallerIdentity), counted in ``world.identity_calls``; ``fail_next(
+        "GetCallerIdentity")`` makes it fail as STS would."""
+        with self.world.lock:
+            self.world.identity_calls += 1
+            fault = self.world._take_fault(self.region, "GetCallerIdentity")
+        if fault is not None:
+            code, message = fault
+            raise ProviderError(f"AWS STS GetCallerIdentity in {self.region} failed: {code}: "
+                                f"{message or 'injected fault'}", code=code, service="sts",
+                                operation="GetCallerIdentity", region=self.region)
+        arn = self.world.caller_arn
+        return {"Account": arn.split(":")[4], "Arn": arn, "UserId": "AIDAMEMORYTWIN",
+                "RequestId": self._note_request_id()}
 
     def _error(self, operation: str, code: str, message: str) -> ProviderError:
         return provider_error(operation, self.region, code, message)

@@ -143,6 +143,11 @@ class MemoryKmsWorld:
         self.tokens: dict[bytes, _Token] = {}
         self.calls: list[str] = []
         self.call_log: list[tuple[str, str]] = []
+        # who the credentials are (STS GetCallerIdentity), and how often that was asked: apart from
+        # ``calls``, which lists KMS requests only
+        self.caller_arn = f"arn:aws:iam::{ACCOUNT_ID}:user/keymgmt-twin"
+        self.access_key = "AKIAMEMORYTWIN000001"
+        self.identity_calls = 0
         self._faults: list[list] = []  # [region or None, operation, code, remaining, message]
         self.tagging_refused = False  # GetResources always refused (no tag:GetResources)
         self.tag_search = tagsearch.TagSearch()

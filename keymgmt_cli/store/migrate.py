@@ -80,7 +80,12 @@ def list_ids(store: Any) -> list[str]:
 
 
 def state_ids(store: Any) -> list[str]:
-    return [i for i in list_ids(store) if not i.startswith(META_PREFIX)]
+    """The documents a migration copies: not ``meta/`` (each state's own), nor the audit trail
+    kept in a DynamoDB state's documents (``audit/``): its chain is MAC'd under the source's master
+    key; the source keeps it, and the target's trail begins with the migration's records."""
+    from .auth import AUDIT_PREFIX
+
+    return [i for i in list_ids(store) if not i.startswith((META_PREFIX, AUDIT_PREFIX))]
 
 
 def check_migration(src: Any, dst: Any) -> list[str]:
