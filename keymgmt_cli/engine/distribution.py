@@ -117,7 +117,14 @@ def distribute(engine: Engine, mount: Mount, values: dict[str, Any], name: str, 
         elif any(dist.get(field) != value for field, value in per_import.items()):
             dist.update(per_import)
             engine.put(dist_id, dist)
+        finished = dist.get("state") == "ready"  # a re-run of a finished distribution
         reconcile(engine, mount, key, dist, kms_doc, materials, provider)
+        if finished:
+            # Converge with AWS as verify -fix does (reads, then only the writes that repair drift):
+            # re-running the write fixes what was changed behind keymgmt's back, not only what failed.
+            from keymgmt_cli.engine.converge import converge
+
+            converge(engine, mount, key, dist, kms_doc, materials, provider)
     return Response(warnings=warnings)
 
 
