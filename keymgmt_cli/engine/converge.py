@@ -8,7 +8,8 @@ and only then the writes that bring AWS back to what the record and ``min_enable
 * material missing (PendingImport, not expired, not suspended): re-imported from the state's own
   sealed material into the same KMS key id (GetParametersForImport + ImportKeyMaterial);
 * enabled where it must be disabled, or the reverse: DisableKey / EnableKey;
-* material present while the distribution is suspended: DeleteImportedKeyMaterial;
+* material present while the distribution is suspended: DeleteImportedKeyMaterial (never an
+  import while suspended, even into a key a suspension cut short had not reached yet);
 * the tags that name the key's place (``verify.checked_tags``) lost or changed: TagResource;
 * the alias missing: CreateAlias under ``reconcile``'s custody rules (a name taken meanwhile by a
   key that is not ours is left alone and another name chosen); pointing at another key of this
@@ -79,9 +80,12 @@ def converge(engine: EngineView, mount: Mount, key: dict[str, Any], dist: dict[s
             if desc is None or desc.state in PENDING_DELETION or desc.origin != "EXTERNAL" \
                     or desc.key_spec != dist["key_spec"] or desc.key_usage != dist["key_usage"]:
                 continue  # not repairable here (verify names the command)
-            if holder.get("suspended"):
+            if holder.get("suspended") or dist.get("suspended"):
+                # The kill switch wins: material back in a suspended key (or in one a suspension cut
+                # short had not reached) is deleted again, never re-imported; resume undoes it.
                 if desc.state != "PendingImport":
                     regional.delete_imported_key_material(key_id)
+                    holder["suspended"] = True
                     holder.pop("valid_to", None)
                     save()
                     did("suspended_material", "deleted the material again (the key is suspended)", v, region, key_id)

@@ -227,7 +227,7 @@ def _check_key(provider: Any, key: dict[str, Any], dist: dict[str, Any], v: int,
         problems.append(("origin", f"origin is {desc.origin}, expected EXTERNAL"))
     if desc.key_spec != dist["key_spec"] or desc.key_usage != dist["key_usage"]:
         problems.append(("spec", f"is {desc.key_spec}/{desc.key_usage}, expected {dist['key_spec']}/{dist['key_usage']}"))
-    if sub is not None and sub.get("suspended"):
+    if sub is not None and (sub.get("suspended") or dist.get("suspended")):
         # suspended on purpose (the kill switch): in sync exactly when the material is gone
         if desc.state != "PendingImport":
             problems.append(("suspended_material", f"is {desc.state}, expected PendingImport (the key is suspended)"))

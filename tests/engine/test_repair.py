@@ -365,3 +365,42 @@ def test_unfixable_kinds_are_left_alone(eng, kms, world):
     assert "CancelKeyDeletion" not in world.calls and writes(world) == []
     assert {d["kind"] for d in verify(eng)["drift"]} == {"pending_deletion"}
     assert verify_module.fix_for("pending_deletion", WHERE, "us-west-1", "k1").startswith("aws kms cancel-key-deletion")
+
+
+def test_replicas_are_converged_too(twin_engine, world):
+    eng = twin_engine
+    for path, data in [("keymgmt/kms/aws1", {"provider": "awskms", "key_collection": "us-west-1"}),
+                       ("keymgmt/key/m", {"type": "aes256-gcm96", "replica_regions": "eu-west-1"}),
+                       ("keymgmt/key/m/rotate", {}),
+                       ("keymgmt/kms/aws1/key/m", {"purpose": "encrypt,decrypt"}),
+                       ("keymgmt/kms/aws1/key/m/replicate", {})]:
+        eng.handle(Request("write", path, data))
+    v = eng.handle(Request("read", "keymgmt/kms/aws1/key/m", {})).data["versions"]
+    replica = MemoryKms("eu-west-1", world)
+    replica.disable_key(v["2"])
+    replica.delete_imported_key_material(v["1"])
+    replica.delete_alias(f"alias/hashicorp/m-{TS}")
+    world.find("eu-west-1", v["2"]).tags.pop("keymgmt:kms")
+    assert {d["kind"] for d in verify(eng)["drift"]} == {"enabled", "not_imported", "alias_missing", "tag"}
+    done = repair(eng).data
+    assert {(f["region"], f["kind"]) for f in done["fixed"]} == {
+        ("eu-west-1", "enabled"), ("eu-west-1", "not_imported"), ("eu-west-1", "alias_missing"), ("eu-west-1", "tag")}
+    assert verify(eng)["in_sync"], verify(eng)["drift"]
+    assert world.find("us-west-1", v["1"]).state == "Enabled"  # the primary was not touched
+
+
+def test_fix_never_undoes_the_kill_switch(eng, kms, world):
+    """A suspension cut short: the record says suspended, version 2's holder was not reached (its
+    material is still there) and version 1's material was deleted. -fix must finish the
+    suspension, never re-import into a suspended distribution."""
+    eng.handle(Request("write", f"{WHERE}/suspend", {}))
+    edit_dist(eng, lambda d: d["versions"]["2"].pop("suspended"))
+    reimport_behind_our_back(eng, world, "2")
+    assert {d["kind"] for d in verify(eng)["drift"]} == {"suspended_material"}
+    world.calls.clear()
+    repair(eng)
+    assert "ImportKeyMaterial" not in world.calls
+    assert world.find("us-west-1", ids(eng)["1"]).state == world.find("us-west-1", ids(eng)["2"]).state == "PendingImport"
+    assert verify(eng)["in_sync"]
+    eng.handle(Request("write", f"{WHERE}/resume", {}))
+    assert verify(eng)["in_sync"] and world.find("us-west-1", ids(eng)["2"]).state == "Enabled"
