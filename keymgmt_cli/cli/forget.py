@@ -46,14 +46,15 @@ def run(path: str, flags: dict[str, Any], fmt: str, env: Any, io: Any, stdin: An
         print_plan("delete -forget", path, plan(engine, lambda planner: forget.forget(planner, path)), fmt)
         return EXIT_OK
     if not flags.get("force"):
+        shown = forget.preview(engine, path)  # a wrong path is refused before anything is asked
+        if shown is None:
+            io.out(f"Success! Nothing recorded at: {printable(path)}\n")
+            return EXIT_OK  # nothing to forget, nothing to ask
         isatty = getattr(stdin, "isatty", None)
         if not (isatty and isatty()):
             io.err(f"Error deleting {printable(path)}: -forget drops the local record without asking AWS and "
                    "needs a confirmation on a terminal; add -force to forget without one\n")
             return EXIT_LOCAL
-        shown = forget.preview(engine, path)
-        if shown is None:
-            return EXIT_OK  # nothing recorded: nothing to forget, nothing to ask
         io.err(f"Forget {shown['path']} ({shown['state']}) without asking AWS? Nothing in AWS changes; "
                "what may be left there:\n")
         io.err("".join(line + "\n" for line in _lines(shown["left_behind"])) or "  nothing\n")

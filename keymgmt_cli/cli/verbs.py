@@ -101,6 +101,8 @@ def run(argv: list[str], environ: Any, engine: Callable[[str], Any], io: Io | No
     try:
         from keymgmt_cli.engine.routing import Request
 
+        if verb == "delete" and parsed.flags.get("force") and not parsed.flags.get("forget"):
+            raise UsageError("-force goes with -forget (delete has no other confirmation to skip)")
         if verb == "delete" and parsed.flags.get("forget"):  # drop a record AWS cannot be asked about
             from keymgmt_cli.cli import forget
 
