@@ -51,7 +51,8 @@ def fix_for(kind: str, where: str, region: str, key_id: str | None, dist: dict[s
     if kind == "missing":
         purpose = ",".join(dist["purpose"]) if dist else "PURPOSE"
         return (f"keymgmt delete {where}, then keymgmt write {where} purpose={purpose} "
-                "(the KMS key is gone from AWS: the distribution is made again, with new KMS keys)")
+                "(the KMS key is gone from AWS and cannot be brought back: the distribution is made again "
+                "with new KMS keys, and the other versions' KMS keys are scheduled for deletion)")
     if kind == "pending_deletion":
         return f"aws kms cancel-key-deletion --key-id {key_id} --region {region}, then keymgmt verify -fix {where}"
     if kind == "expired":
