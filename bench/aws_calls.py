@@ -4,7 +4,9 @@
 Issue 3's claim: a distribution makes exactly 3 AWS calls per version (CreateKey with its tags,
 GetParametersForImport, ImportKeyMaterial) plus one alias call, and DisableKey only for versions
 below min_enabled_version; a rotation adds 3 calls and one UpdateAlias per distribution. No
-polling or extra reads on the happy path.
+polling or extra reads on the happy path. A re-run of a finished distribution and a write of
+min_enabled_version converge with AWS (issue 16): they read DescribeKey and ListResourceTags per
+KMS key and ListAliases once per region before any write (engine/converge.py).
 
 How: the embedded local KMS (moto + keymgmt's BYOK import double, the same pieces as
 keymgmt_cli.localkms.server.start(wrap=...)) is served on 127.0.0.1 in this process behind a tiny WSGI
@@ -189,13 +191,15 @@ def main() -> int:
                    Counter(CreateKey=1, GetParametersForImport=1, ImportKeyMaterial=1, UpdateAlias=1), wire)
             # Raising min_enabled_version on a distributed key: DisableKey per newly-disabled version only.
             wire, _ = cli.run("write", "keymgmt/key/d5m0", "min_enabled_version=3")
-            record("update: min_enabled_version 0->3 on a distributed 5-version key", Counter(DisableKey=2), wire)
+            record("update: min_enabled_version 0->3 on a distributed 5-version key",
+                   Counter(DisableKey=2, DescribeKey=5, ListResourceTags=5, ListAliases=1), wire)
             # An update that changes nothing still reconciles, but must make no AWS request.
             wire, _ = cli.run("write", "keymgmt/key/r4", "deletion_allowed=false")
             record("update: no-op write to a key in 4 providers", Counter(), wire)
-            # Re-running a finished distribution: nothing to do.
+            # Re-running a finished distribution: the converging reads, nothing to write.
             wire, _ = cli.run("write", "keymgmt/kms/p-us-east-1/key/d5m0", "purpose=encrypt,decrypt")
-            record("distribute again (already done), 5 versions", Counter(), wire)
+            record("distribute again (already done), 5 versions",
+                   Counter(DescribeKey=5, ListResourceTags=5, ListAliases=1), wire)
             # Reads never touch AWS.
             wire, _ = cli.run("read", "keymgmt/kms/p-us-east-1/key/d5m0")
             record("read kms/p-us-east-1/key/d5m0", Counter(), wire)

@@ -45,6 +45,7 @@ OPERATIONS: dict[str, tuple[str, bool]] = {
     "replicate_key": ("ReplicateKey", True),
     "get_public_key": ("GetPublicKey", False),
     "list_resource_tags": ("ListResourceTags", False),
+    "tag_resource": ("TagResource", True),
     "list_keys": ("ListKeys", False),
     "delete_imported_key_material": ("DeleteImportedKeyMaterial", True),
     "rotate_key_on_demand": ("RotateKeyOnDemand", True),

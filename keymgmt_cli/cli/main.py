@@ -248,52 +248,31 @@ EXIT_UNCHECKED = 3  # verify: no drift found, but a provider could not be asked
 
 
 @cli.command("verify", context_settings=CONTEXT)
+@click.option("-fix", "--fix", "fix", is_flag=True, help="Repair what drifted (under the same locks as every "
+              "command), report what keymgmt will not touch, then verify again.")
+@click.option("-dry-run", "--dry-run", "dry_run", is_flag=True, help="With -fix: print the plan, change nothing.")
 @format_option
 @click.argument("path", required=False, shell_complete=complete_path)
 @click.pass_obj
-def verify_cmd(env: Env, fmt: str | None, path: str | None) -> None:
+def verify_cmd(env: Env, fmt: str | None, path: str | None, fix: bool, dry_run: bool) -> None:
     """Compare the state with AWS KMS (drift detection); exit 0 in sync, 2 on drift, 3 when no drift
     was found but a KMS provider could not be checked (each is named with its cause; the others are
-    checked still).
+    checked still). Each finding names the command that fixes it.
 
     PATH narrows the check: a mount, MOUNT/key/NAME, MOUNT/kms/NAME or MOUNT/kms/NAME/key/KEY.
     Read-only: DescribeKey, ListResourceTags, GetPublicKey, ListAliases, ListKeys, tag:GetResources.
+    -fix re-imports missing material, enables/disables per min_enabled_version, restores tags and
+    repoints our alias; strays and aliases that are not ours are reported, never deleted or taken.
 
     \b
     Example:
       keymgmt verify
       keymgmt verify -format=json keymgmt/kms/example-kms | jq '.data.drift[]'
+      keymgmt verify -fix -dry-run keymgmt/kms/example-kms
     """
-    from keymgmt_cli.engine.verify import verify
+    from keymgmt_cli.cli import verifying
 
-    fmt = resolve_format(fmt, env)
-    from keymgmt_cli.cli.evidence import drift_note, explain_drift
-
-    result = explain_drift(env, verify(env.engine, path))
-    from keymgmt_cli.engine.instances import lines as conflict_lines
-
-    warnings = conflict_lines(result.get("conflicts", []))  # two live copies of the state: not drift
-    if fmt != "table":
-        click.echo(output.dump(output.envelope(result, warnings), fmt))
-    else:
-        for line in warnings:
-            click.echo(printable(f"WARNING: {line}"), err=True)
-        for item in result["drift"]:
-            version = f" v{item['version']}" if item["version"] is not None else ""
-            click.echo(f"DRIFT  {item['path']}{version}  {item['region']}  {item['key_id'] or '-'}: {item['problem']}"
-                       f"{drift_note(item)}")
-        for item in result["unchecked"]:
-            click.echo(f"UNCHECKED  {item['path']}  {item['region']}: could not check: {item['cause']}")
-        for item in result.get("tag_search", []):
-            click.echo(f"note: {item['path']}: {item['note']}", err=True)
-        status = ("in sync" if result["in_sync"] else
-                  f"{len(result['drift'])} problem(s)" if result["drift"] else
-                  f"no drift found, {len(result['unchecked'])} provider(s) could not be checked")
-        click.echo(f"checked {result['distributions']} distribution(s), {result['kms_keys']} KMS key(s): {status}")
-    if result["drift"]:
-        raise click.exceptions.Exit(EXIT_ENGINE)
-    if result["unchecked"]:
-        raise click.exceptions.Exit(EXIT_UNCHECKED)
+    verifying.run(env, resolve_format(fmt, env), path, fix, dry_run)
 
 
 @cli.command("demo", context_settings=CONTEXT)

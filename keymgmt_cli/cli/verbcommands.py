@@ -99,17 +99,23 @@ def write_cmd(fmt: str | None, field: str | None, force: bool, dry_run: bool, pa
 @format_option
 @click.option("-dry-run", "--dry-run", "dry_run", is_flag=True,
               help="Print what would change (state, and every AWS call per region) and change nothing.")
+@click.option("-forget", "--forget", "forget", is_flag=True,
+              help="MOUNT/kms/K/key/N only: drop the record without asking AWS (an endpoint that is gone), "
+                   "listing every KMS key id and alias left there; asks on a terminal.")
+@click.option("-force", "--force", "force", is_flag=True, help="With -forget: do not ask (needed without a terminal).")
 @click.argument("path", shell_complete=complete_path)
 @click.argument("data", nargs=-1, shell_complete=complete_data)
-def delete_cmd(fmt: str | None, dry_run: bool, path: str, data: tuple[str, ...]) -> None:
+def delete_cmd(fmt: str | None, dry_run: bool, forget: bool, force: bool, path: str, data: tuple[str, ...]) -> None:
     """Delete the data at PATH (DATA for the few paths that take it).
 
     \b
     Example:
       keymgmt delete keymgmt/kms/example-kms/key/example-key pending_window_days=7
       keymgmt delete keymgmt/key/example-key
+      keymgmt delete -forget keymgmt/kms/example-kms/key/example-key
     """
-    _delegate("delete", _flags(fmt=fmt) + (["-dry-run"] if dry_run else []), [path, *data])
+    _delegate("delete", _flags(fmt=fmt) + (["-dry-run"] if dry_run else []) + (["-forget"] if forget else [])
+              + (["-force"] if force else []), [path, *data])
 
 
 def _flags(fmt: str | None = None, field: str | None = None) -> list[str]:

@@ -25,7 +25,7 @@ _OWN = {
     "read": {"format": goflags.STRING, "field": goflags.STRING},
     "list": {"format": goflags.STRING, "detailed": goflags.BOOL},
     "write": {"format": goflags.STRING, "field": goflags.STRING, "force": goflags.BOOL, "dry-run": goflags.BOOL},
-    "delete": {"format": goflags.STRING, "dry-run": goflags.BOOL},
+    "delete": {"format": goflags.STRING, "dry-run": goflags.BOOL, "forget": goflags.BOOL, "force": goflags.BOOL},
 }
 _ALIASES = {"write": {"f": "force"}}
 _VERBING = {"read": "reading", "list": "listing", "write": "writing data to", "delete": "deleting"}
@@ -101,6 +101,12 @@ def run(argv: list[str], environ: Any, engine: Callable[[str], Any], io: Io | No
     try:
         from keymgmt_cli.engine.routing import Request
 
+        if verb == "delete" and parsed.flags.get("force") and not parsed.flags.get("forget"):
+            raise UsageError("-force goes with -forget (delete has no other confirmation to skip)")
+        if verb == "delete" and parsed.flags.get("forget"):  # drop a record AWS cannot be asked about
+            from keymgmt_cli.cli import forget
+
+            return forget.run(shown, parsed.flags, fmt, _Env(engine(verb), environ), io)
         if verb in ("write", "delete"):  # audit records around every change; -dry-run plans instead
             from keymgmt_cli.cli.evidence import run_request
             from keymgmt_cli.store.retired import check_writable  # a migrated-away state refuses changes

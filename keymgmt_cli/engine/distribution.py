@@ -132,7 +132,14 @@ def distribute(engine: Engine, mount: Mount, values: dict[str, Any], name: str, 
             dist.update(per_import)
             _remember_validity(engine, dist)
             engine.put(dist_id, dist)
+        finished = dist.get("state") == "ready"  # a re-run of a finished distribution
         reconcile(engine, mount, key, dist, kms_doc, materials, provider)
+        if finished:
+            # Converge with AWS as verify -fix does (reads, then only the writes that repair drift):
+            # re-running the write fixes what was changed behind keymgmt's back, not only what failed.
+            from keymgmt_cli.engine.converge import converge
+
+            converge(engine, mount, key, dist, kms_doc, materials, provider)
     return Response(warnings=warnings)
 
 

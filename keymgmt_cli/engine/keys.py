@@ -122,6 +122,10 @@ def _update_key(engine: Engine, mount: Mount, name: str, doc: dict[str, Any], va
         engine.put(mount.doc("keys", name), doc)
     # Always reconcile: re-running the same write finishes an enable/disable that failed halfway.
     reconcile.sync_key(engine, mount, name, doc)
+    if "min_enabled_version" in values:  # converge with AWS, as verify -fix does for this key
+        from keymgmt_cli.engine.converge import converge_key
+
+        converge_key(engine, mount, name, doc)
     if doc.get("pending"):  # the sync brought every distribution to the latest version: that rotation is done
         doc.pop("pending")
         engine.put(mount.doc("keys", name), doc)

@@ -221,8 +221,61 @@ def write_provider(engine: Engine, mount: Mount, values: dict[str, Any], name: s
             if creds != stored or not given:  # the next command tells which source these resolve to
                 doc.pop("credential_source", None)
                 doc.pop("credential_source_time", None)
+        _refuse_orphaning(engine, mount, name, doc)
         engine.put(mount.doc("kms", name), doc)
     return Response(warnings=warnings)
+
+
+def _refuse_orphaning(engine: Engine, mount: Mount, name: str, doc: dict[str, Any]) -> None:
+    """The endpoint is where the provider's KMS keys live: changed while keys are distributed
+    there, every later call (rotation, removal, verify) would go to the new one, and the keys made
+    at the old one would be orphaned while keymgmt reported success. So the change is refused
+    until they are removed (or forgotten, when the old endpoint is gone for good). The records do
+    not carry the endpoint per distribution: one provider, one endpoint.
+
+    Other credentials at the same endpoint may be another account, where the keys do not exist:
+    one DescribeKey of a recorded key with the new credentials must find it, else the change is
+    refused too (with the cause)."""
+    old = shapes.load(engine.store, mount.doc("kms", name), shapes.provider)
+    if old is None or old.get("credentials") == doc.get("credentials"):
+        return
+    keys = engine.store.list(mount.doc("dist", name))
+    if not keys:
+        return
+    new_config = provider_config(engine, mount, doc)
+    if provider_config(engine, mount, old).endpoint == new_config.endpoint:
+        _probe(engine, mount, name, keys, new_config)
+        return
+    raise PreconditionFailed(
+        f"the endpoint of KMS provider {name!r} cannot change while keys are distributed to it "
+        f"({', '.join(keys)}): their KMS keys are at the current endpoint and would be orphaned",
+        hint=f"remove them first (keymgmt delete {mount.path}kms/{name}/key/{keys[0]}); if the current "
+             f"endpoint is gone for good: keymgmt delete -forget {mount.path}kms/{name}/key/{keys[0]}")
+
+
+def _probe(engine: Engine, mount: Mount, name: str, keys: list[str], config: ProviderConfig) -> None:
+    from keymgmt_cli.errors import ProviderError
+
+    probe = None
+    for key_name in keys:
+        dist = shapes.load(engine.store, mount.doc("dist", name, key_name), shapes.distribution)
+        live = [rec["key_id"] for _v, rec in sorted((dist or {}).get("versions", {}).items())
+                if rec.get("key_id") and not rec.get("deleted")]
+        if live:
+            probe = live[0]
+            break
+    if probe is None or engine.provider_factory is None:
+        return  # nothing recorded in AWS yet: nothing to lose
+    hint = (f"give credentials of the account that holds them, or remove the keys first "
+            f"(keymgmt delete {mount.path}kms/{name}/key/{keys[0]})")
+    try:
+        found = engine.provider_factory(config).describe_key(probe)
+    except ProviderError as error:
+        raise PreconditionFailed(f"the new credentials of KMS provider {name!r} could not be checked against its "
+                                 f"distributed keys ({error})", hint=hint) from None
+    if found is None:
+        raise PreconditionFailed(f"the new credentials of KMS provider {name!r} do not see its KMS key {probe} "
+                                 f"(another account?): the keys distributed there would be orphaned", hint=hint)
 
 
 def delete_provider(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -> Response:

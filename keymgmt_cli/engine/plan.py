@@ -269,6 +269,13 @@ class PlanningProvider:
             self._world.aliases[(self.region, alias_name)] = None
         self._planned("delete_alias", (alias_name,), {})
 
+    def tag_resource(self, key_id: str, tags: dict[str, str]) -> None:
+        with self._world.lock:
+            key = self._world.keys.get((self.region, key_id))
+            if key is not None and not key.get("planned_only"):
+                key["tags"].update(tags)
+        self._planned("tag_resource", (key_id,), {})
+
     def replicate_key(self, key_id: str, replica_region: str, *, description: str, tags: dict[str, str]) -> str:
         with self._world.lock:
             source = dict(self._key(key_id) or {"key_spec": "", "key_usage": "", "multi_region": True})

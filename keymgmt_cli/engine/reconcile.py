@@ -146,6 +146,11 @@ def _instance(engine: EngineView) -> str:
     return ensure_instance(engine.store)
 
 
+def key_tags(engine: EngineView, mount: Mount, kms: str, key_name: str, version: int) -> dict[str, str]:
+    """The tags CreateKey gives a version's KMS key (verify and repair compare with them)."""
+    return _tags(engine, mount, kms, key_name, version)
+
+
 def _description(mount: Mount, kms: str, key_name: str, version: int) -> str:
     return f"keymgmt {mount.path}key/{key_name} version {version} (KMS provider {kms})"
 
@@ -353,6 +358,12 @@ def _point_alias(engine: EngineView, provider: Any, dist: dict[str, Any], region
                                      "the names are taken by keys that are not this distribution's")
     holder[slot] = key_id
     save()
+
+
+def point_alias(engine: EngineView, provider: Any, dist: dict[str, Any], region: str | None, key_id: str,
+                tags: dict[str, str], save: Any) -> None:
+    """``_point_alias`` for ``converge``: the same custody rules when an alias is made again."""
+    _point_alias(engine, provider, dist, region, key_id, tags, save)
 
 
 def _rename_alias(engine: EngineView, dist: dict[str, Any], region: str | None) -> None:

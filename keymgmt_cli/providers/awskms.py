@@ -453,6 +453,10 @@ class AwsKmsProvider:
             raise
         return resp["ReplicaKeyMetadata"]["KeyId"]
 
+    def tag_resource(self, key_id: str, tags: dict[str, str]) -> None:
+        self._call("TagResource", tags=True, KeyId=key_id,
+                   Tags=[{"TagKey": k, "TagValue": v} for k, v in sorted(tags.items())])
+
     def get_public_key(self, key_id: str) -> bytes:
         return bytes(self._call("GetPublicKey", KeyId=key_id)["PublicKey"])
 

@@ -107,6 +107,9 @@ class KmsProvider(Protocol):
 
     def list_resource_tags(self, key_id: str) -> dict[str, str]: ...
 
+    def tag_resource(self, key_id: str, tags: dict[str, str]) -> None:
+        """TagResource: add or overwrite ``tags`` on the key (verify -fix restores lost ones)."""
+
     def list_keys(self) -> list[str]:
         """ListKeys: every key id in the region (recovery and drift detection only)."""
 

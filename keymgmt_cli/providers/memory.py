@@ -526,6 +526,15 @@ class MemoryKms:
             self._begin(op)
             return dict(self._key(op, key_id).tags)
 
+    def tag_resource(self, key_id: str, tags: dict[str, str]) -> None:
+        op = "TagResource"
+        with self.world.lock:
+            self._begin(op, tags=True)
+            key = self._key(op, key_id)
+            self._not_pending_deletion(op, key)
+            _check_tags(self, op, tags)
+            key.tags.update(tags)
+
     def list_keys(self) -> list[str]:
         with self.world.lock:
             self._begin("ListKeys")

@@ -21,6 +21,16 @@ class Died(BaseException):
     """The process died here: nothing after this point ran."""
 
 
+# A write of min_enabled_version and a re-run of a finished distribution converge with AWS first
+# (engine/converge.py): DescribeKey and ListResourceTags per key, ListAliases per region. These
+# tests are about the writes reconcile makes, so they look at the calls other than those reads.
+CONVERGE_READS = {"DescribeKey", "ListResourceTags", "ListAliases"}
+
+
+def writes(calls):
+    return [c for c in calls if (c[1] if isinstance(c, tuple) else c) not in CONVERGE_READS]
+
+
 def w(engine, path, **data):
     return engine.handle(Request("write", path, data))
 
@@ -76,14 +86,15 @@ def test_each_call_is_recorded_and_the_keys_carry_their_tags(eng, world):
     assert dist["alias_target"] == dist["versions"]["2"]["key_id"]
 
 
-def test_a_rerun_of_a_finished_distribution_makes_no_call(eng, world):
+def test_a_rerun_of_a_finished_distribution_makes_no_write(eng, world):
     w(eng, "keymgmt/kms/aws1/key/k", purpose="encrypt,decrypt")
     before = dist_doc(eng)
     world.calls.clear()
     w(eng, "keymgmt/kms/aws1/key/k", purpose="encrypt,decrypt")
     reconcile.sync_key(eng, mount_of(eng), "k", key_doc(eng))
     w(eng, "keymgmt/key/k", min_enabled_version=0)
-    assert world.calls == [] and dist_doc(eng) == before
+    assert writes(world.calls) == [] and dist_doc(eng) == before
+    assert set(world.calls) == CONVERGE_READS  # it did ask AWS: that is how drift gets fixed
 
 
 def test_the_intent_is_saved_before_create_key_and_the_id_before_the_import(eng, world, monkeypatch):
@@ -193,11 +204,12 @@ def test_min_enabled_skips_versions_not_imported_and_versions_deleted(eng, world
     eng.store.put(mount.doc("dist", "aws1", "k"), dist)
     world.calls.clear()
     w(eng, "keymgmt/key/k", min_enabled_version=2)
-    assert world.calls == []  # version 1 is on its way out: no DisableKey for it
+    assert writes(world.calls) == []  # version 1 is on its way out: no DisableKey for it
     dist = dist_doc(eng)
     dist["versions"]["1"].pop("deleted")
     dist["versions"]["1"]["imported"] = False
     eng.store.put(mount.doc("dist", "aws1", "k"), dist)
+    world.calls.clear()
     reconcile.apply_min_enabled(MemoryKms("us-west-1", world), dist, key_doc(eng), None, lambda: None)
     assert world.calls == []  # never imported: nothing to disable yet
 
@@ -207,7 +219,7 @@ def test_min_enabled_is_applied_once_per_change(eng, world):
     world.calls.clear()
     w(eng, "keymgmt/key/k", min_enabled_version=2)
     w(eng, "keymgmt/key/k", min_enabled_version=2)
-    assert world.calls == ["DisableKey"]
+    assert writes(world.calls) == ["DisableKey"]
     assert dist_doc(eng)["versions"]["1"]["enabled"] is False and dist_doc(eng)["versions"]["2"]["enabled"]
     world.fail_next("EnableKey")
     with pytest.raises(ProviderError):
@@ -215,7 +227,7 @@ def test_min_enabled_is_applied_once_per_change(eng, world):
     assert key_doc(eng)["min_enabled_version"] == 1 and dist_doc(eng)["versions"]["1"]["enabled"] is False
     world.calls.clear()
     w(eng, "keymgmt/key/k", min_enabled_version=1)  # the same write again finishes the job
-    assert world.calls == ["EnableKey"] and dist_doc(eng)["versions"]["1"]["enabled"] is True
+    assert writes(world.calls) == ["EnableKey"] and dist_doc(eng)["versions"]["1"]["enabled"] is True
 
 
 # -- replicas --------------------------------------------------------------------------------------
@@ -234,7 +246,7 @@ def test_a_disabled_version_is_replicated_once_it_is_enabled(aws1_engine, world)
     assert dist_doc(eng)["replica_alias_targets"] == {"eu-west-1": v2}
     world.call_log.clear()
     w(eng, "keymgmt/key/k", min_enabled_version=0)
-    assert world.call_log == [("us-west-1", "EnableKey"), ("us-west-1", "ReplicateKey"),
+    assert writes(world.call_log) == [("us-west-1", "EnableKey"), ("us-west-1", "ReplicateKey"),
                               ("eu-west-1", "GetParametersForImport"), ("eu-west-1", "ImportKeyMaterial")]
     assert world.find("eu-west-1", v1).material == world.find("us-west-1", v1).material
     world.call_log.clear()
@@ -251,7 +263,7 @@ def test_min_enabled_reaches_the_replicas(aws1_engine, world):
     v1 = dist_doc(eng)["versions"]["1"]["key_id"]
     world.call_log.clear()
     w(eng, "keymgmt/key/k", min_enabled_version=2)
-    assert sorted(world.call_log) == [("eu-west-1", "DisableKey"), ("us-west-1", "DisableKey")]
+    assert sorted(writes(world.call_log)) == [("eu-west-1", "DisableKey"), ("us-west-1", "DisableKey")]
     assert world.find("eu-west-1", v1).state == world.find("us-west-1", v1).state == "Disabled"
     assert dist_doc(eng)["versions"]["1"]["replicas"]["eu-west-1"]["enabled"] is False
 
