@@ -114,7 +114,7 @@ def test_two_live_copies_on_localstack_warn_naming_both_instances(tmp_path, cli,
     assert checked.returncode == 2
     mine = json.loads((cli.home / "meta" / "instance.json").read_text())["instance_id"]
     theirs = json.loads((copy.home / "meta" / "instance.json").read_text())["instance_id"]
-    warnings = [line for line in checked.stderr.splitlines() if line.startswith("WARNING: ")]
+    warnings = [line for line in checked.stderr.splitlines() if line.startswith("WARNING! ")]
     assert warnings and all(mine in line and theirs in line for line in warnings), checked.stderr
 
 

@@ -48,7 +48,7 @@ def _instance(env):
 
 
 def _warnings(err):
-    return [line for line in err.splitlines() if line.startswith("WARNING: ")]
+    return [line for line in err.splitlines() if line.startswith("WARNING! ")]
 
 
 def _tags(kms, key_id):
