@@ -32,11 +32,11 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 TYPE_CHECKING = False  # typing and dataclasses cost milliseconds: the read path imports this module
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from pathlib import Path
     from typing import Any
 
 from ..errors import StoreError
@@ -98,12 +98,14 @@ def load_master_key(home: Path, environ: Mapping[str, str], *, create: bool,
 
     ``keyring_backend``: a ``keyring`` backend to use instead of the OS one (tests).
     """
-    home = Path(os.path.abspath(home))
     value = environ.get(ENV_VAR)
-    if value is not None:
+    if value is not None:  # every read with the key set: os.path strings, no pathlib
         found = MasterKey(_parse_env_key(value), ENV_SOURCE)
-        _check_or_record(home, found, create)
+        _check_or_record(os.path.abspath(home), found, create)
         return found
+    from pathlib import Path
+
+    home = Path(os.path.abspath(home))
 
     keyring = _Keyring(keyring_backend)
     found = _find_stored(home, keyring)
@@ -126,6 +128,8 @@ def describe_source(home: Path, environ: Mapping[str, str]) -> str:
 
     Does not import ``cryptography``; imports ``keyring`` only when no key exists yet.
     """
+    from pathlib import Path
+
     home = Path(os.path.abspath(home))
     if environ.get(ENV_VAR) is not None:
         return ENV_SOURCE
@@ -264,8 +268,8 @@ def _create(home: Path, keyring: _Keyring, warn: Callable[[str], None]) -> Maste
 # -- seal.json -------------------------------------------------------------------------------
 
 
-def _read_meta(home: Path) -> dict[str, Any] | None:
-    path = home / SEAL_META
+def _read_meta(home: Path | str) -> dict[str, Any] | None:
+    path = os.path.join(home, SEAL_META)
     try:
         meta = json.loads(read_nofollow(str(path)))
     except (FileNotFoundError, NotADirectoryError):
@@ -318,6 +322,9 @@ def _check_or_record(home: Path, key: MasterKey, create: bool) -> None:
     """
     meta = _read_meta(home)
     if meta is None:
+        from pathlib import Path
+
+        home = Path(home)
         with FileStore(home).lock(_LOCK):
             meta = _read_meta(home)
             if meta is None:
