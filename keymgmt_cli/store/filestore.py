@@ -28,7 +28,6 @@ context manager class.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
@@ -353,6 +352,8 @@ class _FlockHeld:
         self._fd: int | None = None
 
     def __enter__(self) -> None:
+        import fcntl  # only where a lock is taken (reads take none)
+
         fd = self._open()
         try:
             deadline = time.monotonic() + self._timeout
