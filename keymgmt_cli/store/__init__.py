@@ -121,12 +121,13 @@ def cheap_auth_key(store: Any, environ: Mapping[str, str]) -> bytes | None:
                              f"the state in {store.location} (kcv {master.kcv}, expected "
                              f"{record.get('kcv')})", hint="use the key the state was initialised with")
         return derive_auth_key(master.key)
-    if value is None and not os.path.lexists(os.path.join(store.location, _KEY_FILE)):
+    home = store.location if store.backend == "file" else store.home  # FileStore's directory, no pathlib
+    if value is None and not os.path.lexists(os.path.join(home, _KEY_FILE)):
         return None  # the OS keyring: not cheap (and a read without a key imports no masterkey/hmac)
     from .masterkey import load_master_key
 
     # create=True never makes a key here (one was found); it records the check value of a new state
-    return derive_auth_key(load_master_key(store.location, environ, create=True).key)
+    return derive_auth_key(load_master_key(home, environ, create=True).key)
 
 
 def config_path(environ: Mapping[str, str]) -> str:
