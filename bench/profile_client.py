@@ -2,6 +2,7 @@
 """Where keymgmt's client time goes (issue 15's diagnosis): import profile, CPU profiles.
 
     .venv/bin/python bench/profile_client.py importtime [--runs 7]   # read/list fast path vs python -c pass
+    .venv/bin/python bench/profile_client.py importtime --installed  # the same, as users run it (see below)
     .venv/bin/python bench/profile_client.py distribute             # CPU of one create + distribute
     .venv/bin/python bench/profile_client.py rotate                 # CPU of a 4-region rotation, per thread
     .venv/bin/python bench/profile_client.py all
@@ -9,7 +10,9 @@
 importtime: `python -X importtime` of `keymgmt read keymgmt/key/key-00500` and `keymgmt list
 keymgmt/key` (1,000 keys), minus every module `python -X importtime -c pass` imports too; medians
 of the self time per module over --runs runs, grouped by top-level package, and the biggest single
-modules. The CPU profile of the same two commands (below) says how much is imports and how much
+modules. --installed: the `keymgmt` console script of a plain `pip install` (.bench/installed, as
+read_list.py --installed builds it; with BENCH_KEYMGMT_PATH also .bench/installed-scratch of that
+copy, side by side), with KEYMGMT_MASTER_KEY set (reads check MACs) and without; no CPU profile. The CPU profile of the same two commands (below) says how much is imports and how much
 the command's own work.
 
 distribute / rotate: the real CLI under bench/_cpuprofile.py (cProfile with a per-thread CPU
@@ -109,9 +112,9 @@ def profile_cli(env: dict[str, str], args: list[str], out: str) -> float:
 
 
 # -- importtime ----------------------------------------------------------------------------------
-def importtime(env: dict[str, str], argv: list[str]) -> dict[str, tuple[int, int, int]]:
+def importtime(env: dict[str, str], argv: list[str], python: str = sys.executable) -> dict[str, tuple[int, int, int]]:
     """{module: (self us, cumulative us, depth)} of one run."""
-    proc = subprocess.run([sys.executable, "-X", "importtime", *argv], env=env, capture_output=True, text=True,
+    proc = subprocess.run([python, "-X", "importtime", *argv], env=env, capture_output=True, text=True,
                           cwd=h.NEUTRAL_CWD, timeout=120)
     out = {}
     for line in proc.stderr.splitlines():
@@ -121,9 +124,10 @@ def importtime(env: dict[str, str], argv: list[str]) -> dict[str, tuple[int, int
     return out
 
 
-def import_summary(env: dict[str, str], argv: list[str], runs: int, base: set[str], label: str) -> None:
+def import_summary(env: dict[str, str], argv: list[str], runs: int, base: set[str], label: str,
+                   python: str = sys.executable) -> None:
     """Print the median import self time beyond ``base``, by top-level package and biggest modules."""
-    rs = [importtime(env, argv) for _ in range(runs)]
+    rs = [importtime(env, argv, python) for _ in range(runs)]
     extra = sorted(set().union(*rs) - base)
     med_self = {m: statistics.median(r.get(m, (0, 0, 0))[0] for r in rs) for m in extra}
     total = sum(med_self.values())
@@ -183,6 +187,36 @@ def cmd_importtime(runs: int) -> None:
             summarize(out, f"CPU profile of {label}", top=10)
 
 
+def cmd_importtime_installed(runs: int) -> None:
+    """-X importtime of the console script of plain installs, with and without the master key."""
+    from read_list import installed_venv, populate
+
+    installs = [("installed", h.ROOT)] + ([("installed-scratch", h.SCRATCH)] if h.SCRATCH else [])
+    pythons = {name: installed_venv(name, source) for name, source in installs}
+    with tempfile.TemporaryDirectory() as tmp:
+        env = h.keymgmt_env(os.path.join(tmp, "state"))
+        env.pop("KEYMGMT_FORMAT")
+        env.pop("PYTHONPATH")  # the installed package, not a checkout
+        saved = dict(os.environ)
+        os.environ.update(env)
+        try:
+            populate(env, 1000)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        no_key = {k: v for k, v in env.items() if k != "KEYMGMT_MASTER_KEY"}
+        print(f"\n== python -X importtime of the installed console script, {runs} runs each, medians; "
+              f"machine: {h.machine_note()} ==")
+        for name, py in pythons.items():
+            script = os.path.join(os.path.dirname(py), "keymgmt")
+            base_runs = [importtime(env, ["-c", "pass"], py) for _ in range(runs)]
+            base = set().union(*base_runs)
+            print(f"\n{name}: python -c pass imports {len(base)} modules")
+            for verb, path in (("read", "keymgmt/key/key-00500"), ("list", "keymgmt/key")):
+                for keyed, environ in (("KEYMGMT_MASTER_KEY set", env), ("no master key at hand", no_key)):
+                    import_summary(environ, [script, verb, path], runs, base, f"{name}: {verb} {path}, {keyed}", py)
+
+
 # -- distribute / rotate ---------------------------------------------------------------------------
 def cmd_distribute(env: dict[str, str], proxy: str, tmp: str) -> None:
     h.keymgmt(env, "write", "keymgmt/kms/ls", "provider=awskms", "key_collection=us-east-1",
@@ -231,10 +265,13 @@ def main() -> int:
     parser.add_argument("what", choices=("importtime", "distribute", "rotate", "all"))
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--latency-ms", type=float, default=40.0)
+    parser.add_argument("--installed", action="store_true", help="importtime: plain installs' console script")
     args = parser.parse_args()
     if h.SCRATCH:
         print(f"# keymgmt_cli from {h.SCRATCH}")
-    if args.what in ("importtime", "all"):
+    if args.what == "importtime" and args.installed:
+        cmd_importtime_installed(args.runs)
+    elif args.what in ("importtime", "all"):
         cmd_importtime(args.runs)
     if args.what in ("distribute", "rotate", "all"):
         with h.moto_kms() as (upstream, _), h.kms_proxy(upstream, args.latency_ms) as proxy:

@@ -8,6 +8,9 @@ wrapper script, whose own start-up would flatter the ratio). Also: writing one k
 at 10 and at 10,000 keys (--big 0 skips that part).
 
 Runs are interleaved (pass, read, list, pass, ...) so machine noise hits all three alike; medians.
+With --installed, the plain install also gets its floors (`python -c "import re, json"`: pip's
+console script imports re and the state is JSON; `+ hmac`: checking MACs loads OpenSSL) and the
+same read and list without KEYMGMT_MASTER_KEY (no MAC to check), all in the same rounds.
 Usage: python bench/read_list.py [--runs 31] [--big 10000]
 """
 
@@ -44,9 +47,9 @@ def populate(environ: dict[str, str], count: int) -> Engine:
 CPU: dict[tuple[str, ...], list[float]] = {}
 
 
-def timed(cmd: list[str], environ: dict[str, str]) -> float:
-    """Wall seconds of one run; its CPU (user+sys, os.wait4) is appended to CPU[cmd]: on a shared,
-    loaded machine the CPU is the steadier of the two and says what a quiet machine would see."""
+def timed(cmd: list[str], environ: dict[str, str], key: tuple[str, ...] | None = None) -> float:
+    """Wall seconds of one run; its CPU (user+sys, os.wait4) is appended to CPU[key or cmd]: on a
+    shared, loaded machine the CPU is the steadier of the two and says what a quiet machine would see."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             cwd=h.NEUTRAL_CWD)
@@ -54,7 +57,7 @@ def timed(cmd: list[str], environ: dict[str, str]) -> float:
     wall = time.perf_counter() - start
     if status != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed (wait status {status})")
-    CPU.setdefault(tuple(cmd), []).append(ru.ru_utime + ru.ru_stime)
+    CPU.setdefault(key or tuple(cmd), []).append(ru.ru_utime + ru.ru_stime)
     return wall
 
 
@@ -98,42 +101,56 @@ def main() -> None:
         samples: dict[str, list[float]] = {"python -c pass": [], "python -m keymgmt_cli read keymgmt/key/key-00500": [],
                                            "python -m keymgmt_cli list keymgmt/key": []}
         commands = [[py, "-c", "pass"], km + ["read", "keymgmt/key/key-00500"], km + ["list", "keymgmt/key"]]
+        no_key = {k: v for k, v in env.items() if k != "KEYMGMT_MASTER_KEY"}
+        envs = [env, env, env]
         script = os.path.join(os.path.dirname(py), "keymgmt")
         if os.path.exists(script):  # the console script, what users type
             samples["keymgmt read keymgmt/key/key-00500"] = []
             samples["keymgmt list keymgmt/key"] = []
             commands += [[script, "read", "keymgmt/key/key-00500"], [script, "list", "keymgmt/key"]]
+            envs += [env, env]
         installs = [("installed", h.ROOT)] if args.installed else []
         if args.installed and h.SCRATCH:  # the patched copy, side by side with this checkout
             installs.append(("installed-scratch", h.SCRATCH))
         for name, source in installs:
             ipy = installed_venv(name, source)
             iscript = os.path.join(os.path.dirname(ipy), "keymgmt")
-            for label, cmd in ((f"{name}: python -c pass", [ipy, "-c", "pass"]),
-                               (f"{name}: keymgmt read keymgmt/key/key-00500", [iscript, "read", "keymgmt/key/key-00500"]),
-                               (f"{name}: keymgmt list keymgmt/key", [iscript, "list", "keymgmt/key"])):
+            # The floors (first installs only): pip's console script itself imports re, the state is
+            # JSON (json imports re too), and checking MACs needs hmac, which loads OpenSSL.
+            floors = [] if name != "installed" else [
+                (f"{name}: floor python -c 'import re, json'", [ipy, "-c", "import re, json"], env),
+                (f"{name}: floor python -c 'import re, json, hmac'", [ipy, "-c", "import re, json, hmac"], env)]
+            for label, cmd, environ in ((f"{name}: python -c pass", [ipy, "-c", "pass"], env), *floors,
+                                        (f"{name}: keymgmt read keymgmt/key/key-00500", [iscript, "read", "keymgmt/key/key-00500"], env),
+                                        (f"{name}: keymgmt list keymgmt/key", [iscript, "list", "keymgmt/key"], env),
+                                        (f"{name}: the same read, no master key", [iscript, "read", "keymgmt/key/key-00500"], no_key),
+                                        (f"{name}: the same list, no master key", [iscript, "list", "keymgmt/key"], no_key)):
                 samples[label] = []
                 commands.append(cmd)
+                envs.append(environ)
         for _ in range(3):  # warm the page cache
-            for cmd in commands:
-                timed(cmd, env)
+            for cmd, environ in zip(commands, envs):
+                timed(cmd, environ)
         CPU.clear()
+        loads = []
         for _ in range(args.runs):
-            for label, cmd in zip(samples, commands):
-                samples[label].append(timed(cmd, env))
+            loads.append(os.getloadavg()[0])
+            for label, cmd, environ in zip(samples, commands, envs):
+                samples[label].append(timed(cmd, environ, (label,)))
         base = statistics.median(samples["python -c pass"])
         print(f"read/list with 1,000 keys, {args.runs} interleaved runs each, medians "
               f"(interpreter {os.path.realpath(py)} via {py}):")
-        print(f"machine: {h.machine_note()}")
-        cpu_of = {label: statistics.median(CPU[tuple(cmd)]) for label, cmd in zip(samples, commands)}
-        print(f"  {'':52s} {'wall':>8s}   {'ratio':>5s}   {'CPU':>7s}   {'ratio':>5s}   spread of wall")
+        print(f"machine: {h.machine_note()}; 1-minute load average during the runs: min {min(loads):.1f}, "
+              f"median {statistics.median(loads):.1f}, max {max(loads):.1f}")
+        cpu_of = {label: statistics.median(CPU[(label,)]) for label in samples}
+        print(f"  {'':58s} {'wall':>8s}   {'ratio':>5s}   {'CPU':>7s}   {'ratio':>5s}   spread of wall")
         for label, values in samples.items():
             med = statistics.median(values)
             q = statistics.quantiles(values, n=4)
             prefix = label.split(": ", 1)[0] + ": " if label.startswith("installed") else ""
             ref = statistics.median(samples[f"{prefix}python -c pass"])
             cref = cpu_of[f"{prefix}python -c pass"]
-            print(f"  {label:52s} {med * 1000:6.1f} ms   {med / ref:4.2f}x   {cpu_of[label] * 1000:5.1f} ms   "
+            print(f"  {label:58s} {med * 1000:6.1f} ms   {med / ref:4.2f}x   {cpu_of[label] * 1000:5.1f} ms   "
                   f"{cpu_of[label] / cref:4.2f}x   (IQR {100 * (q[2] - q[0]) / med:.0f}% of median, "
                   f"min {min(values) * 1000:.1f} ms)")
         print("  (ratios are over the same interpreter's python -c pass; installed*: .bench venvs with a plain, "

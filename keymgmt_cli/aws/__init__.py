@@ -5,8 +5,8 @@
 * ``transport``: which endpoints may be used (plain http only to loopback, https elsewhere).
 * ``pacing``: client-side pacing at AWS's request quotas (token bucket, the schedule that the
   processes of one user share). No boto3.
-* ``session``: boto3 sessions sharing one botocore data loader, and the one client factory
-  (retries, timeouts, connection pool, endpoint check).
+* ``session``: one botocore session (and data loader) per process, credentials per provider,
+  and the one client factory (retries, timeouts, connection pool, endpoint check).
 * ``failures``: ``failure_of`` reads any botocore exception into a library-free ``Failure``;
   ``translate`` turns it into one ``ProviderError`` worded by the calling service.
 

@@ -1,4 +1,4 @@
-"""boto3 sessions and clients: one botocore data loader per process, one client factory.
+"""Sessions and clients: one botocore session (and data loader) per process, one client factory.
 
 Every AWS client of keymgmt is made by ``client``: standard retries, timeouts, our user agent,
 a connection pool sized for concurrent reads, and the transport rule of ``transport`` checked on
@@ -11,11 +11,12 @@ default chain, or a role assumed on top of them (or with a web identity token), 
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
-import boto3
 import botocore.credentials
 import botocore.exceptions
 import botocore.loaders
@@ -35,22 +36,98 @@ MAX_POOL_CONNECTIONS = 64
 
 _LOADER_LOCK = threading.Lock()
 _LOADER: Any = None
+_SESSIONS: dict[str, Any] = {}  # fingerprint of the AWS environment -> its botocore session
 
 
-def new_session(**kwargs: Any) -> Any:
-    """A boto3 Session sharing one botocore data loader with every other in this process.
+def _environment_fingerprint() -> str:
+    """A digest of what a botocore session reads from the environment when it is made or first
+    asked (``AWS_*``: profile, config and credentials files, endpoints, CA bundle, default
+    credentials; ``HOME``: where ``~/.aws`` is). A digest, so no second copy of a secret stays."""
+    seen = sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_") or k == "HOME")
+    return hashlib.sha256(repr(seen).encode("utf-8", "surrogatepass")).hexdigest()
 
-    Each provider needs its own session (its own credentials), but a fresh session re-reads and
-    parses botocore's service models, ~100 ms of CPU; rotating in 4 providers at once paid it 4
-    times under the GIL. The loader only caches those JSON models, so sharing it is safe.
-    Raises botocore's own exceptions (``ProfileNotFound``...): callers translate them."""
+
+def _botocore_session() -> Any:
+    """The process's botocore session for the current AWS environment, made on first use.
+
+    A botocore session costs ~15-20 ms of CPU to make (it registers ~130 built-in event handlers,
+    each inspected with ``inspect.signature``) and resolves the config file and the default
+    credential chain once; a client made from an existing session costs ~5 ms. One session per
+    provider (boto3's ``Session`` each) paid the whole cost per provider, under the GIL, before
+    each region's chain could start. Sessions are not thread-safe: callers hold ``_LOADER_LOCK``.
+    A changed environment (tests, or a caller that sets ``AWS_PROFILE``) gets a session of its own."""
     global _LOADER
-    session = boto3.session.Session(**kwargs)
+    fingerprint = _environment_fingerprint()
+    session = _SESSIONS.get(fingerprint)
+    if session is None:
+        if _LOADER is None:
+            _LOADER = botocore.loaders.create_loader()
+        session = botocore.session.Session()
+        session.register_component("data_loader", _LOADER)  # the models are parsed once per process
+        _SESSIONS[fingerprint] = session
+    return session
+
+
+def _loaded(core: Any) -> Any:
+    """``core`` (a botocore session of its own) with the process's one data loader."""
+    global _LOADER
     with _LOADER_LOCK:
         if _LOADER is None:
             _LOADER = botocore.loaders.create_loader()
-        session._session.register_component("data_loader", _LOADER)
-    return session
+        core.register_component("data_loader", _LOADER)
+    return core
+
+
+class Session:
+    """What one provider's clients share: its own credentials, or None for the default chain
+    (environment, shared files, SSO/assume-role, container and instance roles), and its region.
+
+    Not a boto3 Session: access keys and the default chain use the process's one botocore session
+    (``botocore.session.Session.create_client``, which takes credentials per client), so a second
+    provider costs one client, not one more session. A named ``profile_name`` or a prepared
+    ``botocore_session`` (a role's refreshable credentials, ``credential_session``) needs a
+    botocore session of its own, which shares the data loader. The credentials are never printed."""
+
+    __slots__ = ("_credentials", "_core", "region_name")
+
+    def __init__(self, aws_access_key_id: str | None = None, aws_secret_access_key: str | None = None,
+                 aws_session_token: str | None = None, region_name: str | None = None,
+                 profile_name: str | None = None, botocore_session: Any = None):
+        self._credentials = {"aws_access_key_id": aws_access_key_id,
+                             "aws_secret_access_key": aws_secret_access_key,
+                             "aws_session_token": aws_session_token} if aws_access_key_id else {}
+        if botocore_session is None and profile_name:
+            botocore_session = botocore.session.Session(profile=profile_name)
+        self._core = _loaded(botocore_session) if botocore_session is not None else None
+        self.region_name = region_name
+
+    def __repr__(self) -> str:
+        source = "given" if self._credentials else "own session" if self._core is not None else "default chain"
+        return f"Session(region_name={self.region_name!r}, credentials={source!r})"
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        """``create_client`` of the session with these credentials. Raises botocore's own
+        exceptions (``ProfileNotFound``...): ``client()`` below translates."""
+        with _LOADER_LOCK:
+            core = self._core if self._core is not None else _botocore_session()
+            return core.create_client(service, **kwargs, **self._credentials)
+
+    def get_credentials(self) -> Any:
+        """The credentials the clients will use (botocore's ``Credentials``, with its ``method``),
+        or None; resolving the chain as the first request would. Raises botocore's exceptions."""
+        if self._credentials:
+            return botocore.credentials.Credentials(
+                self._credentials["aws_access_key_id"], self._credentials["aws_secret_access_key"],
+                self._credentials["aws_session_token"], method="explicit")
+        with _LOADER_LOCK:
+            core = self._core if self._core is not None else _botocore_session()
+            return core.get_credentials()
+
+
+def new_session(**kwargs: Any) -> Session:
+    """A ``Session`` for one provider (``aws_access_key_id``, ``aws_secret_access_key``,
+    ``aws_session_token``, ``region_name``, ``profile_name``, ``botocore_session``); see ``Session``."""
+    return Session(**kwargs)
 
 
 def client(session: Any, service: str, region: str, endpoint: str | None, *,

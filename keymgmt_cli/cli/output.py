@@ -158,8 +158,9 @@ def table(data: dict[str, Any]) -> str:
 
 
 def key_list(keys: list[str]) -> str:
-    """TableFormatter.OutputList: the header Keys, then the names sorted."""
-    return columnize([["Keys"], ["----"], *[[k] for k in sorted(keys)]])
+    """TableFormatter.OutputList: the header Keys, then the names sorted. One column: columnize
+    pads nothing, so this is its result without building a row per name (a list of thousands)."""
+    return "\n".join(["Keys", "----", *[k.strip() or "n/a" for k in sorted(keys)]])
 
 
 def wrap(text: str, limit: int) -> list[str]:

@@ -108,15 +108,21 @@ def run(argv: list[str], environ: Any, engine: Callable[[str], Any], io: Io | No
 
             return forget.run(shown, parsed.flags, fmt, _Env(engine(verb), environ), io)
         if verb in ("write", "delete"):  # audit records around every change; -dry-run plans instead
-            from keymgmt_cli.cli.evidence import run_request
             from keymgmt_cli.store.retired import check_writable  # a migrated-away state refuses changes
 
-            check_writable(engine(verb).store)
+            changing = engine(verb)
+            check_writable(changing.store)
+            if parsed.flags.get("dry-run"):
+                from keymgmt_cli.cli.evidence import run_request  # prints the plan (click)
 
-            response = run_request(_Env(engine(verb), environ), verb, shown, data,
-                                   dry_run=bool(parsed.flags.get("dry-run")), fmt=fmt)
-            if response is None:
+                run_request(_Env(changing, environ), verb, shown, data, dry_run=True, fmt=fmt)
                 return EXIT_OK  # the plan was printed; nothing changed
+            # evidence.run_request's audited branch, called directly: importing evidence.py (it
+            # also holds the click commands) cost every write ~30-50 ms of CPU for click alone
+            from keymgmt_cli.audit.session import audited
+
+            request = Request(verb, shown, data)
+            response = audited(changing, environ, verb, shown, data, lambda: changing.handle(request))
         else:
             response = engine(verb).handle(Request(verb, shown, data))
     except UsageError as error:  # found before the engine was asked (the audit settings, say): exit 1

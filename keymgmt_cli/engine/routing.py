@@ -64,9 +64,13 @@ class Route:
 
     def __init__(self, pattern: str, synopsis: str, operations: dict[str, Operation]):
         self.pattern, self.synopsis, self.operations = pattern, synopsis, operations
-        self._regex = re.compile("(?:" + pattern + r")\Z")  # \Z, not $: "$" also matches before a final newline
+        self._regex: re.Pattern[str] | None = None
 
     def regex(self) -> re.Pattern[str]:
+        """Compiled on first use: a read matches the first few routes only, and compiling all of
+        them cost every start-up a millisecond or two."""
+        if self._regex is None:
+            self._regex = re.compile("(?:" + self.pattern + r")\Z")  # \Z, not $: "$" also matches before a final newline
         return self._regex
 
 

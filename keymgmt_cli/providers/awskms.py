@@ -127,7 +127,7 @@ _SNAKE = {
 
 
 class _Family:
-    """What siblings made by ``in_region`` share: the boto3 Session, settings, the call log."""
+    """What siblings made by ``in_region`` share: the session (credentials), settings, the call log."""
 
     def __init__(self, config: ProviderConfig, session: Any, endpoint: str | None, *,
                  pacing: bool | None, max_attempts: int, retry_mode: str,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from ..errors import StoreError
 from .auth import AuthStore
@@ -31,6 +30,7 @@ from .filestore import FileStore
 TYPE_CHECKING = False  # typing costs milliseconds on the read path
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from pathlib import Path
     from typing import Any
 
     from .masterkey import MasterKey
@@ -47,19 +47,26 @@ ENV_VAR = "KEYMGMT_MASTER_KEY"  # masterkey.ENV_VAR
 _SETTINGS = {"storage": STORAGE_ENV, "seal": SEAL_ENV}
 
 
-def _user_dir(environ: Mapping[str, str], xdg_var: str, linux_default: str, platformdirs_fn: str) -> Path:
+def _user_dir(environ: Mapping[str, str], xdg_var: str, linux_default: str, platformdirs_fn: str) -> str:
     """``<dir>/keymgmt`` by platformdirs' rule. On Linux it is computed here ($XDG_..., else the
-    default), so reads do not pay for importing platformdirs."""
+    default), so reads do not pay for importing platformdirs. A string: reads import no pathlib."""
     if sys.platform.startswith("linux"):
         xdg = environ.get(xdg_var, "").strip()
         base = xdg if os.path.isabs(xdg) else os.path.expanduser(linux_default)
-        return Path(base) / "keymgmt"
+        return os.path.join(base, "keymgmt")
     import platformdirs
 
-    return Path(getattr(platformdirs, platformdirs_fn)("keymgmt", appauthor=False))
+    return os.fspath(getattr(platformdirs, platformdirs_fn)("keymgmt", appauthor=False))
 
 
 def state_home(environ: Mapping[str, str]) -> Path:
+    """``state_dir`` as a ``Path``."""
+    from pathlib import Path
+
+    return Path(state_dir(environ))
+
+
+def state_dir(environ: Mapping[str, str]) -> str:
     """``KEYMGMT_HOME`` if set (``~`` expanded, made absolute), else the user data dir.
 
     ``KEYMGMT_HOME=""`` (or blanks) is an error, not "the default": a script whose variable
@@ -70,7 +77,7 @@ def state_home(environ: Mapping[str, str]) -> Path:
         if not configured.strip():
             raise StoreError(f"{HOME_ENV} is set but empty; set it to the state directory or unset it",
                              hint="unset KEYMGMT_HOME to use the default state directory")
-        return Path(os.path.abspath(os.path.expanduser(configured)))
+        return os.path.abspath(os.path.expanduser(configured))
     return _user_dir(environ, "XDG_DATA_HOME", "~/.local/share", "user_data_dir")
 
 
@@ -86,7 +93,7 @@ def open_store(environ: Mapping[str, str]) -> Any:
     Nothing is created on disk (or in AWS) until the first write.
     """
     url = setting(environ, "storage")
-    inner = FileStore(state_home(environ)) if not url else open_store_url(url, environ)
+    inner = FileStore(state_dir(environ)) if not url else open_store_url(url, environ)
     return AuthStore(inner, lambda: cheap_auth_key(inner, environ))
 
 
@@ -114,20 +121,21 @@ def cheap_auth_key(store: Any, environ: Mapping[str, str]) -> bytes | None:
                              f"the state in {store.location} (kcv {master.kcv}, expected "
                              f"{record.get('kcv')})", hint="use the key the state was initialised with")
         return derive_auth_key(master.key)
-    from .masterkey import KEY_FILE, load_master_key
+    home = store.location if store.backend == "file" else store.home  # FileStore's directory, no pathlib
+    if value is None and not os.path.lexists(os.path.join(home, _KEY_FILE)):
+        return None  # the OS keyring: not cheap (and a read without a key imports no masterkey/hmac)
+    from .masterkey import load_master_key
 
-    if value is None and not os.path.lexists(store.home / KEY_FILE):
-        return None  # the OS keyring: not cheap
     # create=True never makes a key here (one was found); it records the check value of a new state
-    return derive_auth_key(load_master_key(store.home, environ, create=True).key)
+    return derive_auth_key(load_master_key(home, environ, create=True).key)
 
 
-def config_path(environ: Mapping[str, str]) -> Path:
+def config_path(environ: Mapping[str, str]) -> str:
     """``KEYMGMT_CONFIG``, else ``<user config dir>/keymgmt/config.json``."""
     configured = environ.get(CONFIG_ENV)
     if configured:
-        return Path(os.path.abspath(os.path.expanduser(configured)))
-    return _user_dir(environ, "XDG_CONFIG_HOME", "~/.config", "user_config_dir") / "config.json"
+        return os.path.abspath(os.path.expanduser(configured))
+    return os.path.join(_user_dir(environ, "XDG_CONFIG_HOME", "~/.config", "user_config_dir"), "config.json")
 
 
 def setting(environ: Mapping[str, str], name: str) -> str | None:
@@ -137,7 +145,8 @@ def setting(environ: Mapping[str, str], name: str) -> str | None:
         return value.strip()
     path = config_path(environ)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as file:
+            raw = file.read()
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
@@ -270,6 +279,7 @@ def open_secret_box(home: Path, environ: Mapping[str, str], *, keyring_backend: 
 
 
 SEAL_RECORD = "meta/seal"  # kmsseal.SEAL_DOC, without importing botocore
+_KEY_FILE = "master.key"  # masterkey.KEY_FILE, without importing masterkey (and hmac) on a read
 
 
 def _has_seal_record(store: Any) -> bool:

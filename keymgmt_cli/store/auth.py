@@ -37,13 +37,14 @@ Without a key (``key_source`` returns None: the fast ``read``/``list`` path when
 is not cheaply at hand, see ``cheap_auth_key``) ``get`` still refuses a document without a tag,
 but cannot check the MAC or the revision; ``put`` is refused.
 
-Standard library only (``hmac``, ``hashlib``, ``json``): the read path imports it.
+Standard library only (``hmac``, ``hashlib``, ``json``): the read path imports it. ``hmac`` and
+``hashlib`` (which load OpenSSL's libcrypto and probe every digest, a few milliseconds) are imported
+on the first MAC, so a read without the key at hand does not pay for them; a MAC is one
+``hmac.digest`` call (OpenSSL's one-shot HMAC, no HMAC object).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 
 TYPE_CHECKING = False  # typing costs milliseconds on the read path
@@ -68,10 +69,22 @@ _UPGRADE_HINT = ("a state last written by keymgmt before authenticated documents
                  "keymgmt: restore it from a backup instead")
 
 
+def _hmac_sha256(key: bytes, msg: bytes) -> bytes:
+    import hmac
+
+    return hmac.digest(key, msg, "sha256")
+
+
+def _equal(a: str, b: str) -> bool:
+    import hmac
+
+    return hmac.compare_digest(a, b)
+
+
 def derive_auth_key(master_key: bytes) -> bytes:
     """HKDF-SHA256 (RFC 5869) of the master key, 32 bytes, for document MACs only."""
-    prk = hmac.new(_SALT, bytes(master_key), hashlib.sha256).digest()
-    return hmac.new(prk, _INFO + b"\x01", hashlib.sha256).digest()
+    prk = _hmac_sha256(_SALT, bytes(master_key))
+    return _hmac_sha256(prk, _INFO + b"\x01")
 
 
 def canonical(doc: dict[str, Any]) -> bytes:
@@ -82,10 +95,12 @@ def canonical(doc: dict[str, Any]) -> bytes:
 def document_mac(key: bytes, state_id: str, doc_id: str, rev: int, body: dict[str, Any]) -> str:
     msg = b"\x00".join((_MAC_CONTEXT + state_id.encode("utf-8"), doc_id.encode("utf-8"),
                         str(rev).encode("ascii"), canonical(body)))
-    return hmac.new(key, msg, hashlib.sha256).hexdigest()
+    return _hmac_sha256(key, msg).hex()
 
 
 def _revision_record(doc_id: str) -> str:
+    import hashlib
+
     return f"{REVISIONS}/{hashlib.sha256(doc_id.encode('utf-8')).hexdigest()[0]}"
 
 
@@ -142,7 +157,7 @@ def check_document(key: bytes, state_id: str, doc_id: str, doc: dict[str, Any]) 
         want = document_mac(key, state_id, doc_id, rev, body)
     except (TypeError, ValueError):
         return None
-    return rev if hmac.compare_digest(want, mac) else None
+    return rev if _equal(want, mac) else None
 
 
 class AuthStore:
@@ -260,7 +275,7 @@ class AuthStore:
                 want = document_mac(key, state_id, doc_id, rev, doc)
             except (TypeError, ValueError):
                 want = ""
-            if not hmac.compare_digest(want, mac):
+            if not _equal(want, mac):
                 raise StoreError(f"{where} failed authentication (edited outside keymgmt, copied "
                                  "from another state, or written under another master key)",
                                  hint=_TAMPERED_HINT)
@@ -331,7 +346,7 @@ class AuthStore:
             raise StoreError(f"{where} is not authenticated", hint=_TAMPERED_HINT)
         rev, mac = parsed
         want = document_mac(key, self.current_state_id(), record_id, rev, doc)
-        if not hmac.compare_digest(want, mac):
+        if not _equal(want, mac):
             raise StoreError(f"{where} failed authentication", hint=_TAMPERED_HINT)
         self._seen[record_id] = rev
         return {k: v for k, v in revs.items() if type(v) is int}

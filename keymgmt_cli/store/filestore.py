@@ -19,21 +19,22 @@ description, so two ``open`` calls in the same process exclude each other as wel
 works across processes *and* threads. Lock files are never removed (removing one races with a
 process that has just opened it).
 
-This module is on the fast ``read``/``list`` path: it imports only the standard library.
+This module is on the fast ``read``/``list`` path: it imports only the standard library, and of
+that neither ``pathlib`` (with ``fnmatch``, ``ntpath``, ``urllib.parse`` and ``ipaddress`` it
+costs about a third of a bare interpreter start-up) nor ``contextlib``: paths are ``os.path``
+strings, ``home`` makes its ``Path`` only when a caller asks for it, and ``lock`` returns a small
+context manager class.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
-from contextlib import contextmanager
-from pathlib import Path
 
 TYPE_CHECKING = False  # typing costs milliseconds on the read path
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from pathlib import Path
     from typing import Any
 
 from ..errors import StoreError
@@ -165,11 +166,21 @@ class FileStore:
     backend = "file"
 
     def __init__(self, home: str | os.PathLike[str]):
-        self.home = Path(os.path.abspath(os.fspath(home)))
-        self._root = str(self.home)
+        self._root = os.path.abspath(os.fspath(home))
         self.location = self._root
+        self._home: Path | None = None
         self._checked = False  # the directory passed check_home (once per instance)
         self._tightened = False
+
+    @property
+    def home(self) -> Path:
+        """The state directory as a ``Path`` (for the commands that build paths in it; the read
+        path uses the string ``location`` and never imports pathlib)."""
+        if self._home is None:
+            from pathlib import Path
+
+            self._home = Path(self._root)
+        return self._home
 
     def _check(self, writing: bool = False) -> None:
         """Refuse an unsafe state directory (``private_dir.check_home``); on a write, make it 0700."""
@@ -196,6 +207,8 @@ class FileStore:
 
     def path_of(self, doc_id: str) -> Path:
         """Where document ``doc_id`` is kept (for messages and tests)."""
+        from pathlib import Path
+
         return Path(self._doc_path(doc_id))
 
     # -- documents ---------------------------------------------------------------------------
@@ -215,7 +228,7 @@ class FileStore:
         """Every document id, sorted: the one walk of the directory layout (a collection named
         ``X.json`` is kept as ``X.json~``; ``.locks/`` and doomed ``.del-*`` directories are the
         store's own), for snapshots, migration, rekey and upgrade."""
-        root = os.fspath(self.home)
+        root = self._root
         found = []
         for dirpath, dirnames, filenames in os.walk(root):
             rel = os.path.relpath(dirpath, root)
@@ -294,35 +307,15 @@ class FileStore:
 
     # -- locks -------------------------------------------------------------------------------
 
-    @contextmanager
-    def lock(self, name: str, timeout: float = 60.0) -> Iterator[None]:
+    def lock(self, name: str, timeout: float = 60.0) -> _FlockHeld:
+        """An exclusive flock on ``.locks/<name>.lock``, taken on ``__enter__`` (a context manager)."""
         path = os.path.join(self._root, LOCK_DIR, lock_file_name(name))
-        self._check(writing=True)
-        fd = self._open_lock_file(path)
-        try:
-            deadline = time.monotonic() + timeout
-            delay = 0.001
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    pass
-                except OSError as e:
-                    raise StoreError(f"cannot lock {path}: {_why(e)}") from None
-                now = time.monotonic()
-                if now >= deadline:
-                    raise lock_busy_error(name, _holder_hint(fd))
-                time.sleep(min(delay, deadline - now))
-                delay = min(delay * 2, 0.05)
-            try:  # who holds it, for the next waiter's message; best effort
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-            except OSError:
-                pass
-            yield
-        finally:
-            os.close(fd)  # releases the flock
+
+        def open_lock_file() -> int:
+            self._check(writing=True)
+            return self._open_lock_file(path)
+
+        return _FlockHeld(name, path, open_lock_file, timeout)
 
     def _open_lock_file(self, path: str) -> int:
         flags = os.O_RDWR | os.O_CREAT
@@ -344,6 +337,54 @@ class FileStore:
         except OSError:
             pass
         return fd
+
+
+class _FlockHeld:
+    """``with store.lock(name):`` -- the lock file is opened and flocked on entry (polling with
+    backoff up to ``timeout``), our pid written for the next waiter's message, and closed on exit,
+    which releases the flock. A class rather than ``contextlib.contextmanager``: the read path
+    does not import contextlib."""
+
+    __slots__ = ("_name", "_path", "_open", "_timeout", "_fd")
+
+    def __init__(self, name: str, path: str, opener: Any, timeout: float):
+        self._name, self._path, self._open, self._timeout = name, path, opener, timeout
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        import fcntl  # only where a lock is taken (reads take none)
+
+        fd = self._open()
+        try:
+            deadline = time.monotonic() + self._timeout
+            delay = 0.001
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    pass
+                except OSError as e:
+                    raise StoreError(f"cannot lock {self._path}: {_why(e)}") from None
+                now = time.monotonic()
+                if now >= deadline:
+                    raise lock_busy_error(self._name, _holder_hint(fd))
+                time.sleep(min(delay, deadline - now))
+                delay = min(delay * 2, 0.05)
+            try:  # who holds it, for the next waiter's message; best effort
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            except OSError:
+                pass
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def __exit__(self, *exc: object) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # releases the flock
 
 
 def _holder_hint(fd: int) -> str | None:

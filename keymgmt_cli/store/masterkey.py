@@ -24,7 +24,6 @@ Standard library only: no ``cryptography``; ``keyring`` is imported only when it
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import hmac
@@ -32,11 +31,11 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 TYPE_CHECKING = False  # typing and dataclasses cost milliseconds: the read path imports this module
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from pathlib import Path
     from typing import Any
 
 from ..errors import StoreError
@@ -98,12 +97,14 @@ def load_master_key(home: Path, environ: Mapping[str, str], *, create: bool,
 
     ``keyring_backend``: a ``keyring`` backend to use instead of the OS one (tests).
     """
-    home = Path(os.path.abspath(home))
     value = environ.get(ENV_VAR)
-    if value is not None:
+    if value is not None:  # every read with the key set: os.path strings, no pathlib
         found = MasterKey(_parse_env_key(value), ENV_SOURCE)
-        _check_or_record(home, found, create)
+        _check_or_record(os.path.abspath(home), found, create)
         return found
+    from pathlib import Path
+
+    home = Path(os.path.abspath(home))
 
     keyring = _Keyring(keyring_backend)
     found = _find_stored(home, keyring)
@@ -129,6 +130,8 @@ def describe_source(home: Path, environ: Mapping[str, str], *, keyring_backend: 
     and compares what it finds with the check value on record (an HMAC of the key: nothing is
     unsealed, no secret is shown). Imports ``keyring`` only when neither of the first two is there.
     """
+    from pathlib import Path
+
     home = Path(os.path.abspath(home))
     try:
         meta = _read_meta(home)
@@ -207,12 +210,20 @@ def _b64decode(text: str) -> bytes | None:
     """Standard or URL-safe base64, padding optional."""
     body = text.rstrip("=")
     padded = body + "=" * (-len(body) % 4)
-    for altchars in (None, b"-_"):
+    try:
+        data = padded.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    for table in (None, _URLSAFE):
         try:
-            return base64.b64decode(padded, altchars=altchars, validate=True)
+            # what base64.b64decode(validate=True) does (3.11+), without importing base64 on a read
+            return binascii.a2b_base64(data if table is None else data.translate(table), strict_mode=True)
         except (binascii.Error, ValueError):
             continue
     return None
+
+
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 
 class _Keyring:
@@ -288,6 +299,8 @@ def _find_stored(home: Path, keyring: _Keyring) -> MasterKey | None:
 
 def _create(home: Path, keyring: _Keyring, warn: Callable[[str], None]) -> MasterKey:
     key = os.urandom(KEY_BYTES)
+    import base64
+
     text = base64.b64encode(key).decode("ascii")
     if keyring.put(home, text):
         return MasterKey(key, f"keyring:{keyring.name}")
@@ -305,8 +318,8 @@ def _create(home: Path, keyring: _Keyring, warn: Callable[[str], None]) -> Maste
 # -- seal.json -------------------------------------------------------------------------------
 
 
-def _read_meta(home: Path) -> dict[str, Any] | None:
-    path = home / SEAL_META
+def _read_meta(home: Path | str) -> dict[str, Any] | None:
+    path = os.path.join(home, SEAL_META)
     try:
         meta = json.loads(read_nofollow(str(path)))
     except (FileNotFoundError, NotADirectoryError):
@@ -359,6 +372,9 @@ def _check_or_record(home: Path, key: MasterKey, create: bool) -> None:
     """
     meta = _read_meta(home)
     if meta is None:
+        from pathlib import Path
+
+        home = Path(home)
         with FileStore(home).lock(_LOCK):
             meta = _read_meta(home)
             if meta is None:

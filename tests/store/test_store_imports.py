@@ -7,6 +7,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ["cryptography", "keyring", "boto3", "botocore"]
 
@@ -61,3 +63,99 @@ def test_the_probe_does_see_heavy_imports(tmp_path):
         Sealer(bytes(32)).seal(b"x", "a")
     """
     assert "cryptography" in _loaded_after(code, tmp_path)
+
+
+# -- the console script's read/list path: what it imports beyond a bare interpreter -----------------
+# `python -S` (no site, so no editable-install finder, which imports pathlib, re, enum, ... into every
+# start-up of the dev venv) runs keymgmt_cli.cli.fast as the console script does; the probe prints
+# every module the command added to sys.modules. bench/README.md has the cost of each.
+
+#: Standard-library modules the fast path must not import (each costs a measurable share of a bare
+#: interpreter start-up: pathlib drags fnmatch, ntpath, urllib.parse and ipaddress along).
+STDLIB_BANNED = ["pathlib", "contextlib", "urllib", "ipaddress", "fnmatch", "base64", "uuid", "typing",
+                 "dataclasses", "shutil", "tempfile", "logging", "datetime", "platformdirs", "yaml",
+                 "click", "rich", "boto3", "botocore", "keyring", "cryptography"]
+#: ... and without the master key at hand there is no MAC to check, so no OpenSSL either.
+NO_KEY_BANNED = ["hmac", "hashlib", "_hashlib", "keymgmt_cli.store.masterkey"]
+#: keymgmt's own modules on the path, exactly: a new one here costs every read (~0.1-0.2 ms each).
+FAST_MODULES = sorted("""
+    keymgmt_cli keymgmt_cli.app keymgmt_cli.cli keymgmt_cli.cli.fast keymgmt_cli.cli.goflags
+    keymgmt_cli.cli.output keymgmt_cli.cli.render keymgmt_cli.cli.report keymgmt_cli.cli.verbs
+    keymgmt_cli.engine keymgmt_cli.engine.core keymgmt_cli.engine.kmsproviders keymgmt_cli.engine.keys
+    keymgmt_cli.engine.mounts keymgmt_cli.engine.names keymgmt_cli.engine.paths keymgmt_cli.engine.reconcile
+    keymgmt_cli.engine.routing keymgmt_cli.engine.sealing keymgmt_cli.engine.shapes keymgmt_cli.errors
+    keymgmt_cli.store keymgmt_cli.store.auth keymgmt_cli.store.base keymgmt_cli.store.filestore
+    keymgmt_cli.store.private_dir
+""".split())
+
+
+def _fast_path_imports(argv, env):
+    probe = textwrap.dedent(f"""
+        import io, sys
+        sys.path.insert(0, {str(REPO)!r})
+        before = set(sys.modules)
+        out, sys.stdout = sys.stdout, io.StringIO()
+        from keymgmt_cli.cli import fast
+        code = fast.run({argv!r})
+        sys.stdout = out
+        added = sorted(set(sys.modules) - before)
+        print(code, " ".join(added))
+    """)
+    env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-S", "-c", probe], env=env, capture_output=True, text=True,
+                         check=True, cwd="/").stdout
+    code, _, added = out.strip().partition(" ")
+    assert code == "0", out
+    return added.split()
+
+
+@pytest.fixture(scope="module")
+def keyed_state(tmp_path_factory):
+    """A local state with one key, and the environment (master key set) that wrote it."""
+    import base64 as b64
+
+    tmp_path = tmp_path_factory.mktemp("fast")
+    home = tmp_path / "state"
+    key = b64.b64encode(os.urandom(32)).decode()
+    env = dict(os.environ, KEYMGMT_HOME=str(home), KEYMGMT_MASTER_KEY=key)
+    for name in ("KEYMGMT_STORAGE", "KEYMGMT_SEAL"):
+        env.pop(name, None)
+    env["KEYMGMT_CONFIG"] = str(tmp_path / "no-config.json")
+    subprocess.run([sys.executable, "-m", "keymgmt_cli", "write", "keymgmt/key/k1", "type=aes256-gcm96"],
+                   env=env, check=True, capture_output=True, cwd=tmp_path)
+    return env
+
+
+def _banned(added, names):
+    return [m for m in added if m in names or m.split(".")[0] in names]
+
+
+def test_read_and_list_import_only_the_fast_path(keyed_state):
+    env = keyed_state
+    no_key = {k: v for k, v in env.items() if k != "KEYMGMT_MASTER_KEY"}
+    for argv in (["read", "keymgmt/key/k1"], ["list", "keymgmt/key"]):
+        for environ, banned in ((env, STDLIB_BANNED), (no_key, STDLIB_BANNED + NO_KEY_BANNED)):
+            added = _fast_path_imports(argv, environ)
+            assert _banned(added, banned) == [], (argv, "KEYMGMT_MASTER_KEY" in environ)
+            own = sorted(m for m in added if m.startswith("keymgmt_cli"))
+            expected = FAST_MODULES + (["keymgmt_cli.store.masterkey"] if environ is env else [])
+            assert own == sorted(expected), (argv, sorted(set(own) ^ set(expected)))
+
+
+def test_the_fast_path_probe_sees_what_a_command_imports(keyed_state):
+    """The probe above can fail: with the key set, reads check MACs (hmac), and the probe sees
+    pathlib and its company where the code does import them (masterkey's describe_source)."""
+    env = keyed_state
+    assert "hmac" in _fast_path_imports(["read", "keymgmt/key/k1"], env)
+    probe_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(REPO)!r})
+        before = set(sys.modules)
+        import keymgmt_cli.store.masterkey
+        keymgmt_cli.store.masterkey.describe_source("/nonexistent", {{"KEYMGMT_MASTER_KEY": "x"}})
+        print(" ".join(sorted(set(sys.modules) - before)))
+    """)
+    added = subprocess.run([sys.executable, "-S", "-c", code], env=probe_env, capture_output=True,
+                           text=True, check=True).stdout.split()
+    assert "pathlib" in _banned(added, STDLIB_BANNED)
