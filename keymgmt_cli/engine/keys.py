@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
-from keymgmt_cli.engine import reconcile, shapes
+from keymgmt_cli.engine import shapes
 from keymgmt_cli.engine.mounts import Mount, now_rfc3339
 from keymgmt_cli.engine.names import check_name
 from keymgmt_cli.engine.routing import Response
-from keymgmt_cli.engine.sealing import seal_version
 from keymgmt_cli.errors import InvalidRequest, NotFound, NoValue, PreconditionFailed
+
+
+def _reconcile():
+    """The reconcile state machine (and through it the providers and on-demand rotation), loaded
+    when a key is written, rotated or deleted: a ``read`` or ``list`` never needs it, and its
+    imports would cost every read (tests/store/test_store_imports.py pins the read path)."""
+    from keymgmt_cli.engine import reconcile
+
+    return reconcile
+
+
+def seal_version(*args, **kwargs):
+    """``sealing.seal_version``, imported on first use for the same reason (cryptography)."""
+    from keymgmt_cli.engine.sealing import seal_version as seal
+
+    return seal(*args, **kwargs)
+
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -121,7 +137,7 @@ def _update_key(engine: Engine, mount: Mount, name: str, doc: dict[str, Any], va
     if changed:
         engine.put(mount.doc("keys", name), doc)
     # Always reconcile: re-running the same write finishes an enable/disable that failed halfway.
-    reconcile.sync_key(engine, mount, name, doc)
+    _reconcile().sync_key(engine, mount, name, doc)
     if "min_enabled_version" in values:  # converge with AWS, as verify -fix does for this key
         from keymgmt_cli.engine.converge import converge_key
 
@@ -151,11 +167,11 @@ def rotate_locked(engine: Engine, mount: Mount, name: str, doc: dict[str, Any]) 
         doc["versions"][str(number)] = seal_version(
             engine, mount, name, number, new_version(engine, mount, name, doc["type"]))
         doc["latest_version"] = number
-        if reconcile.distributed_to(engine, mount, name):
+        if _reconcile().distributed_to(engine, mount, name):
             # Journal: until every distribution holds the new version, a re-run finishes it.
             doc["pending"] = {"op": "rotate", "version": number, "since": now_rfc3339(engine.clock())}
         engine.put(mount.doc("keys", name), doc)
-    reconcile.sync_key(engine, mount, name, doc)
+    _reconcile().sync_key(engine, mount, name, doc)
     if doc.get("pending"):
         doc.pop("pending")
         engine.put(mount.doc("keys", name), doc)
@@ -165,7 +181,7 @@ def rotate_locked(engine: Engine, mount: Mount, name: str, doc: dict[str, Any]) 
 def _check_min_enabled_on_demand(engine: Engine, mount: Mount, name: str, minimum: int) -> None:
     """AWS cannot disable one material of a KMS key: with an on-demand distribution every version
     stays usable, so a min_enabled_version that would disable some is refused, not ignored."""
-    for kms in reconcile.distributed_to(engine, mount, name):
+    for kms in _reconcile().distributed_to(engine, mount, name):
         dist = shapes.load(engine.store, mount.doc("dist", kms, name), shapes.distribution) or {}
         if dist.get("rotation_mode") == "on-demand" and dist.get("state") != "removing":
             raise InvalidRequest(f"min_enabled_version {minimum} cannot apply to {name!r} in KMS provider {kms!r}: "
@@ -180,7 +196,7 @@ def _check_rotatable(engine: Engine, mount: Mount, name: str) -> None:
     suspended one, or one whose absolute valid_to has passed (a duration never does)."""
     from keymgmt_cli.engine.durations import engine_now, parse_time, resolve_valid_to
 
-    for kms in reconcile.distributed_to(engine, mount, name):
+    for kms in _reconcile().distributed_to(engine, mount, name):
         dist = shapes.load(engine.store, mount.doc("dist", kms, name), shapes.distribution) or {}
         if dist.get("suspended"):
             raise PreconditionFailed(f"key {name!r} is suspended in KMS provider {kms!r}; resume it first: "
@@ -216,7 +232,7 @@ def abandon_rotation(engine: Engine, mount: Mount, values: dict[str, Any], name:
         if not pending or pending.get("op") != "rotate":
             raise PreconditionFailed(f"key {name!r} has no unfinished rotation to abandon")
         version = pending["version"]
-        reconcile.abandon_version(engine, mount, doc, version)
+        _reconcile().abandon_version(engine, mount, doc, version)
         del doc["versions"][str(version)]
         doc["latest_version"] = version - 1
         doc["min_enabled_version"] = min(doc["min_enabled_version"], version - 1)
@@ -235,7 +251,7 @@ def delete_key(engine: Engine, mount: Mount, values: dict[str, Any], name: str) 
         if not doc["deletion_allowed"]:
             raise PreconditionFailed(f"key {name!r} cannot be deleted: deletion_allowed is false",
                                      hint=f"keymgmt write {mount.path}key/{name} deletion_allowed=true")
-        where = reconcile.distributed_to(engine, mount, name)
+        where = _reconcile().distributed_to(engine, mount, name)
         if where:
             raise PreconditionFailed(
                 f"key {name!r} is still distributed to KMS provider(s) {', '.join(where)}",
@@ -246,7 +262,7 @@ def delete_key(engine: Engine, mount: Mount, values: dict[str, Any], name: str) 
 
 def list_key_kms(engine: Engine, mount: Mount, values: dict[str, Any], name: str) -> Response:
     load_key(engine, mount, name)
-    return _listing(reconcile.distributed_to(engine, mount, name), f"{mount.path}key/{name}/kms")
+    return _listing(_reconcile().distributed_to(engine, mount, name), f"{mount.path}key/{name}/kms")
 
 
 def _listing(names: list[str], path: str) -> Response:

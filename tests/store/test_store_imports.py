@@ -81,9 +81,9 @@ NO_KEY_BANNED = ["hmac", "hashlib", "_hashlib", "keymgmt_cli.store.masterkey"]
 FAST_MODULES = sorted("""
     keymgmt_cli keymgmt_cli.app keymgmt_cli.cli keymgmt_cli.cli.fast keymgmt_cli.cli.goflags
     keymgmt_cli.cli.output keymgmt_cli.cli.render keymgmt_cli.cli.report keymgmt_cli.cli.verbs
-    keymgmt_cli.engine keymgmt_cli.engine.core keymgmt_cli.engine.kmsproviders keymgmt_cli.engine.keys
-    keymgmt_cli.engine.mounts keymgmt_cli.engine.names keymgmt_cli.engine.paths keymgmt_cli.engine.reconcile
-    keymgmt_cli.engine.routing keymgmt_cli.engine.sealing keymgmt_cli.engine.shapes keymgmt_cli.errors
+    keymgmt_cli.engine keymgmt_cli.engine.core keymgmt_cli.engine.keys
+    keymgmt_cli.engine.mounts keymgmt_cli.engine.names keymgmt_cli.engine.paths
+    keymgmt_cli.engine.routing keymgmt_cli.engine.shapes keymgmt_cli.errors
     keymgmt_cli.store keymgmt_cli.store.auth keymgmt_cli.store.base keymgmt_cli.store.filestore
     keymgmt_cli.store.private_dir
 """.split())
