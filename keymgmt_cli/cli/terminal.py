@@ -31,10 +31,15 @@ def print_rows(headers: list[str], body: list[list[str]]) -> None:
 
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     for header in headers:
-        table.add_column(header)
+        table.add_column(header, no_wrap=True)
     for row in body:
         table.add_row(*(Text(cell) for cell in row))
-    _console().print(table)
+    console = _console()
+    # never wrapped or cut to the terminal's width (a wrapped path reads as two rows): as Vault's
+    # columnized tables, a long row is one line, which the terminal itself may fold
+    natural = console.measure(table, options=console.options.update_width(10**4)).maximum
+    console.width = max(console.width, natural)
+    console.print(table)
 
 
 class Progress:
