@@ -14,14 +14,13 @@ replica to the same current material. The faults and the conductor are test_faul
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from fault_harness import (KMS, REGION, REPLICA_REGION, argv, aws_aliases, aws_keys, cli_environ, fresh_kms, km, kms_client, ok,
+from fault_harness import (KMS, REGION, REPLICA_REGION, aws_aliases, aws_keys, cli_environ, fresh_kms, km, kms_client, ok,
                            provider_args, read_json, unfinished)
 from keymgmt_cli.cli.main import Env, cli
 from test_fault_positions import FAILS, KILLS, Conductor
@@ -184,29 +183,17 @@ def test_fault_at_position(kms: Any, conductor: Conductor, clean: Any, tmp_path:
     n = log[: index + 1].count(op)
     kms.reset()
     environ = _setup(command, tmp_path / "state", kms.endpoint_url)
-    kms.observer.reset()
-    conductor.arm(mode, op, n)
-    proc = subprocess.Popen(argv(*COMMANDS[command], fast_backoff=mode in FAILS), env=environ,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    conductor.started(proc.pid)
-    try:
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        conductor.disarm()
-    assert conductor.fired, f"position {op} #{n} was never reached: {kms.observer.ops()}"
+    returncode, out, err = conductor.run(kms, mode, op, n, list(COMMANDS[command]), environ)
     assert "Traceback" not in err, err
     if mode in FAILS:
-        assert proc.returncode == 2, (proc.returncode, out, err)
+        assert returncode == 2, (returncode, out, err)
     elif mode.startswith("kill"):
-        assert proc.returncode == -9, (proc.returncode, out, err)
+        assert returncode == -9, (returncode, out, err)
     else:
-        assert proc.returncode in (0, 2), (proc.returncode, out, err)
-    if proc.returncode != 0:
+        assert returncode in (0, 2), (returncode, out, err)
+    if returncode != 0:
         rerun = km(environ, *COMMANDS[command])
         assert rerun.returncode == 0, (rerun.returncode, rerun.stdout, rerun.stderr)
         assert "Traceback" not in rerun.stderr
     assert end_state(kms.endpoint_url, environ) == shape
-    print(json.dumps({"first_exit": proc.returncode}))
+    print(json.dumps({"first_exit": returncode}))

@@ -100,6 +100,25 @@ class Conductor:
         with self._lock:
             self.plan, self.outage = None, None
 
+    def run(self, kms: Any, mode: str, op: str, n: int, command: list[str], environ: dict[str, str]
+            ) -> tuple[int, str, str]:
+        """Run keymgmt ``command`` as a process with the fault ``mode`` armed at the ``n``-th
+        ``op``; (exit code, stdout, stderr). Fails the test when the position was never reached."""
+        kms.observer.reset()
+        self.arm(mode, op, n)
+        proc = subprocess.Popen(argv(*command, fast_backoff=mode in FAILS), env=environ,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.started(proc.pid)
+        try:
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            self.disarm()
+        assert self.fired, f"position {op} #{n} was never reached: {kms.observer.ops()}"
+        return proc.returncode, out, err
+
     def _kill(self) -> None:
         assert self.pid_known.wait(30), "the process under test never started"
         kill9(self.pid)
@@ -243,31 +262,19 @@ def test_fault_at_position(kms: Any, conductor: Conductor, clean: Any, tmp_path:
     op, n = _position(base.log, index)
     kms.reset()
     environ = _setup(command, tmp_path / "state", kms.endpoint_url)
-    kms.observer.reset()
-    conductor.arm(mode, op, n)
-    proc = subprocess.Popen(argv(*COMMANDS[command], fast_backoff=mode in FAILS), env=environ,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    conductor.started(proc.pid)
-    try:
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        conductor.disarm()
-    assert conductor.fired, f"position {op} #{n} was never reached: {kms.observer.ops()}"
-    print(f"first run: exit {proc.returncode}; {err.strip()[:300]}")
+    returncode, out, err = conductor.run(kms, mode, op, n, list(COMMANDS[command]), environ)
+    print(f"first run: exit {returncode}; {err.strip()[:300]}")
     assert "Traceback" not in err, err
     if mode in FAILS:
-        assert proc.returncode == 2, (proc.returncode, out, err)
+        assert returncode == 2, (returncode, out, err)
         lines = [line for line in err.splitlines() if not line.startswith("WARNING! ")]
         assert 1 <= len(lines) <= 2 and lines[0].startswith("Error"), err
         assert len(lines) == 1 or lines[1].startswith("hint: "), err
     elif mode.startswith("kill"):
-        assert proc.returncode == -9, (proc.returncode, out, err)
+        assert returncode == -9, (returncode, out, err)
     else:  # lost-response: the client's retry absorbs it, or the run stops with one error line
-        assert proc.returncode in (0, 2), (proc.returncode, out, err)
-    if proc.returncode != 0:
+        assert returncode in (0, 2), (returncode, out, err)
+    if returncode != 0:
         rerun = km(environ, *COMMANDS[command])
         assert rerun.returncode == 0, (rerun.returncode, rerun.stdout, rerun.stderr)
         assert "Traceback" not in rerun.stderr

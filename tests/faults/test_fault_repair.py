@@ -13,7 +13,6 @@ clean run's, with no orphan (``fault_harness.end_state``) and ``verify`` in sync
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import boto3
 import pytest
 from click.testing import CliRunner
 
-from fault_harness import KMS, REGION, argv, cli_environ, end_state, fresh_kms, km, ok, provider_args, read_json
+from fault_harness import KMS, REGION, cli_environ, end_state, fresh_kms, km, ok, provider_args, read_json
 from keymgmt_cli.audit.calls import MUTATING
 from keymgmt_cli.cli.main import Env, cli
 from test_fault_positions import FAILS, Conductor
@@ -107,25 +106,13 @@ def test_fault_during_fix(kms: Any, conductor: Conductor, clean: Any, tmp_path: 
     n = log[: index + 1].count(op)
     kms.reset()
     environ = _setup(tmp_path / "state", kms.endpoint_url)
-    kms.observer.reset()
-    conductor.arm(mode, op, n)
-    proc = subprocess.Popen(argv(*FIX, fast_backoff=mode in FAILS), env=environ,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    conductor.started(proc.pid)
-    try:
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        conductor.disarm()
-    assert conductor.fired, f"position {op} #{n} was never reached: {kms.observer.ops()}"
+    returncode, out, err = conductor.run(kms, mode, op, n, list(FIX), environ)
     assert "Traceback" not in err, err
     if mode in FAILS:
-        assert proc.returncode == 2, (proc.returncode, out, err)
+        assert returncode == 2, (returncode, out, err)
         assert "Error" in err or "NOT FIXED" in out, (out, err)
     else:
-        assert proc.returncode == -9, (proc.returncode, out, err)
+        assert returncode == -9, (returncode, out, err)
     rerun = km(environ, *FIX)
     assert rerun.returncode == 0, (rerun.returncode, rerun.stdout, rerun.stderr)
     assert end_state(kms.endpoint_url, environ, KEY) == shape
