@@ -47,7 +47,7 @@ from ..aws.session import (CONNECT_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_
                            access_key_id, client as make_client, credential_session)
 from ..errors import ProviderError
 from . import tagsearch
-from .base import ImportParameters, KeyDescription, ProviderConfig
+from .base import ImportParameters, KeyDescription, ProviderConfig, RequestIds
 from .permissions import CREDENTIALS_HINT, provider_error
 
 # Our own retries on throttling after botocore gave up: rounds and backoff (seconds).
@@ -179,7 +179,7 @@ class AwsKmsProvider:
         self.endpoint_url: str = self._client.meta.endpoint_url
         self.pacing: bool = pacing.pacing_wanted(family.pacing, self.endpoint_url)
         # AWS's request ids of the requests this thread sent (providers rotate in threads)
-        self._ids = threading.local()
+        self._ids = RequestIds()
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -224,9 +224,9 @@ class AwsKmsProvider:
             except BOTO_ERRORS as exc:
                 failure = failure_of(exc, "kms", operation, self.region)
             else:
-                self._note_request_id(request_id_of(resp))
+                self._ids.note(request_id_of(resp))
                 return resp
-            self._note_request_id(failure.request_id)
+            self._ids.note(failure.request_id)
             if failure.kind == failures.RESPONSE:
                 code, message = failure.code, failure.message.lower()
                 elapsed = clock() - started
@@ -248,24 +248,14 @@ class AwsKmsProvider:
                     continue
             raise _wording(tags=tags, multi_region=multi_region)(failure) from None
 
-    def _note_request_id(self, request_id: str) -> None:
-        ids = getattr(self._ids, "ids", None)
-        if ids is None:
-            ids = self._ids.ids = []
-        ids.append(request_id)
-        del ids[:-64]  # a long pagination keeps its last ids only
-
     @property
     def last_request_id(self) -> str:
         """AWS's id of the last request this thread sent through this provider ("" if none)."""
-        ids = getattr(self._ids, "ids", None)
-        return ids[-1] if ids else ""
+        return self._ids.last
 
     def take_request_ids(self) -> list[str]:
         """AWS's ids of the requests this thread sent since the last take (oldest first), forgotten."""
-        ids = getattr(self._ids, "ids", None) or []
-        self._ids.ids = []
-        return ids
+        return self._ids.take()
 
     def credential_ref(self) -> str:
         """What identifies this provider's credentials and endpoint: the endpoint and the access key

@@ -8,6 +8,7 @@ one-line message naming the AWS error code.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -51,6 +52,34 @@ class KeyDescription:
     multi_region: bool
     description: str = ""
     current_key_material_id: str = ""  # CurrentKeyMaterialId (symmetric keys): which material encrypts now
+
+
+class RequestIds:
+    """AWS's request ids of the requests each thread sent through one provider (the audit trail
+    records them per call; providers rotate concurrently, so ids are kept per thread and never
+    mixed). A long pagination keeps its last 64."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def note(self, request_id: str) -> None:
+        ids = getattr(self._local, "ids", None)
+        if ids is None:
+            ids = self._local.ids = []
+        ids.append(request_id)
+        del ids[:-64]
+
+    @property
+    def last(self) -> str:
+        """The id of the last request this thread sent ("" if none)."""
+        ids = getattr(self._local, "ids", None)
+        return ids[-1] if ids else ""
+
+    def take(self) -> list[str]:
+        """The ids this thread sent since the last take (oldest first), forgotten."""
+        ids = getattr(self._local, "ids", None) or []
+        self._local.ids = []
+        return ids
 
 
 class KmsProvider(Protocol):

@@ -39,14 +39,13 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import uuid
 from datetime import datetime, timedelta, timezone
 
 from cryptography.hazmat.primitives import serialization
 
 from ..errors import ProviderError
-from .base import ImportParameters, KeyDescription
+from .base import ImportParameters, KeyDescription, RequestIds
 from . import memory_materials as materials, tagsearch
 from .permissions import provider_error
 from .memory_world import (  # the world the twin acts on, and AWS's tables
@@ -59,7 +58,7 @@ class MemoryKms:
         self.region = region
         self.world = world if world is not None else MemoryKmsWorld()
         self.world.region(region)
-        self._ids = threading.local()
+        self._ids = RequestIds()
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -90,20 +89,15 @@ class MemoryKms:
     def _note_request_id(self) -> str:
         """A fresh request id per request, as AWS answers every one (kept per thread, as awskms)."""
         request_id = str(uuid.uuid4())
-        if not hasattr(self._ids, "ids"):
-            self._ids.ids = []
-        self._ids.ids.append(request_id)
+        self._ids.note(request_id)
         return request_id
 
     @property
     def last_request_id(self) -> str:
-        ids = getattr(self._ids, "ids", None)
-        return ids[-1] if ids else ""
+        return self._ids.last
 
     def take_request_ids(self) -> list[str]:
-        ids = getattr(self._ids, "ids", None) or []
-        self._ids.ids = []
-        return ids
+        return self._ids.take()
 
     def credential_ref(self) -> str:
         return f"memory|{self.world.access_key}"
