@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import os
-import time
 
 import pytest
 
@@ -74,12 +73,17 @@ def test_the_check_is_one_cheap_read(tmp_path):
     calls = []
     real = store.get
     store.get = lambda doc_id: calls.append(doc_id) or real(doc_id)
+    listed = []
+    real_list = store.list
+    store.list = lambda collection: listed.append(collection) or real_list(collection)
     check_writable(store)
     assert calls == ["meta/retired", "meta/rekey"]
-    started = time.perf_counter()
-    for _ in range(1000):
+    # cheap by construction, counted rather than timed (a timed assertion fails on a loaded
+    # machine and proves nothing): every check is the same two point reads and no listing
+    for _ in range(50):
         check_writable(store)
-    assert (time.perf_counter() - started) / 1000 < 0.001  # well under a millisecond on disk
+    assert calls == ["meta/retired", "meta/rekey"] * 51
+    assert listed == []
     retire(store, "dynamodb://elsewhere?region=eu-west-1", "sid")
     with pytest.raises(Exception, match="moved to dynamodb://elsewhere"):
         check_writable(store)
