@@ -37,10 +37,9 @@ Without a key (``key_source`` returns None: the fast ``read``/``list`` path when
 is not cheaply at hand, see ``cheap_auth_key``) ``get`` still refuses a document without a tag,
 but cannot check the MAC or the revision; ``put`` is refused.
 
-Standard library only (``hmac``, ``hashlib``, ``json``): the read path imports it. ``hmac`` and
-``hashlib`` (which load OpenSSL's libcrypto and probe every digest, a few milliseconds) are imported
-on the first MAC, so a read without the key at hand does not pay for them; a MAC is one
-``hmac.digest`` call (OpenSSL's one-shot HMAC, no HMAC object).
+Standard library only: the read path imports it. The MACs go through ``digests.py`` (OpenSSL's
+one-shot HMAC from ``_hashlib``, without importing ``hmac`` and ``hashlib``, which probe every
+digest), imported on the first MAC, so a read without the key at hand loads no OpenSSL at all.
 """
 
 from __future__ import annotations
@@ -70,15 +69,15 @@ _UPGRADE_HINT = ("a state last written by keymgmt before authenticated documents
 
 
 def _hmac_sha256(key: bytes, msg: bytes) -> bytes:
-    import hmac
+    from .digests import hmac_sha256  # OpenSSL is loaded on the first MAC, not on import
 
-    return hmac.digest(key, msg, "sha256")
+    return hmac_sha256(key, msg)
 
 
 def _equal(a: str, b: str) -> bool:
-    import hmac
+    from .digests import equal
 
-    return hmac.compare_digest(a, b)
+    return equal(a, b)
 
 
 def derive_auth_key(master_key: bytes) -> bytes:
@@ -99,9 +98,9 @@ def document_mac(key: bytes, state_id: str, doc_id: str, rev: int, body: dict[st
 
 
 def _revision_record(doc_id: str) -> str:
-    import hashlib
+    from .digests import sha256_hex
 
-    return f"{REVISIONS}/{hashlib.sha256(doc_id.encode('utf-8')).hexdigest()[0]}"
+    return f"{REVISIONS}/{sha256_hex(doc_id.encode('utf-8'))[0]}"
 
 
 AUDIT_PREFIX = "audit/"  # the document-store audit trail: its own hash chain, MAC'd under the master key

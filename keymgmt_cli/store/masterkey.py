@@ -19,14 +19,13 @@ and a lost key is reported as lost rather than silently replaced by a new one. A
 authenticated document; otherwise it is an error (restore it from a backup), so nobody can
 swap the key by deleting the check value. A corrupt one is always an error.
 
-Standard library only: no ``cryptography``; ``keyring`` is imported only when it is consulted.
+Standard library only: no ``cryptography``; ``keyring`` is imported only when it is consulted; the
+check value is computed with ``digests.py`` (OpenSSL's HMAC without ``hmac``/``hashlib``).
 """
 
 from __future__ import annotations
 
 import binascii
-import hashlib
-import hmac
 import json
 import os
 import sys
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from ..errors import StoreError
+from .digests import equal, hmac_sha256
 from .filestore import FileStore, write_file_atomic
 from .private_dir import link_error, read_nofollow
 
@@ -66,7 +66,7 @@ class MasterKey:
         return f"MasterKey(source={self.source!r})"
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, MasterKey) and hmac.compare_digest(self.key, other.key)
+        return (isinstance(other, MasterKey) and equal(self.key, other.key)
                 and self.source == other.source)
 
     __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
@@ -77,7 +77,7 @@ class MasterKey:
 
 
 def key_check_value(key: bytes) -> str:
-    return hmac.new(key, b"keymgmt-kcv", hashlib.sha256).hexdigest()[:16]
+    return hmac_sha256(key, b"keymgmt-kcv").hex()[:16]
 
 
 def _is_kcv(value: object) -> bool:
@@ -181,7 +181,7 @@ def describe_shared(record: dict[str, Any] | None, location: str, environ: Mappi
 
 
 def _mismatch(found: MasterKey, meta: dict[str, Any] | None) -> str:
-    if meta is None or hmac.compare_digest(str(meta.get("kcv")), found.kcv):
+    if meta is None or equal(str(meta.get("kcv")), found.kcv):
         return ""
     return (f" (does NOT open this state: its kcv is {found.kcv}, the state's {meta.get('kcv')}; "
             "every command that needs the key refuses it)")
@@ -355,7 +355,7 @@ def _describe(source: str) -> str:
 
 
 def _verify(home: Path, meta: dict[str, Any], key: MasterKey) -> None:
-    if not hmac.compare_digest(str(meta["kcv"]), key.kcv):
+    if not equal(str(meta["kcv"]), key.kcv):
         raise StoreError(
             f"master key from {_describe(key.source)} does not match the one that sealed this "
             f"state (kcv {key.kcv}, expected {meta['kcv']} from "
