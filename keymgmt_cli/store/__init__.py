@@ -151,10 +151,10 @@ def setting(environ: Mapping[str, str], name: str) -> str | None:
         return None
     except OSError as exc:
         raise StoreError(f"cannot read config file {path}: {exc.strerror or type(exc).__name__}") from None
-    import json
+    from .docjson import loads
 
     try:
-        config = json.loads(raw.decode("utf-8"))
+        config = loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         config = None
     if not isinstance(config, dict) or not all(isinstance(config.get(k, ""), str) for k in _SETTINGS):

@@ -39,12 +39,11 @@ but cannot check the MAC or the revision; ``put`` is refused.
 
 Standard library only: the read path imports it. The MACs go through ``digests.py`` (OpenSSL's
 one-shot HMAC from ``_hashlib``, without importing ``hmac`` and ``hashlib``, which probe every
-digest), imported on the first MAC, so a read without the key at hand loads no OpenSSL at all.
+digest), imported on the first MAC, so a read without the key at hand loads no OpenSSL at all;
+the canonical JSON is ``docjson.canonical`` (json's C encoder, without importing json and re).
 """
 
 from __future__ import annotations
-
-import json
 
 TYPE_CHECKING = False  # typing costs milliseconds on the read path
 if TYPE_CHECKING:
@@ -53,6 +52,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from ..errors import StoreError
+from .docjson import canonical as _canonical_json
 
 AUTH_FIELD = "_auth"
 STATE_DOC = "state"
@@ -87,8 +87,9 @@ def derive_auth_key(master_key: bytes) -> bytes:
 
 
 def canonical(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False).encode("ascii")
+    """``json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)``
+    as ASCII bytes (``docjson.canonical``)."""
+    return _canonical_json(doc).encode("ascii")
 
 
 def document_mac(key: bytes, state_id: str, doc_id: str, rev: int, body: dict[str, Any]) -> str:
@@ -266,7 +267,9 @@ class AuthStore:
             raise StoreError(f"{where} has a malformed {AUTH_FIELD} tag", hint=_TAMPERED_HINT)
         rev, mac = parsed
         key = self._auth_key()
-        if key is None and self._required_source is not None:
+        if key is None and self._required_source is not None:  # not on the fast read path
+            import json  # a deep copy, checked once the key is loaded
+
             self._pending.append((doc_id, {"v": 1, "rev": rev, "mac": mac}, json.loads(json.dumps(doc))))
         if key is not None:
             state_id = self._doc_state_id(doc_id, doc)

@@ -12,7 +12,6 @@ is a ValueError, a programming error, never user input.
 
 from __future__ import annotations
 
-import json
 import re
 
 TYPE_CHECKING = False  # typing costs milliseconds on the read path; the protocol is for checkers
@@ -56,6 +55,8 @@ def encode_document(doc: dict[str, Any]) -> bytes:
     """
     if not isinstance(doc, dict):
         raise TypeError(f"a document must be a dict, not {type(doc).__name__}")
+    import json  # writes only: reads parse with docjson, without json's import of re
+
     return (json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False)
             + "\n").encode("utf-8")
 

@@ -20,13 +20,14 @@ authenticated document; otherwise it is an error (restore it from a backup), so 
 swap the key by deleting the check value. A corrupt one is always an error.
 
 Standard library only: no ``cryptography``; ``keyring`` is imported only when it is consulted; the
-check value is computed with ``digests.py`` (OpenSSL's HMAC without ``hmac``/``hashlib``).
+check value is computed with ``digests.py`` (OpenSSL's HMAC without ``hmac``/``hashlib``) and
+``seal.json`` parsed with ``docjson.py`` (without ``json`` and ``re``): reads with the key set import
+this module.
 """
 
 from __future__ import annotations
 
 import binascii
-import json
 import os
 import sys
 import time
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 from ..errors import StoreError
 from .digests import equal, hmac_sha256
+from .docjson import loads
 from .filestore import FileStore, write_file_atomic
 from .private_dir import link_error, read_nofollow
 
@@ -321,7 +323,7 @@ def _create(home: Path, keyring: _Keyring, warn: Callable[[str], None]) -> Maste
 def _read_meta(home: Path | str) -> dict[str, Any] | None:
     path = os.path.join(home, SEAL_META)
     try:
-        meta = json.loads(read_nofollow(str(path)))
+        meta = loads(read_nofollow(str(path)))
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
@@ -344,6 +346,8 @@ def _write_meta(home: Path, key: MasterKey) -> None:
     }
     path = home / SEAL_META
     try:
+        import json  # a write: only when a state gets its first key
+
         write_file_atomic(path, (json.dumps(meta, indent=1) + "\n").encode(), str(home))
     except OSError as exc:
         raise StoreError(f"cannot write {path}: {exc.strerror or type(exc).__name__}") from None
@@ -401,7 +405,7 @@ def sealed_evidence(home: Path) -> str | None:
                 continue
             path = os.path.join(dirpath, name)
             try:
-                doc = json.loads(read_nofollow(path))
+                doc = loads(read_nofollow(path))
             except (OSError, ValueError):
                 return path  # unreadable: cannot show it holds no secret
             if _holds_secret(doc):

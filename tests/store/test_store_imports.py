@@ -88,7 +88,8 @@ FAST_MODULES = sorted("""
     keymgmt_cli.engine keymgmt_cli.engine.core keymgmt_cli.engine.keys
     keymgmt_cli.engine.mounts keymgmt_cli.engine.names keymgmt_cli.engine.paths
     keymgmt_cli.engine.routing keymgmt_cli.engine.shapes keymgmt_cli.errors
-    keymgmt_cli.store keymgmt_cli.store.auth keymgmt_cli.store.base keymgmt_cli.store.filestore
+    keymgmt_cli.store keymgmt_cli.store.auth keymgmt_cli.store.base keymgmt_cli.store.docjson
+    keymgmt_cli.store.filestore
     keymgmt_cli.store.private_dir
 """.split())
 
