@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from ..errors import StoreError
-from .base import SEGMENT_RE, check_store_id, encode_document, lock_busy_error
+from .base import check_store_id, encode_document, is_segment, lock_busy_error
 from .docjson import loads
 from .private_dir import check_home, link_error, open_dir_nofollow, open_nofollow, read_nofollow, tighten
 
@@ -263,7 +263,7 @@ class FileStore:
             return []
         except OSError as e:
             raise StoreError(f"cannot list state directory {directory}: {_why(e)}") from None
-        return sorted(n for n in names if SEGMENT_RE.match(n))
+        return sorted(n for n in names if is_segment(n))
 
     def put(self, doc_id: str, doc: dict[str, Any]) -> None:
         path = self._doc_path(doc_id)
