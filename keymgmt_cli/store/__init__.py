@@ -123,7 +123,7 @@ def cheap_auth_key(store: Any, environ: Mapping[str, str]) -> bytes | None:
         return derive_auth_key(master.key)
     home = store.location if store.backend == "file" else store.home  # FileStore's directory, no pathlib
     if value is None and not os.path.lexists(os.path.join(home, _KEY_FILE)):
-        return None  # the OS keyring: not cheap (and a read without a key imports no masterkey, no OpenSSL)
+        return None  # the OS keyring: not cheap (and a read without a key imports no masterkey, no hash module)
     from .masterkey import load_master_key
 
     # create=True never makes a key here (one was found); it records the check value of a new state
@@ -279,7 +279,7 @@ def open_secret_box(home: Path, environ: Mapping[str, str], *, keyring_backend: 
 
 
 SEAL_RECORD = "meta/seal"  # kmsseal.SEAL_DOC, without importing botocore
-_KEY_FILE = "master.key"  # masterkey.KEY_FILE, without importing masterkey (and OpenSSL) on a read
+_KEY_FILE = "master.key"  # masterkey.KEY_FILE, without importing masterkey (and SHA-256) on a read
 
 
 def _has_seal_record(store: Any) -> bool:

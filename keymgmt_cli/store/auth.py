@@ -37,10 +37,11 @@ Without a key (``key_source`` returns None: the fast ``read``/``list`` path when
 is not cheaply at hand, see ``cheap_auth_key``) ``get`` still refuses a document without a tag,
 but cannot check the MAC or the revision; ``put`` is refused.
 
-Standard library only: the read path imports it. The MACs go through ``digests.py`` (OpenSSL's
-one-shot HMAC from ``_hashlib``, without importing ``hmac`` and ``hashlib``, which probe every
-digest), imported on the first MAC, so a read without the key at hand loads no OpenSSL at all;
-the canonical JSON is ``docjson.canonical`` (json's C encoder, without importing json and re).
+Standard library only: the read path imports it. The MACs go through ``digests.py`` (HMAC over
+CPython's builtin SHA-256, equal to ``hmac.digest``, without importing ``hmac`` and ``hashlib``,
+which load OpenSSL and probe every digest), imported on the first MAC, so a read without the key at
+hand loads no hash module at all; the canonical JSON is ``docjson.canonical`` (json's C encoder,
+without importing json and re).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ _UPGRADE_HINT = ("a state last written by keymgmt before authenticated documents
 
 
 def _hmac_sha256(key: bytes, msg: bytes) -> bytes:
-    from .digests import hmac_sha256  # OpenSSL is loaded on the first MAC, not on import
+    from .digests import hmac_sha256  # SHA-256 is loaded on the first MAC, not on import
 
     return hmac_sha256(key, msg)
 

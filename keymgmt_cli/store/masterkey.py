@@ -20,7 +20,7 @@ authenticated document; otherwise it is an error (restore it from a backup), so 
 swap the key by deleting the check value. A corrupt one is always an error.
 
 Standard library only: no ``cryptography``; ``keyring`` is imported only when it is consulted; the
-check value is computed with ``digests.py`` (OpenSSL's HMAC without ``hmac``/``hashlib``) and
+check value is computed with ``digests.py`` (HMAC-SHA256 without ``hmac``/``hashlib``/OpenSSL) and
 ``seal.json`` parsed with ``docjson.py`` (without ``json`` and ``re``): reads with the key set import
 this module.
 """

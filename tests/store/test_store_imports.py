@@ -75,10 +75,11 @@ def test_the_probe_does_see_heavy_imports(tmp_path):
 STDLIB_BANNED = ["pathlib", "contextlib", "urllib", "ipaddress", "fnmatch", "base64", "uuid", "typing",
                  "dataclasses", "shutil", "tempfile", "logging", "datetime", "platformdirs", "yaml",
                  "click", "rich", "boto3", "botocore", "keyring", "cryptography"]
-#: ... hmac and hashlib not even with the key (store/digests.py calls OpenSSL through _hashlib) ...
-KEY_BANNED = ["hmac", "hashlib"]
-#: ... and without the master key at hand there is no MAC to check, so no OpenSSL either.
-NO_KEY_BANNED = ["_hashlib", "keymgmt_cli.store.masterkey", "keymgmt_cli.store.digests"]
+#: ... no OpenSSL even with the key (store/digests.py: HMAC over CPython's builtin SHA-256) ...
+KEY_BANNED = ["hmac", "hashlib", "_hashlib"]
+#: ... and without the master key at hand there is no MAC to check, so no hash module at all.
+BUILTIN_SHA256 = ["_sha256", "_sha2"]  # 3.11, 3.12+
+NO_KEY_BANNED = BUILTIN_SHA256 + ["keymgmt_cli.store.masterkey", "keymgmt_cli.store.digests"]
 #: What the master key adds: where it comes from, and the MACs.
 KEYED_MODULES = ["keymgmt_cli.store.masterkey", "keymgmt_cli.store.digests"]
 #: keymgmt's own modules on the path, exactly: a new one here costs every read (~0.1-0.2 ms each).
@@ -149,10 +150,10 @@ def test_read_and_list_import_only_the_fast_path(keyed_state):
 
 
 def test_the_fast_path_probe_sees_what_a_command_imports(keyed_state):
-    """The probe above can fail: with the key set, reads check MACs (_hashlib), and the probe sees
+    """The probe above can fail: with the key set, reads check MACs (SHA-256), and the probe sees
     pathlib and its company where the code does import them (masterkey's describe_source)."""
     env = keyed_state
-    assert "_hashlib" in _fast_path_imports(["read", "keymgmt/key/k1"], env)
+    assert set(BUILTIN_SHA256) & set(_fast_path_imports(["read", "keymgmt/key/k1"], env))
     probe_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
     code = textwrap.dedent(f"""
         import sys
