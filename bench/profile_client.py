@@ -142,6 +142,8 @@ def import_summary(env: dict[str, str], argv: list[str], runs: int, base: set[st
         f"{p} {t / 1000:.1f} ms ({count[p]})" for p, t in sorted(by_top.items(), key=lambda kv: -kv[1])[:16]))
     print("  biggest modules (self, ms):  " + ", ".join(
         f"{m} {t / 1000:.1f}" for m, t in sorted(med_self.items(), key=lambda kv: -kv[1])[:14]))
+    others = [m for m in extra if not m.startswith("keymgmt_cli")]
+    print(f"  beyond keymgmt_cli ({len(others)}):  " + (" ".join(others) or "none"))
     banned = [m for m in extra if m.split(".")[0] in ("boto3", "botocore", "keyring", "cryptography", "rich")]
     print(f"  boto3/botocore/keyring/cryptography/rich imported: {', '.join(banned[:6]) or 'none'}")
 
