@@ -122,7 +122,7 @@ def main() -> None:
         no_key = {k: v for k, v in env.items() if k != "KEYMGMT_MASTER_KEY"}
         envs = [env, env, env]
         script = os.path.join(os.path.dirname(py), "keymgmt")
-        if os.path.exists(script):  # the console script, what users type
+        if os.path.exists(script):  # the installed command (bin/keymgmt), what users type
             samples["keymgmt read keymgmt/key/key-00500"] = []
             samples["keymgmt list keymgmt/key"] = []
             commands += [[script, "read", "keymgmt/key/key-00500"], [script, "list", "keymgmt/key"]]
