@@ -1,14 +1,15 @@
 """State documents as JSON, parsed and canonically encoded through ``_json`` without importing ``json``.
 
 Why: every ``read`` and ``list`` parses a few state documents and, with the master key at hand,
-encodes them canonically to check their MACs; ``import json`` costs about as much as a tenth of a
-bare interpreter start-up, because ``json.decoder`` and ``json.encoder`` import ``re`` (with
-``enum``, ``functools``, ``collections``, ...) to compile patterns that only the pure-Python
-fallbacks use. The work itself is done by CPython's C accelerator ``_json`` in either case:
-``json.loads`` runs the scanner ``_json.make_scanner(decoder)`` and ``json.dumps`` with
-``indent=None`` runs ``_json.make_encoder(...)``; this module calls the same two objects with the
-arguments ``json`` gives them (a private module, but the one ``json`` itself uses since Python
-2.6; ``json`` is what happens where it is missing).
+encodes them canonically to check their MACs; ``import json`` costs about four fifths of a bare
+interpreter start-up (bench/README.md), nearly all of it because ``json.decoder`` and
+``json.encoder`` import ``re`` (with ``enum``, ``functools``, ``collections``, ...) to compile
+patterns that only their pure-Python fallbacks use. The work itself is done by CPython's C
+accelerator ``_json`` in either case: ``json.loads`` runs the scanner
+``_json.make_scanner(decoder)`` and ``json.dumps`` with ``indent=None`` runs
+``_json.make_encoder(...)``; this module calls the same two objects with the arguments ``json``
+gives them (a private module, but the very one ``json`` uses; where it is missing, ``json`` does
+everything).
 
 So the results are ``json``'s, byte for byte: ``loads(text) == json.loads(text)`` and
 ``canonical(doc) == json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
