@@ -10,7 +10,7 @@
 importtime: `python -X importtime` of `keymgmt read keymgmt/key/key-00500` and `keymgmt list
 keymgmt/key` (1,000 keys), minus every module `python -X importtime -c pass` imports too; medians
 of the self time per module over --runs runs, grouped by top-level package, and the biggest single
-modules. --installed: the `keymgmt` console script of a plain `pip install` (.bench/installed, as
+modules. --installed: the `keymgmt` command (bin/keymgmt) of a plain `pip install` (.bench/installed, as
 read_list.py --installed builds it; with BENCH_KEYMGMT_PATH also .bench/installed-scratch of that
 copy, side by side), with KEYMGMT_MASTER_KEY set (reads check MACs) and without; no CPU profile. The CPU profile of the same two commands (below) says how much is imports and how much
 the command's own work.
@@ -142,6 +142,8 @@ def import_summary(env: dict[str, str], argv: list[str], runs: int, base: set[st
         f"{p} {t / 1000:.1f} ms ({count[p]})" for p, t in sorted(by_top.items(), key=lambda kv: -kv[1])[:16]))
     print("  biggest modules (self, ms):  " + ", ".join(
         f"{m} {t / 1000:.1f}" for m, t in sorted(med_self.items(), key=lambda kv: -kv[1])[:14]))
+    others = [m for m in extra if not m.startswith("keymgmt_cli")]
+    print(f"  beyond keymgmt_cli ({len(others)}):  " + (" ".join(others) or "none"))
     banned = [m for m in extra if m.split(".")[0] in ("boto3", "botocore", "keyring", "cryptography", "rich")]
     print(f"  boto3/botocore/keyring/cryptography/rich imported: {', '.join(banned[:6]) or 'none'}")
 
@@ -188,7 +190,7 @@ def cmd_importtime(runs: int) -> None:
 
 
 def cmd_importtime_installed(runs: int) -> None:
-    """-X importtime of the console script of plain installs, with and without the master key."""
+    """-X importtime of the installed `keymgmt` command of plain installs, with and without the master key."""
     from read_list import installed_venv, populate
 
     installs = [("installed", h.ROOT)] + ([("installed-scratch", h.SCRATCH)] if h.SCRATCH else [])
@@ -205,7 +207,7 @@ def cmd_importtime_installed(runs: int) -> None:
             os.environ.clear()
             os.environ.update(saved)
         no_key = {k: v for k, v in env.items() if k != "KEYMGMT_MASTER_KEY"}
-        print(f"\n== python -X importtime of the installed console script, {runs} runs each, medians; "
+        print(f"\n== python -X importtime of the installed keymgmt command, {runs} runs each, medians; "
               f"machine: {h.machine_note()} ==")
         for name, py in pythons.items():
             script = os.path.join(os.path.dirname(py), "keymgmt")
@@ -265,7 +267,7 @@ def main() -> int:
     parser.add_argument("what", choices=("importtime", "distribute", "rotate", "all"))
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--latency-ms", type=float, default=40.0)
-    parser.add_argument("--installed", action="store_true", help="importtime: plain installs' console script")
+    parser.add_argument("--installed", action="store_true", help="importtime: plain installs' keymgmt command")
     args = parser.parse_args()
     if h.SCRATCH:
         print(f"# keymgmt_cli from {h.SCRATCH}")

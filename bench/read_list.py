@@ -8,10 +8,14 @@ wrapper script, whose own start-up would flatter the ratio). Also: writing one k
 at 10 and at 10,000 keys (--big 0 skips that part).
 
 Runs are interleaved (pass, read, list, pass, ...) so machine noise hits all three alike; medians.
-With --installed, the plain install also gets its floors (`python -c "import re, json"`: pip's
-console script imports re and the state is JSON; `+ hmac`: checking MACs loads OpenSSL) and the
-same read and list without KEYMGMT_MASTER_KEY (no MAC to check), all in the same rounds.
-Usage: python bench/read_list.py [--runs 31] [--big 10000]
+With --installed, the plain install also gets its floors (`python -c "import re, json"`: what the
+read path imported before issue 15 (a)'s changes, an entry-point wrapper's re and the json module;
+`+ hmac`: checking MACs with hmac loads OpenSSL) and the same read and list without
+KEYMGMT_MASTER_KEY (no MAC to check), all in the same rounds. The command measured is the one pip
+installed into the venv's bin/ (bin/keymgmt of the checkout, see pyproject's script-files), with the
+venv's own pip (what `python -m venv` gives). --ladder REV... adds one plain install per git
+revision of this checkout (git archive into .bench/ladder/), side by side: what each commit saved.
+Usage: python bench/read_list.py [--runs 31] [--big 10000] [--installed] [--ladder REV ...]
 """
 
 from __future__ import annotations
@@ -83,12 +87,26 @@ def installed_venv(name: str, source: str) -> str:
     return py
 
 
+def export_revision(rev: str) -> tuple[str, str]:
+    """(short commit, source tree) of this checkout's ``rev``, exported once with git archive."""
+    commit = subprocess.run(["git", "-C", h.ROOT, "rev-parse", "--short", rev], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    dest = os.path.join(h.BENCH_DIR, "ladder", commit)
+    if not os.path.exists(os.path.join(dest, "pyproject.toml")):
+        os.makedirs(dest, exist_ok=True)
+        archive = subprocess.run(["git", "-C", h.ROOT, "archive", commit], capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
+    return commit, dest
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=31)
     parser.add_argument("--big", type=int, default=10000)
     parser.add_argument("--installed", action="store_true",
                         help="also measure a non-editable install in .bench/installed side by side")
+    parser.add_argument("--ladder", nargs="+", default=[], metavar="REV",
+                        help="also measure a plain install of each of these git revisions side by side")
     args = parser.parse_args()
     py = sys.executable
     with open(os.path.realpath(py), "rb") as f:
@@ -104,19 +122,27 @@ def main() -> None:
         no_key = {k: v for k, v in env.items() if k != "KEYMGMT_MASTER_KEY"}
         envs = [env, env, env]
         script = os.path.join(os.path.dirname(py), "keymgmt")
-        if os.path.exists(script):  # the console script, what users type
+        if os.path.exists(script):  # the installed command (bin/keymgmt), what users type
             samples["keymgmt read keymgmt/key/key-00500"] = []
             samples["keymgmt list keymgmt/key"] = []
             commands += [[script, "read", "keymgmt/key/key-00500"], [script, "list", "keymgmt/key"]]
             envs += [env, env]
-        installs = [("installed", h.ROOT)] if args.installed else []
+        installs = [("installed", "installed", h.ROOT)] if args.installed else []
         if args.installed and h.SCRATCH:  # the patched copy, side by side with this checkout
-            installs.append(("installed-scratch", h.SCRATCH))
-        for name, source in installs:
-            ipy = installed_venv(name, source)
+            installs.append(("installed-scratch", "installed-scratch", h.SCRATCH))
+        for rev in args.ladder:  # each revision in a venv of its own
+            commit, source = export_revision(rev)
+            installs.append((f"rev {commit}", f"ladder-{commit}", source))
+        refs = {label: "python -c pass" for label in samples}  # each row's python -c pass
+        pips = {}
+        for name, venv_name, source in installs:
+            ipy = installed_venv(venv_name, source)
+            pips[name] = subprocess.run([ipy, "-m", "pip", "--version"], capture_output=True, text=True,
+                                        cwd=h.NEUTRAL_CWD).stdout.split(" from ")[0]
             iscript = os.path.join(os.path.dirname(ipy), "keymgmt")
-            # The floors (first installs only): pip's console script itself imports re, the state is
-            # JSON (json imports re too), and checking MACs needs hmac, which loads OpenSSL.
+            # The floors (first installs only), what the read path imported before issue 15 (a): the
+            # wrapper pip < 25 generates for an entry point imports re, json imports re too, and hmac
+            # loads OpenSSL. The command no longer imports them; the floors show what they cost.
             floors = [] if name != "installed" else [
                 (f"{name}: floor python -c 'import re, json'", [ipy, "-c", "import re, json"], env),
                 (f"{name}: floor python -c 'import re, json, hmac'", [ipy, "-c", "import re, json, hmac"], env)]
@@ -126,6 +152,7 @@ def main() -> None:
                                         (f"{name}: the same read, no master key", [iscript, "read", "keymgmt/key/key-00500"], no_key),
                                         (f"{name}: the same list, no master key", [iscript, "list", "keymgmt/key"], no_key)):
                 samples[label] = []
+                refs[label] = f"{name}: python -c pass"
                 commands.append(cmd)
                 envs.append(environ)
         for _ in range(3):  # warm the page cache
@@ -147,14 +174,13 @@ def main() -> None:
         for label, values in samples.items():
             med = statistics.median(values)
             q = statistics.quantiles(values, n=4)
-            prefix = label.split(": ", 1)[0] + ": " if label.startswith("installed") else ""
-            ref = statistics.median(samples[f"{prefix}python -c pass"])
-            cref = cpu_of[f"{prefix}python -c pass"]
+            ref = statistics.median(samples[refs[label]])
+            cref = cpu_of[refs[label]]
             print(f"  {label:58s} {med * 1000:6.1f} ms   {med / ref:4.2f}x   {cpu_of[label] * 1000:5.1f} ms   "
                   f"{cpu_of[label] / cref:4.2f}x   (IQR {100 * (q[2] - q[0]) / med:.0f}% of median, "
                   f"min {min(values) * 1000:.1f} ms)")
-        print("  (ratios are over the same interpreter's python -c pass; installed*: .bench venvs with a plain, "
-              "non-editable install)")
+        print("  (ratios are over the same interpreter's python -c pass; installed*, rev *: .bench venvs with a "
+              "plain, non-editable install" + (f", by {', '.join(sorted(set(pips.values())))})" if pips else ")"))
         if not args.big:
             return
 

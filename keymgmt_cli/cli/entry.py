@@ -1,4 +1,5 @@
-"""The console script: no core dumps, then the click-free verbs, the full click CLI otherwise."""
+"""The `keymgmt` command's entry (bin/keymgmt and `python -m keymgmt_cli` call main): no core dumps,
+then the click-free verbs, the full click CLI otherwise."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The console script's click-free path: `read`, `list`, `write` and `delete` (cli/verbs.py).
+"""The command's click-free path: `read`, `list`, `write` and `delete` (cli/verbs.py).
 
 Scripts call these in loops, and click alone costs about as much as starting Python. Reads and
 lists get an engine without a secret box or AWS provider (they need neither); help (-h) and shell

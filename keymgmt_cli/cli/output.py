@@ -1,9 +1,9 @@
 """Rendering as Vault's command/format.go does: the JSON envelope, YAML, tables of Go's %v values,
-the warnings block. Data alone goes to stdout. No click, no rich."""
+the warnings block. Data alone goes to stdout. No click, no rich; json only for -format=json/raw
+(imported there: json imports re, which a table read would otherwise pay for at start-up)."""
 
 from __future__ import annotations
 
-import json
 import os
 
 TYPE_CHECKING = False
@@ -33,6 +33,8 @@ def envelope(data: dict[str, Any] | None, warnings: list[str]) -> dict[str, Any]
 
 def raw_body(data: dict[str, Any] | None, warnings: list[str]) -> str:
     """The HTTP response body Vault's server sends (logical.HTTPResponse), compact, for -format=raw."""
+    import json
+
     body = {"request_id": _uuid4(), "lease_id": "", "renewable": False, "lease_duration": 0,
             "data": go_sorted(data), "wrap_info": None, "warnings": list(warnings) or None, "auth": None,
             "mount_type": "keymgmt"}
@@ -72,6 +74,8 @@ def dump(value: Any, fmt: str) -> str:
         if text.endswith("\n...\n"):
             text = text[:-4]  # PyYAML's end-of-document marker after a bare scalar
         return text[:-1] if text.endswith("\n") else text  # one: a |+ block keeps its blank lines
+    import json
+
     return _go_escape(json.dumps(value, indent=2, ensure_ascii=False))
 
 

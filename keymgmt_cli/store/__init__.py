@@ -114,16 +114,16 @@ def cheap_auth_key(store: Any, environ: Mapping[str, str]) -> bytes | None:
         from .masterkey import ENV_SOURCE, MasterKey, _parse_env_key
 
         master = MasterKey(_parse_env_key(value), ENV_SOURCE)
-        import hmac
+        from .digests import equal
 
-        if not hmac.compare_digest(str(record.get("kcv", "")), master.kcv):
+        if not equal(str(record.get("kcv", "")), master.kcv):
             raise StoreError(f"master key from {ENV_SOURCE} does not match the one that sealed "
                              f"the state in {store.location} (kcv {master.kcv}, expected "
                              f"{record.get('kcv')})", hint="use the key the state was initialised with")
         return derive_auth_key(master.key)
     home = store.location if store.backend == "file" else store.home  # FileStore's directory, no pathlib
     if value is None and not os.path.lexists(os.path.join(home, _KEY_FILE)):
-        return None  # the OS keyring: not cheap (and a read without a key imports no masterkey/hmac)
+        return None  # the OS keyring: not cheap (and a read without a key imports no masterkey, no hash module)
     from .masterkey import load_master_key
 
     # create=True never makes a key here (one was found); it records the check value of a new state
@@ -151,10 +151,10 @@ def setting(environ: Mapping[str, str], name: str) -> str | None:
         return None
     except OSError as exc:
         raise StoreError(f"cannot read config file {path}: {exc.strerror or type(exc).__name__}") from None
-    import json
+    from .docjson import loads
 
     try:
-        config = json.loads(raw.decode("utf-8"))
+        config = loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         config = None
     if not isinstance(config, dict) or not all(isinstance(config.get(k, ""), str) for k in _SETTINGS):
@@ -279,7 +279,7 @@ def open_secret_box(home: Path, environ: Mapping[str, str], *, keyring_backend: 
 
 
 SEAL_RECORD = "meta/seal"  # kmsseal.SEAL_DOC, without importing botocore
-_KEY_FILE = "master.key"  # masterkey.KEY_FILE, without importing masterkey (and hmac) on a read
+_KEY_FILE = "master.key"  # masterkey.KEY_FILE, without importing masterkey (and SHA-256) on a read
 
 
 def _has_seal_record(store: Any) -> bool:

@@ -37,15 +37,14 @@ Without a key (``key_source`` returns None: the fast ``read``/``list`` path when
 is not cheaply at hand, see ``cheap_auth_key``) ``get`` still refuses a document without a tag,
 but cannot check the MAC or the revision; ``put`` is refused.
 
-Standard library only (``hmac``, ``hashlib``, ``json``): the read path imports it. ``hmac`` and
-``hashlib`` (which load OpenSSL's libcrypto and probe every digest, a few milliseconds) are imported
-on the first MAC, so a read without the key at hand does not pay for them; a MAC is one
-``hmac.digest`` call (OpenSSL's one-shot HMAC, no HMAC object).
+Standard library only: the read path imports it. The MACs go through ``digests.py`` (HMAC over
+CPython's builtin SHA-256, equal to ``hmac.digest``, without importing ``hmac`` and ``hashlib``,
+which load OpenSSL and probe every digest), imported on the first MAC, so a read without the key at
+hand loads no hash module at all; the canonical JSON is ``docjson.canonical`` (json's C encoder,
+without importing json and re).
 """
 
 from __future__ import annotations
-
-import json
 
 TYPE_CHECKING = False  # typing costs milliseconds on the read path
 if TYPE_CHECKING:
@@ -54,6 +53,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from ..errors import StoreError
+from .docjson import canonical as _canonical_json
 
 AUTH_FIELD = "_auth"
 STATE_DOC = "state"
@@ -70,15 +70,15 @@ _UPGRADE_HINT = ("a state last written by keymgmt before authenticated documents
 
 
 def _hmac_sha256(key: bytes, msg: bytes) -> bytes:
-    import hmac
+    from .digests import hmac_sha256  # SHA-256 is loaded on the first MAC, not on import
 
-    return hmac.digest(key, msg, "sha256")
+    return hmac_sha256(key, msg)
 
 
 def _equal(a: str, b: str) -> bool:
-    import hmac
+    from .digests import equal
 
-    return hmac.compare_digest(a, b)
+    return equal(a, b)
 
 
 def derive_auth_key(master_key: bytes) -> bytes:
@@ -88,8 +88,9 @@ def derive_auth_key(master_key: bytes) -> bytes:
 
 
 def canonical(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False).encode("ascii")
+    """``json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)``
+    as ASCII bytes (``docjson.canonical``)."""
+    return _canonical_json(doc).encode("ascii")
 
 
 def document_mac(key: bytes, state_id: str, doc_id: str, rev: int, body: dict[str, Any]) -> str:
@@ -99,9 +100,9 @@ def document_mac(key: bytes, state_id: str, doc_id: str, rev: int, body: dict[st
 
 
 def _revision_record(doc_id: str) -> str:
-    import hashlib
+    from .digests import sha256_hex
 
-    return f"{REVISIONS}/{hashlib.sha256(doc_id.encode('utf-8')).hexdigest()[0]}"
+    return f"{REVISIONS}/{sha256_hex(doc_id.encode('utf-8'))[0]}"
 
 
 AUDIT_PREFIX = "audit/"  # the document-store audit trail: its own hash chain, MAC'd under the master key
@@ -267,7 +268,9 @@ class AuthStore:
             raise StoreError(f"{where} has a malformed {AUTH_FIELD} tag", hint=_TAMPERED_HINT)
         rev, mac = parsed
         key = self._auth_key()
-        if key is None and self._required_source is not None:
+        if key is None and self._required_source is not None:  # not on the fast read path
+            import json  # a deep copy, checked once the key is loaded
+
             self._pending.append((doc_id, {"v": 1, "rev": rev, "mac": mac}, json.loads(json.dumps(doc))))
         if key is not None:
             state_id = self._doc_state_id(doc_id, doc)

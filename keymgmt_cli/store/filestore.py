@@ -21,14 +21,14 @@ process that has just opened it).
 
 This module is on the fast ``read``/``list`` path: it imports only the standard library, and of
 that neither ``pathlib`` (with ``fnmatch``, ``ntpath``, ``urllib.parse`` and ``ipaddress`` it
-costs about a third of a bare interpreter start-up) nor ``contextlib``: paths are ``os.path``
-strings, ``home`` makes its ``Path`` only when a caller asks for it, and ``lock`` returns a small
-context manager class.
+costs about a third of a bare interpreter start-up) nor ``contextlib`` nor ``json`` (documents are
+parsed by ``docjson.py``, json's own C scanner without json's import of ``re``): paths are
+``os.path`` strings, ``home`` makes its ``Path`` only when a caller asks for it, and ``lock``
+returns a small context manager class.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 from ..errors import StoreError
-from .base import SEGMENT_RE, check_store_id, encode_document, lock_busy_error
+from .base import check_store_id, encode_document, is_segment, lock_busy_error
+from .docjson import loads
 from .private_dir import check_home, link_error, open_dir_nofollow, open_nofollow, read_nofollow, tighten
 
 DIR_MODE = 0o700
@@ -262,7 +263,7 @@ class FileStore:
             return []
         except OSError as e:
             raise StoreError(f"cannot list state directory {directory}: {_why(e)}") from None
-        return sorted(n for n in names if SEGMENT_RE.match(n))
+        return sorted(n for n in names if is_segment(n))
 
     def put(self, doc_id: str, doc: dict[str, Any]) -> None:
         path = self._doc_path(doc_id)
@@ -398,10 +399,14 @@ def _holder_hint(fd: int) -> str | None:
 def decode_document(raw: bytes, path: str) -> dict[str, Any]:
     """Parse a stored document; anything but a JSON object is a StoreError naming the file."""
     try:
-        doc = json.loads(raw.decode("utf-8"))  # json.loads(bytes) would also guess UTF-16/32
+        doc = loads(raw.decode("utf-8"))  # loads(bytes) would also guess UTF-16/32, as json.loads
     except UnicodeDecodeError:
         reason = "not UTF-8 text"
-    except json.JSONDecodeError as e:
+    except ValueError as e:
+        from json import JSONDecodeError  # what docjson raises for invalid JSON (json's own error)
+
+        if not isinstance(e, JSONDecodeError):
+            raise
         reason = f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}"
     else:
         if isinstance(doc, dict):

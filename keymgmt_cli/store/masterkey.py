@@ -19,15 +19,15 @@ and a lost key is reported as lost rather than silently replaced by a new one. A
 authenticated document; otherwise it is an error (restore it from a backup), so nobody can
 swap the key by deleting the check value. A corrupt one is always an error.
 
-Standard library only: no ``cryptography``; ``keyring`` is imported only when it is consulted.
+Standard library only: no ``cryptography``; ``keyring`` is imported only when it is consulted; the
+check value is computed with ``digests.py`` (HMAC-SHA256 without ``hmac``/``hashlib``/OpenSSL) and
+``seal.json`` parsed with ``docjson.py`` (without ``json`` and ``re``): reads with the key set import
+this module.
 """
 
 from __future__ import annotations
 
 import binascii
-import hashlib
-import hmac
-import json
 import os
 import sys
 import time
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 from ..errors import StoreError
+from .digests import equal, hmac_sha256
+from .docjson import loads
 from .filestore import FileStore, write_file_atomic
 from .private_dir import link_error, read_nofollow
 
@@ -66,7 +68,7 @@ class MasterKey:
         return f"MasterKey(source={self.source!r})"
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, MasterKey) and hmac.compare_digest(self.key, other.key)
+        return (isinstance(other, MasterKey) and equal(self.key, other.key)
                 and self.source == other.source)
 
     __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
@@ -77,7 +79,7 @@ class MasterKey:
 
 
 def key_check_value(key: bytes) -> str:
-    return hmac.new(key, b"keymgmt-kcv", hashlib.sha256).hexdigest()[:16]
+    return hmac_sha256(key, b"keymgmt-kcv").hex()[:16]
 
 
 def _is_kcv(value: object) -> bool:
@@ -181,7 +183,7 @@ def describe_shared(record: dict[str, Any] | None, location: str, environ: Mappi
 
 
 def _mismatch(found: MasterKey, meta: dict[str, Any] | None) -> str:
-    if meta is None or hmac.compare_digest(str(meta.get("kcv")), found.kcv):
+    if meta is None or equal(str(meta.get("kcv")), found.kcv):
         return ""
     return (f" (does NOT open this state: its kcv is {found.kcv}, the state's {meta.get('kcv')}; "
             "every command that needs the key refuses it)")
@@ -321,7 +323,7 @@ def _create(home: Path, keyring: _Keyring, warn: Callable[[str], None]) -> Maste
 def _read_meta(home: Path | str) -> dict[str, Any] | None:
     path = os.path.join(home, SEAL_META)
     try:
-        meta = json.loads(read_nofollow(str(path)))
+        meta = loads(read_nofollow(str(path)))
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
@@ -344,6 +346,8 @@ def _write_meta(home: Path, key: MasterKey) -> None:
     }
     path = home / SEAL_META
     try:
+        import json  # a write: only when a state gets its first key
+
         write_file_atomic(path, (json.dumps(meta, indent=1) + "\n").encode(), str(home))
     except OSError as exc:
         raise StoreError(f"cannot write {path}: {exc.strerror or type(exc).__name__}") from None
@@ -355,7 +359,7 @@ def _describe(source: str) -> str:
 
 
 def _verify(home: Path, meta: dict[str, Any], key: MasterKey) -> None:
-    if not hmac.compare_digest(str(meta["kcv"]), key.kcv):
+    if not equal(str(meta["kcv"]), key.kcv):
         raise StoreError(
             f"master key from {_describe(key.source)} does not match the one that sealed this "
             f"state (kcv {key.kcv}, expected {meta['kcv']} from "
@@ -401,7 +405,7 @@ def sealed_evidence(home: Path) -> str | None:
                 continue
             path = os.path.join(dirpath, name)
             try:
-                doc = json.loads(read_nofollow(path))
+                doc = loads(read_nofollow(path))
             except (OSError, ValueError):
                 return path  # unreadable: cannot show it holds no secret
             if _holds_secret(doc):

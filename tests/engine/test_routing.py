@@ -161,3 +161,44 @@ def test_loading_the_route_table_imports_no_handler():
     assert "keymgmt_cli.engine.paths" in loaded
     for handler_module in ("keys", "kmsproviders", "distribution", "reconcile", "schemas", "fields"):
         assert f"keymgmt_cli.engine.{handler_module}" not in loaded
+
+
+# -- segment matching (no re on the read path) agrees with the regex of every row ------------------
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from keymgmt_cli.engine.routing import segments_of  # noqa: E402
+
+_PIECES = st.sampled_from(["key", "kms", "rotate", "renew", "suspend", "resume", "replicate", "k1", "aws1",
+                           "", "Key", "key ", "keys", "\n", "k\n", "é", "\udc80", "*", ".", "..", "a/b"])
+_PATHS = st.one_of(st.lists(_PIECES, max_size=7).map("/".join), st.text(max_size=30))
+
+
+@given(_PATHS)
+def test_every_row_is_matched_without_its_regex_and_as_its_regex_matches(path):
+    for route in ROUTES:
+        assert segments_of(route.pattern) is not None, route.pattern  # the read path compiles no regex
+        found = route.regex().match(path)
+        assert route.match(path) == (found.groupdict() if found else None), (route.pattern, path)
+
+
+@pytest.mark.parametrize("pattern", ["a/(?P<y>.+)", "a/(?P<x>[^/]+)/(?P<x>[^/]+)", "a|b", "a/[bc]", "a.b",
+                                     "(?P<x>[^/]+)x", "", "a//b", "a/(?P<1x>[^/]+)"])
+def test_other_patterns_are_left_to_their_regex(pattern):
+    assert segments_of(pattern) is None
+
+
+@given(_PATHS)
+def test_a_pattern_left_to_its_regex_still_matches_as_the_regex_does(path):
+    route = Route("key/(?P<y>.+)", "any tail", {})
+    found = route.regex().match(path)
+    assert route.match(path) == (found.groupdict() if found else None)
+
+
+def test_matching_a_path_of_the_table_imports_no_re():
+    code = ("import sys; import keymgmt_cli.engine.paths as p; "
+            "from keymgmt_cli.engine.routing import match; "
+            "match(p.ROUTES, 'kms/a/key/k/renew', 'write', 'keymgmt/'); print('re' in sys.modules)")
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[2])}).stdout
+    assert out.strip() == "False"

@@ -7,8 +7,13 @@ import hmac
 import json
 import os
 import random
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from keymgmt_cli.store import auth
+from keymgmt_cli.store.base import check_doc_id, is_segment
 from keymgmt_cli.store.masterkey import _b64decode
 
 
@@ -56,3 +61,24 @@ def test_document_mac_and_auth_key_are_unchanged():
     assert auth.check_document(want_key, "sid", "m/keys/k", signed) == 7
     signed["a"]["y"] = False
     assert auth.check_document(want_key, "sid", "m/keys/k", signed) is None
+
+
+OLD_SEGMENT_RE = re.compile(r"^[A-Za-z0-9_.:@%+-]{1,240}$")
+
+
+@given(st.one_of(st.text(st.sampled_from(list("aZ09_.:@%+-/ \n\té\x00")), max_size=12),
+                 st.text(st.sampled_from("ab.:"), min_size=235, max_size=245), st.text(max_size=8)))
+def test_segments_are_what_the_segment_regex_matched_but_a_trailing_newline(part):
+    """is_segment (a character set) accepts what SEGMENT_RE did, except a segment ending in a
+    newline, which its "$" let through."""
+    old = bool(OLD_SEGMENT_RE.match(part)) and not part.endswith("\n")
+    assert is_segment(part) == old
+
+
+def test_a_document_id_with_a_trailing_newline_is_refused():
+    for doc_id in ("m1/keys/k\n", "m1\n/keys"):
+        try:
+            check_doc_id(doc_id)
+        except ValueError:
+            continue
+        raise AssertionError(f"{doc_id!r} accepted")

@@ -65,48 +65,58 @@ def test_the_probe_does_see_heavy_imports(tmp_path):
     assert "cryptography" in _loaded_after(code, tmp_path)
 
 
-# -- the console script's read/list path: what it imports beyond a bare interpreter -----------------
-# `python -S` (no site, so no editable-install finder, which imports pathlib, re, enum, ... into every
-# start-up of the dev venv) runs keymgmt_cli.cli.fast as the console script does; the probe prints
-# every module the command added to sys.modules. bench/README.md has the cost of each.
+# -- the `keymgmt` command's read/list path: what it imports beyond a bare interpreter --------------
+# The command as installed (bin/keymgmt, pyproject's script-files) runs under `python -S -X
+# importtime` (no site, so no editable-install finder, which imports pathlib, re, enum, ... into
+# every start-up of the dev venv); every import it makes beyond `python -S -c "import os"` (what
+# site imports in any start-up) is compared with the lists below. bench/README.md has the cost of each.
 
-#: Standard-library modules the fast path must not import (each costs a measurable share of a bare
-#: interpreter start-up: pathlib drags fnmatch, ntpath, urllib.parse and ipaddress along).
-STDLIB_BANNED = ["pathlib", "contextlib", "urllib", "ipaddress", "fnmatch", "base64", "uuid", "typing",
-                 "dataclasses", "shutil", "tempfile", "logging", "datetime", "platformdirs", "yaml",
-                 "click", "rich", "boto3", "botocore", "keyring", "cryptography"]
-#: ... and without the master key at hand there is no MAC to check, so no OpenSSL either.
-NO_KEY_BANNED = ["hmac", "hashlib", "_hashlib", "keymgmt_cli.store.masterkey"]
+LAUNCHER = REPO / "bin" / "keymgmt"
+#: Modules the path must not import (each costs a measurable share of a bare interpreter start-up:
+#: re alone, with enum, functools and collections, about half of one; json imports re; pathlib
+#: drags fnmatch, ntpath, urllib.parse and ipaddress along).
+STDLIB_BANNED = ["re", "enum", "json", "functools", "collections", "pathlib", "contextlib", "urllib",
+                 "ipaddress", "fnmatch", "base64", "uuid", "typing", "dataclasses", "shutil", "tempfile",
+                 "logging", "datetime", "warnings", "platformdirs", "yaml", "click", "rich", "boto3",
+                 "botocore", "keyring", "cryptography"]
+#: ... no OpenSSL even with the key (store/digests.py: HMAC over CPython's builtin SHA-256) ...
+KEY_BANNED = ["hmac", "hashlib", "_hashlib"]
+BUILTIN_SHA256 = ["_sha256", "_sha2"]  # 3.11, 3.12+ (importtime lists the one tried first, too)
+#: The standard library's share of the path, at most: RLIMIT_CORE, json's C scanner, and with the
+#: master key base64 (binascii), SHA-256 and constant-time comparison.
+STDLIB_ALLOWED = ["__future__", "resource", "_json"]
+KEYED_STDLIB_ALLOWED = ["binascii", "_operator"] + BUILTIN_SHA256
+#: What the master key adds of keymgmt's: where it comes from, and the MACs.
+KEYED_MODULES = ["keymgmt_cli.store.masterkey", "keymgmt_cli.store.digests"]
 #: keymgmt's own modules on the path, exactly: a new one here costs every read (~0.1-0.2 ms each).
 FAST_MODULES = sorted("""
-    keymgmt_cli keymgmt_cli.app keymgmt_cli.cli keymgmt_cli.cli.fast keymgmt_cli.cli.goflags
-    keymgmt_cli.cli.output keymgmt_cli.cli.render keymgmt_cli.cli.report keymgmt_cli.cli.verbs
+    keymgmt_cli keymgmt_cli.app keymgmt_cli.cli keymgmt_cli.cli.entry keymgmt_cli.cli.fast
+    keymgmt_cli.cli.goflags keymgmt_cli.cli.output keymgmt_cli.cli.render keymgmt_cli.cli.report
+    keymgmt_cli.cli.verbs
     keymgmt_cli.engine keymgmt_cli.engine.core keymgmt_cli.engine.keys
     keymgmt_cli.engine.mounts keymgmt_cli.engine.names keymgmt_cli.engine.paths
     keymgmt_cli.engine.routing keymgmt_cli.engine.shapes keymgmt_cli.errors
-    keymgmt_cli.store keymgmt_cli.store.auth keymgmt_cli.store.base keymgmt_cli.store.filestore
-    keymgmt_cli.store.private_dir
+    keymgmt_cli.store keymgmt_cli.store.auth keymgmt_cli.store.base keymgmt_cli.store.docjson
+    keymgmt_cli.store.filestore keymgmt_cli.store.private_dir
 """.split())
 
 
-def _fast_path_imports(argv, env):
-    probe = textwrap.dedent(f"""
-        import io, sys
-        sys.path.insert(0, {str(REPO)!r})
-        before = set(sys.modules)
-        out, sys.stdout = sys.stdout, io.StringIO()
-        from keymgmt_cli.cli import fast
-        code = fast.run({argv!r})
-        sys.stdout = out
-        added = sorted(set(sys.modules) - before)
-        print(code, " ".join(added))
-    """)
-    env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
-    out = subprocess.run([sys.executable, "-S", "-c", probe], env=env, capture_output=True, text=True,
-                         check=True, cwd="/").stdout
-    code, _, added = out.strip().partition(" ")
-    assert code == "0", out
-    return added.split()
+def _importtime(args, env):
+    """(exit code, stdout, every module name `-X importtime` reports) of `python -S -X importtime ARGS`."""
+    proc = subprocess.run([sys.executable, "-S", "-X", "importtime", *args], env=env, capture_output=True,
+                          text=True, cwd="/")
+    names = [line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
+    return proc.returncode, proc.stdout, names[1:]  # [0] is the header line
+
+
+def _command_imports(argv, environ):
+    """What `keymgmt ARGV` (the launcher) imports beyond a start-up, and its output."""
+    env = {k: v for k, v in environ.items() if k not in ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE")}
+    env["PYTHONPATH"] = str(REPO)
+    _, _, base = _importtime(["-c", "import os"], env)
+    code, out, names = _importtime([str(LAUNCHER), *argv], env)
+    assert code == 0, (argv, out)
+    return out, [m for m in names if m not in set(base)]
 
 
 @pytest.fixture(scope="module")
@@ -130,24 +140,45 @@ def _banned(added, names):
     return [m for m in added if m in names or m.split(".")[0] in names]
 
 
-def test_read_and_list_import_only_the_fast_path(keyed_state):
-    env = keyed_state
-    no_key = {k: v for k, v in env.items() if k != "KEYMGMT_MASTER_KEY"}
-    for argv in (["read", "keymgmt/key/k1"], ["list", "keymgmt/key"]):
-        for environ, banned in ((env, STDLIB_BANNED), (no_key, STDLIB_BANNED + NO_KEY_BANNED)):
-            added = _fast_path_imports(argv, environ)
-            assert _banned(added, banned) == [], (argv, "KEYMGMT_MASTER_KEY" in environ)
-            own = sorted(m for m in added if m.startswith("keymgmt_cli"))
-            expected = FAST_MODULES + (["keymgmt_cli.store.masterkey"] if environ is env else [])
-            assert own == sorted(expected), (argv, sorted(set(own) ^ set(expected)))
+@pytest.mark.parametrize("argv,shown", [(["read", "keymgmt/key/k1"], "name                   k1"),
+                                        (["list", "keymgmt/key"], "Keys\n----\nk1")])
+@pytest.mark.parametrize("keyed", [True, False], ids=["master key set", "no master key"])
+def test_read_and_list_import_only_the_fast_path(keyed_state, argv, shown, keyed):
+    environ = keyed_state if keyed else {k: v for k, v in keyed_state.items() if k != "KEYMGMT_MASTER_KEY"}
+    out, added = _command_imports(argv, environ)
+    assert shown in out  # the command did its work (with the key: after checking the MACs)
+    banned = STDLIB_BANNED + KEY_BANNED + ([] if keyed else BUILTIN_SHA256 + KEYED_MODULES)
+    assert _banned(added, banned) == []
+    stdlib = sorted(m for m in added if not m.startswith("keymgmt_cli"))
+    allowed = STDLIB_ALLOWED + (KEYED_STDLIB_ALLOWED if keyed else [])
+    assert [m for m in stdlib if m not in allowed] == []
+    own = sorted(m for m in added if m.startswith("keymgmt_cli"))
+    expected = sorted(FAST_MODULES + (KEYED_MODULES if keyed else []))
+    assert own == expected, sorted(set(own) ^ set(expected))
 
 
-def test_the_fast_path_probe_sees_what_a_command_imports(keyed_state):
-    """The probe above can fail: with the key set, reads check MACs (hmac), and the probe sees
-    pathlib and its company where the code does import them (masterkey's describe_source)."""
-    env = keyed_state
-    assert "hmac" in _fast_path_imports(["read", "keymgmt/key/k1"], env)
-    probe_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+def test_the_command_is_the_launcher_that_imports_no_re():
+    """pyproject installs bin/keymgmt as the command (an entry point's generated wrapper imports re
+    with pip before 25.0), and the launcher itself imports nothing but keymgmt's entry."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert project["tool"]["setuptools"]["script-files"] == ["bin/keymgmt"]
+    assert "keymgmt" not in project["project"].get("scripts", {})
+    text = LAUNCHER.read_text()
+    assert text.startswith("#!python\n") and os.access(LAUNCHER, os.X_OK)
+    code_lines = [line for line in text.splitlines()[1:] if line.strip() and not line.startswith("#")]
+    assert code_lines == ["from keymgmt_cli.cli.entry import main", "main()"]
+
+
+def test_the_import_probe_sees_what_a_command_imports(keyed_state):
+    """The probe above can fail: with the key set, reads check MACs (SHA-256); `-format=json`
+    imports json (and with it re); masterkey's describe_source imports pathlib."""
+    _, added = _command_imports(["read", "keymgmt/key/k1"], keyed_state)
+    assert set(BUILTIN_SHA256) & set(added)
+    _, added = _command_imports(["read", "-format=json", "keymgmt/key/k1"], keyed_state)
+    assert {"json", "re"} <= set(_banned(added, STDLIB_BANNED))
+    probe_env = {k: v for k, v in keyed_state.items() if k != "PYTHONPATH"}
     code = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(REPO)!r})
