@@ -405,9 +405,12 @@ def decode_document(raw: bytes, path: str) -> dict[str, Any]:
     except ValueError as e:
         from json import JSONDecodeError  # what docjson raises for invalid JSON (json's own error)
 
-        if not isinstance(e, JSONDecodeError):
-            raise
-        reason = f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}"
+        if isinstance(e, JSONDecodeError):
+            reason = f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}"
+        else:  # valid JSON Python will not hold: an integer past sys.get_int_max_str_digits()
+            reason = "a number too long to read"
+    except RecursionError:  # valid JSON nested deeper than the interpreter's recursion limit
+        reason = "nested too deeply"
     else:
         if isinstance(doc, dict):
             return doc

@@ -132,6 +132,8 @@ def test_list_ignores_temp_files_and_strangers(tmp_path):
     (b"\xff\xfe{}", "not UTF-8"),
     (b"[1, 2]", "expected a JSON object"),
     (b'"TOPSECRET-VALUE-42"', "expected a JSON object"),
+    (b'{"n": ' + b"9" * 5000 + b"}", "a number too long to read"),  # valid JSON, past int's digit limit
+    (b'{"n": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
 ])
 def test_corrupt_document_is_a_store_error_naming_the_file(tmp_path, content, reason):
     store = FileStore(tmp_path)
