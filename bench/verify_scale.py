@@ -77,6 +77,13 @@ TAGGING_PREFIX = "ResourceGroupsTaggingAPI"
 READ_ONLY = {"ListResourceTags", "DescribeKey", "ListKeys", "ListAliases", "GetResources"}
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 drops the SYNs of 48+ connections opened at once: each
+    # then waits the kernel's 1 s retransmit (or is reset), which measured the listen queue
+    # rather than keymgmt; AWS's endpoints accept hundreds of connections at once.
+    request_queue_size = 512
+
+
 class LatencyProxy:
     """127.0.0.1 proxy to ``upstream``: ``latency`` seconds per request, counts per operation;
     ``refuse_tagging`` answers every Resource Groups Tagging API request AccessDeniedException."""
@@ -140,7 +147,7 @@ class LatencyProxy:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.endpoint_url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, name="latency-proxy", daemon=True).start()
