@@ -69,6 +69,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if os.environ.get("BENCH_KEYMGMT_PATH"):  # measure another checkout's keymgmt_cli (main, for "before")
+    sys.path.insert(0, os.environ["BENCH_KEYMGMT_PATH"])
 
 REGION = "us-west-1"
 ACCOUNT = "123456789012"  # moto's default account (access key "test")
@@ -387,7 +389,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="10,1000,10000")
     parser.add_argument("--latency", type=float, default=0.03)
     parser.add_argument("--before-max", type=int, default=1000)
-    parser.add_argument("--runs", default="before,tagging,listing,recovery",
+    parser.add_argument("--runs", default="before,tagging,listing,botocore,recovery",
                         help="which searches to time, comma-separated")
     parser.add_argument("--workers", default="",
                         help="comma-separated thread counts: the listing and recovery runs at each")
@@ -452,28 +454,52 @@ def main() -> int:
         ask("stop")
         return 0
     new_find = AwsKmsProvider.find_tagged
-    default_workers = tagsearch.LISTING_WORKERS
+    new_bulk = getattr(AwsKmsProvider, "_bulk_reader", None)  # None: a checkout without aws.bulkread
+    try:
+        from keymgmt_cli.aws import bulkread as workers_of  # requests in flight of the lean path
+    except ImportError:
+        workers_of = tagsearch  # before: the botocore threads
+    knob = "WORKERS" if hasattr(workers_of, "WORKERS") else "LISTING_WORKERS"
+    default_workers = getattr(workers_of, knob)
     worker_counts = [int(w) for w in args.workers.split(",") if w] or [default_workers]
     recorded = [0]  # calls the audit recorder logged in the last recovery search
+    journaled = [0]  # entries its journal held (each one fsynced)
+    notes: dict[str, str] = {}
+    import tempfile
+    import uuid
+
+    from keymgmt_cli.audit.journal import FileJournal
+    from keymgmt_cli.audit.keys import AuditKeys
+
+    journal_dir = tempfile.mkdtemp(prefix="verify-scale-journal-")
+    audit_keys = AuditKeys(os.urandom(32))
 
     def search(run: str) -> tuple[list[str], list[str]]:
         """One timed search: (what it found, what it should have found)."""
-        ask("refuse", run in ("listing", "recovery"))
+        ask("refuse", run in ("listing", "botocore", "recovery"))
+        if new_bulk is not None:  # "botocore": the lean path refused, as behind a proxy
+            AwsKmsProvider._bulk_reader = (  # type: ignore[method-assign]
+                (lambda self: "forced by the bench") if run == "botocore" else new_bulk)
         if run == "recovery":  # a lost CreateKey answer: the key of operation lost-1
-            # as a re-run command searches: through the audit trail's call recorder
+            # as a re-run command searches: through the audit trail's call recorder, with its
+            # journal (one fsynced, MAC'd line per entry) in a directory of its own
             provider = connect(ProviderConfig(region=REGION, endpoint=proxy_endpoint))
-            log = CallLog()
+            journal = FileJournal(journal_dir, audit_keys, str(uuid.uuid4()))
+            log = CallLog(journal)
             try:
                 return sorted(recovery_search(RecordingProvider(provider, log),
                                               {"keymgmt:state_id": state_id,
                                                "keymgmt:op": "lost-1"})), lost
             finally:
                 recorded[0] = len(log.snapshot())
+                journaled[0] = len(journal.read()[0])
+                journal.discard()
                 provider.close()
         AwsKmsProvider.find_tagged = (  # type: ignore[method-assign]
             old_find_tagged if run == "before" else new_find)
         # verify connects afresh (engine.provider_factory): the path is decided anew.
         result = verify(engine)
+        notes[run] = "; ".join(n["note"] for n in result.get("tag_search", []))
         return sorted(d["key_id"] for d in result["drift"] if d["problem"].startswith("stray")), strays
 
     have = 0
@@ -488,14 +514,14 @@ def main() -> int:
         plan = [(run, w) for run in runs
                 for w in (worker_counts if run in ("listing", "recovery") else [default_workers])]
         for run in runs:  # untimed: fills the proxy's replay of the emulator's answers
-            tagsearch.LISTING_WORKERS = default_workers
+            setattr(workers_of, knob, default_workers)
             search(run)
         ask("take")
         ask("cpu")
         figures: dict[tuple[str, int], list[tuple[float, float, float, int, int]]] = {}
         for round_ in range(args.repeat):
             for run, workers in plan:
-                tagsearch.LISTING_WORKERS = workers
+                setattr(workers_of, knob, workers)
                 profiler = None
                 if (args.profile and run == "listing" and size == sizes[-1] and round_ == 0
                         and workers == worker_counts[-1]):
@@ -520,21 +546,30 @@ def main() -> int:
                     (wall, cpu, server_cpu1 - server_cpu0, calls, forwarded))
                 if profiler:
                     profiler.report(args.profile, counts.get("ListResourceTags", 0))
+        load = os.getloadavg()
+        print(f"  [load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} after {size} keys]", flush=True)
         for (run, workers), runs_ in figures.items():
             wall = statistics.median(f[0] for f in runs_)
             cpu = statistics.median(f[1] for f in runs_)
             server_cpu = statistics.median(f[2] for f in runs_)
             calls = runs_[0][3]
-            shown = f" {workers:>2} thr" if run in ("listing", "recovery") else "       "
+            shown = f" {workers:>2} in flight" if run in ("listing", "recovery") else "             "
             if run == "recovery":
-                shown += f" ({recorded[0]} audit entries)"
+                shown += f" ({recorded[0]} audit entries, {journaled[0]} journal lines)"
             print(f"{size:>6} foreign keys  {run:<8}{shown} {calls:>6} calls  wall {wall:6.2f} s  "
                   f"client CPU {cpu:6.2f} s ({cpu / max(1, calls) * 1e3:.2f} ms/call)  "
                   f"server CPU {server_cpu:5.2f} s  forwarded {runs_[0][4]}"
                   f"{f'  [{len(runs_)} runs: ' + ', '.join(f'{f[0]:.2f}' for f in runs_) + ' s]' if len(runs_) > 1 else ''}",
                   flush=True)
     AwsKmsProvider.find_tagged = new_find  # type: ignore[method-assign]
-    tagsearch.LISTING_WORKERS = default_workers
+    if new_bulk is not None:
+        AwsKmsProvider._bulk_reader = new_bulk  # type: ignore[method-assign]
+    setattr(workers_of, knob, default_workers)
+    for run, note in notes.items():
+        print(f"note ({run}): {note}")
+    import shutil
+
+    shutil.rmtree(journal_dir, ignore_errors=True)
     ask("stop")
     server.join(timeout=30)
     print(f"\n{'every run found exactly the keys it should' if not bad else f'{bad} run(s) WRONG'}")

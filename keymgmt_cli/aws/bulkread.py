@@ -99,25 +99,35 @@ def ca_bundle_of(session: Any) -> str:
     return str(get_cert_path(verify))
 
 
-class _Connection(http.client.HTTPSConnection):
-    """A keep-alive connection: TCP_NODELAY (a request in two segments would otherwise wait for
-    the peer's delayed ACK, 40 ms), connect and read timeouts as botocore's."""
+def _tuned(sock: socket.socket, read_timeout: float) -> None:
+    # no Nagle: a request in two segments would wait for the peer's delayed ACK (40 ms)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.settimeout(read_timeout)
 
-    def __init__(self, host: str, port: int | None, *, tls: ssl.SSLContext | None,
-                 connect_timeout: float, read_timeout: float):
-        super().__init__(host, port, timeout=connect_timeout, context=tls or ssl.create_default_context())
-        self._tls = tls is not None
+
+class _Plain(http.client.HTTPConnection):
+    """Plain http (loopback only: ``for_client`` checks), keep-alive, botocore's timeouts."""
+
+    def __init__(self, host: str, port: int | None, read_timeout: float, connect_timeout: float):
+        super().__init__(host, port, timeout=connect_timeout)
         self._read_timeout = read_timeout
-        if not self._tls:
-            self.default_port = http.client.HTTP_PORT
 
     def connect(self) -> None:
-        if self._tls:
-            super().connect()  # TCP, then TLS with the host name and certificate checked
-        else:
-            http.client.HTTPConnection.connect(self)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.settimeout(self._read_timeout)
+        super().connect()
+        _tuned(self.sock, self._read_timeout)
+
+
+class _Tls(http.client.HTTPSConnection):
+    """https with ``context`` (certificate and host name checked), keep-alive, botocore's timeouts."""
+
+    def __init__(self, host: str, port: int | None, read_timeout: float, connect_timeout: float,
+                 context: ssl.SSLContext):
+        super().__init__(host, port, timeout=connect_timeout, context=context)
+        self._read_timeout = read_timeout
+
+    def connect(self) -> None:
+        super().connect()  # TCP, then the TLS handshake with the host name and certificate checked
+        _tuned(self.sock, self._read_timeout)
 
 
 class BulkReader:
@@ -201,16 +211,17 @@ class BulkReader:
 
     # -- one request -------------------------------------------------------------------------------
 
-    def _connection(self) -> _Connection:
-        return _Connection(self.host, self.port, tls=self.tls, connect_timeout=self.connect_timeout,
-                           read_timeout=self.read_timeout)
+    def _connection(self) -> http.client.HTTPConnection:
+        if self.tls is None:
+            return _Plain(self.host, self.port, self.read_timeout, self.connect_timeout)
+        return _Tls(self.host, self.port, self.read_timeout, self.connect_timeout, self.tls)
 
     def _failure(self, operation: str, kind: str, code: str, message: str, *, status: int | None = None,
                  attempts: int = 0, request_id: str = "") -> failures.Failure:
         return failures.Failure(self.service, operation, self.region, kind, code,
                                 failures.one_line(message), status, attempts, None, request_id)
 
-    def _send(self, conn: _Connection, operation: str, body: bytes) -> tuple[int, bytes, str, str]:
+    def _send(self, conn: http.client.HTTPConnection, operation: str, body: bytes) -> tuple[int, bytes, str, str]:
         keys = self._keys()
         headers = self.signer.sign(body, f"{self.target_prefix}.{operation}", keys.access_key,
                                    keys.secret_key, keys.token or None)
