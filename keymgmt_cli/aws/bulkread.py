@@ -169,7 +169,7 @@ class BulkReader:
         endpoint = str(meta.endpoint_url or "")
         parts = urlsplit(endpoint)
         scheme = parts.scheme.lower()
-        config = meta.config
+        config = getattr(meta, "config", None)
         if scheme not in ("http", "https") or not parts.hostname:
             return "the endpoint is not an http(s) URL"
         if scheme == "http" and not is_loopback(endpoint):
