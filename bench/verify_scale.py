@@ -454,7 +454,7 @@ def main() -> int:
         ask("stop")
         return 0
     new_find = AwsKmsProvider.find_tagged
-    new_bulk = getattr(AwsKmsProvider, "_bulk_reader", None)  # None: a checkout without aws.bulkread
+    new_bulk = getattr(AwsKmsProvider, "bulk_reader", None)  # None: a checkout without aws.bulkread
     try:
         from keymgmt_cli.aws import bulkread as workers_of  # requests in flight of the lean path
     except ImportError:
@@ -478,7 +478,7 @@ def main() -> int:
         """One timed search: (what it found, what it should have found)."""
         ask("refuse", run in ("listing", "botocore", "recovery"))
         if new_bulk is not None:  # "botocore": the lean path refused, as behind a proxy
-            AwsKmsProvider._bulk_reader = (  # type: ignore[method-assign]
+            AwsKmsProvider.bulk_reader = (  # type: ignore[method-assign]
                 (lambda self: "forced by the bench") if run == "botocore" else new_bulk)
         if run == "recovery":  # a lost CreateKey answer: the key of operation lost-1
             # as a re-run command searches: through the audit trail's call recorder, with its
@@ -563,7 +563,7 @@ def main() -> int:
                   flush=True)
     AwsKmsProvider.find_tagged = new_find  # type: ignore[method-assign]
     if new_bulk is not None:
-        AwsKmsProvider._bulk_reader = new_bulk  # type: ignore[method-assign]
+        AwsKmsProvider.bulk_reader = new_bulk  # type: ignore[method-assign]
     setattr(workers_of, knob, default_workers)
     for run, note in notes.items():
         print(f"note ({run}): {note}")

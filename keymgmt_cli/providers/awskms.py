@@ -24,7 +24,9 @@ Behaviour (reference sections 1.5, 2, 3 and 4):
 * the wrapping public key from GetParametersForImport must be RSA of the size asked for, with
   exponent 65537, or nothing is imported (``check_wrapping_key``);
 * keys tagged as ours are found with ``tag:GetResources`` where allowed, else by listing
-  (``tagsearch``).
+  (``tagsearch``): ListKeys, then ``list_tags_of_keys`` (ListResourceTags on every key) through
+  ``aws.bulkread`` (keymgmt's own signed requests, same endpoint, CA bundle and credentials as
+  botocore) unless that cannot match botocore's transport (a proxy...), then botocore, said once.
 
 Over 400 lines on purpose: one class with one method per KMS operation of the provider protocol,
 each next to its own tolerance for AWS's quirks, read beside its twin ``memory.py``.
@@ -32,16 +34,13 @@ each next to its own tolerance for AWS's quirks, read beside its twin ``memory.p
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlsplit
 
 from ..aws import bulkread, failures, pacing
 from ..aws.codes import THROTTLING_CODES
@@ -49,9 +48,8 @@ from ..aws.failures import BOTO_ERRORS, Failure, failure_of, request_id_of
 from ..aws.session import (CONNECT_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_MODE, READ_TIMEOUT,
                            access_key_id, client as make_client, credential_session)
 from ..errors import ProviderError
-from . import tagsearch
-from .base import (NOT_READABLE_CODES, ImportParameters, KeyDescription, ProviderConfig, RequestIds,
-                   TagReading, sample_ids)
+from . import tagreading, tagsearch
+from .base import ImportParameters, KeyDescription, ProviderConfig, RequestIds, TagReading
 from .permissions import CREDENTIALS_HINT, provider_error
 
 # Our own retries on throttling after botocore gave up: rounds and backoff (seconds).
@@ -66,8 +64,6 @@ CREATING_WINDOW = 30.0
 TAGGING = "resourcegroupstaggingapi"
 
 is_loopback = pacing.is_loopback
-# An endpoint that refuses keymgmt's own SigV4 (aws.bulkread) for these is answered by botocore.
-SIGNATURE_CODES = frozenset({"InvalidSignatureException", "IncompleteSignature", "SignatureDoesNotMatch"})
 
 
 def _wording(*, tags: bool = False, multi_region: bool = False) -> Callable[[Failure], ProviderError]:
@@ -487,82 +483,22 @@ class AwsKmsProvider:
                 return ids
 
     def list_tags_of_keys(self, key_ids: list[str]) -> TagReading:
-        """ListResourceTags of every key (``base.KmsProvider.list_tags_of_keys``). Sent by
-        ``aws.bulkread`` (keymgmt's own signed requests, ~0.4 ms of CPU each instead of
-        botocore's ~1.5) where it matches botocore's transport, else by botocore in
-        ``tagsearch.LISTING_WORKERS`` threads; ``how`` says which, and why not the first."""
-        reader = self._bulk_reader()
-        if isinstance(reader, str):
-            return self._tags_by_botocore(key_ids, f"botocore ({tagsearch.LISTING_WORKERS} threads): {reader}")
-        bodies = [json.dumps({"KeyId": k, "Limit": 50}).encode() for k in key_ids]
+        """ListResourceTags of every key (``base.KmsProvider.list_tags_of_keys``): through
+        ``aws.bulkread`` where it matches botocore's transport, else botocore (``tagreading``)."""
+        return tagreading.read(self, key_ids)
 
-        def pace() -> None:
-            self._pace("ListResourceTags")
-            self._record("ListResourceTags")
+    def before_request(self, operation: str) -> None:
+        """Pace and count one request sent outside ``_call`` (``tagreading``'s bulk read)."""
+        self._pace(operation)
+        self._record(operation)
 
-        batch = reader.run("ListResourceTags", bodies, pace)
-        reading = TagReading(tags={}, requests=batch.requests, throttled=batch.throttled,
-                             how=f"keymgmt's own signed requests ({urlsplit(reader.endpoint_url).scheme}, "
-                                 f"{min(len(bodies), reader.workers or bulkread.WORKERS)} in flight)")
-        refused_ids: list[str] = []
-        for key_id, reply in zip(key_ids, batch.replies):
-            failure = reply.failure
-            if failure is None:
-                answer = reply.answer or {}
-                if answer.get("Truncated") and answer.get("NextMarker"):
-                    reading.tags[key_id] = self.list_resource_tags(key_id)  # over 50 tags: rare
-                    reading.requests += len(self._ids.take())
-                else:
-                    reading.tags[key_id] = {t["TagKey"]: t.get("TagValue", "")
-                                            for t in answer.get("Tags", []) if "TagKey" in t}
-            elif failure.code in SIGNATURE_CODES:
-                # the endpoint wants a signature botocore would make and ours is not: say so, use botocore
-                return self._tags_by_botocore(
-                    key_ids, f"botocore ({tagsearch.LISTING_WORKERS} threads): the endpoint refused "
-                             f"keymgmt's own signature ({failure.code})", spent=reading.requests)
-            elif failure.kind == failures.RESPONSE and failure.code in NOT_READABLE_CODES:
-                reading.tags[key_id] = None
-                reading.refused += 1
-                refused_ids.append(reply.request_id)
-            else:
-                raise _wording()(failure)
-        reading.request_ids = sample_ids([r.request_id for r in batch.replies], refused_ids)
-        return reading
+    def word_failure(self, failure: Failure) -> ProviderError:
+        """The one-line ProviderError of a failed KMS request (as ``_call`` words it)."""
+        return _wording()(failure)
 
-    def _tags_by_botocore(self, key_ids: list[str], how: str, spent: int = 0) -> TagReading:
-        """The same read through this provider's botocore client, ``LISTING_WORKERS`` threads."""
-        reading = TagReading(tags={}, requests=spent, how=how)
-        ids_of: list[list[str]] = [[] for _ in key_ids]
-        refused_ids: list[str] = []
-
-        def read(index: int) -> dict[str, str] | None:
-            self._ids.take()
-            try:
-                return self.list_resource_tags(key_ids[index])
-            except ProviderError as error:
-                if error.code in NOT_READABLE_CODES:
-                    return None
-                raise
-            finally:
-                ids_of[index] = self._ids.take()
-
-        if len(key_ids) <= 1:
-            results = [read(i) for i in range(len(key_ids))]
-        else:
-            with ThreadPoolExecutor(max_workers=min(tagsearch.LISTING_WORKERS, len(key_ids)),
-                                    thread_name_prefix="keymgmt-tags") as pool:
-                results = list(pool.map(read, range(len(key_ids))))
-        for key_id, tags, ids in zip(key_ids, results, ids_of):
-            reading.tags[key_id] = tags
-            reading.requests += len(ids)
-            if tags is None:
-                reading.refused += 1
-                refused_ids += ids[-1:]
-        reading.request_ids = sample_ids([i for ids in ids_of for i in ids], refused_ids)
-        return reading
-
-    def _bulk_reader(self) -> Any:
-        """``aws.bulkread.BulkReader`` for this region's client, or why not (made once)."""
+    def bulk_reader(self) -> Any:
+        """``aws.bulkread.BulkReader`` for this region's client, or why not (one phrase: a proxy, a
+        mock answering botocore's requests...); decided once per provider."""
         with self._family.lock:
             if self._bulk is None:
                 family = self._family

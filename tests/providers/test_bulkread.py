@@ -204,7 +204,7 @@ def test_a_certificate_not_trusted_is_refused_and_not_retried(fake, tmp_path, mo
     keys, _ = account(foreign=4, strays=0)
     server = fake(keys, tls=context)
     kms = provider(server.endpoint_url)
-    assert isinstance(kms._bulk_reader(), bulkread.BulkReader)  # https: the lean path is taken
+    assert isinstance(kms.bulk_reader(), bulkread.BulkReader)  # https: the lean path is taken
     with pytest.raises(ProviderError) as refused:
         kms.list_tags_of_keys(list(keys))
     assert refused.value.code == "SSLError" and "certificate verify failed" in str(refused.value)
@@ -242,7 +242,7 @@ def test_a_proxy_keeps_the_read_on_botocore_and_says_so(fake, monkeypatch):
     kms = provider(server.endpoint_url)  # its botocore client is made without a proxy, so that
     # this test needs no proxy server; the lean path is decided while one is configured
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
-    assert kms._bulk_reader() == "an HTTP(S) proxy is configured"
+    assert kms.bulk_reader() == "an HTTP(S) proxy is configured"
     monkeypatch.delenv("HTTP_PROXY")
     assert sorted(kms.find_tagged(OURS)) == planted
     assert "botocore (48 threads): an HTTP(S) proxy is configured" in kms.tag_search_note
@@ -291,5 +291,5 @@ def test_no_secret_in_errors_reprs_or_readings(fake):
     server.fault = lambda n, target, key: "500"
     with pytest.raises(ProviderError) as failed:
         provider(server.endpoint_url, TOKEN, max_attempts=1).list_tags_of_keys(list(keys))
-    shown = repr(reading) + str(failed.value) + repr(kms._bulk_reader()) + repr(failed.value)
+    shown = repr(reading) + str(failed.value) + repr(kms.bulk_reader()) + repr(failed.value)
     assert SECRET not in shown and TOKEN not in shown
