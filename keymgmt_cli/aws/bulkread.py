@@ -52,9 +52,11 @@ from .codes import THROTTLING_CODES
 from .sigv4 import Signer
 from .transport import is_loopback
 
-#: Requests in flight (one keep-alive connection and one thread each). bench/verify_scale.py
-#: measured the choice (bench/README.md, issue 17).
-WORKERS = 64
+#: Requests in flight (one keep-alive connection and one thread each). At 10,000 keys and 30 ms a
+#: call (bench/verify_scale.py --workers 48,64,96,128, load 6-7): 48 12.7 s, 64 8.2 s, 96 8.0 s,
+#: 128 7.7 s of wall for 3.5-4.1 s of client CPU; 96 keeps latency x requests / in flight (3.1 s)
+#: under the quota's 5.5 s without a TLS handshake per thread more than that needs.
+WORKERS = 96
 #: Frozen credentials are taken again this often (refreshable credentials refresh on taking).
 REFREEZE_SECONDS = 5.0
 BASE_DELAY = 0.1
