@@ -17,7 +17,10 @@ one ``verify`` is timed for each search:
   ListKeys, then one ListResourceTags per key, one after another);
 * ``tagging``: ``provider.find_tagged`` with tag:GetResources (moto implements it);
 * ``listing``: ``provider.find_tagged`` with tag:GetResources refused by the proxy
-  (AccessDeniedException), so ListKeys + concurrent ListResourceTags.
+  (AccessDeniedException), so ListKeys + concurrent ListResourceTags (``aws.bulkread``'s own
+  signed requests where the checkout has it);
+* ``botocore``: the same with the lean path refused (``bulk_reader`` answers a reason, as behind
+  a proxy), so the tags are read through botocore's client in 48 threads.
 
 Pacing is on as against AWS (``KEYMGMT_AWS_PACING=on``: ListResourceTags at 2,000/s), so the
 listing figure includes the quota's floor. Every run must name exactly the three strays (the
@@ -29,10 +32,14 @@ recovery search: the one key of its operation).
 
 ``--before-max``: the largest size the old loop is run at (it costs ~N x latency). ``recovery``
 is ``engine.reconcile.find_tagged`` (the search after a lost CreateKey answer, by listing on
-purpose) through the audit trail's call recorder. Each line gives the calls, the wall, the
+purpose) through the audit trail's call recorder and its calls journal (a file journal in a
+temporary directory: one fsynced, MAC'd line per entry, as a real command writes them).
+``BENCH_KEYMGMT_PATH=/path/to/copy`` measures another checkout's ``keymgmt_cli`` (main, for the
+"before" side; runs it lacks fall back: ``botocore`` is then the same as ``listing``). Each line gives the calls, the wall, the
 client's CPU (this process) and the server process's CPU (the proxy's: the emulator answers only
-the untimed first run, ``forwarded 0``). ``--workers`` runs the listing and the recovery at each
-thread count; ``--profile`` writes a per-thread CPU profile of the largest size's listing (at the
+the untimed first run, ``forwarded 0``), and after each size the load average. ``--workers`` runs
+the listing and the recovery at each count of requests in flight (``aws.bulkread.WORKERS``, or
+``tagsearch.LISTING_WORKERS`` in a checkout without it); ``--profile`` writes a per-thread CPU profile of the largest size's listing (at the
 last ``--workers``) and prints botocore's steps; ``--client-cost`` measures only the CPU of one
 ListResourceTags per layer.
 
@@ -366,14 +373,24 @@ def client_cost(endpoint: str, key_id: str, calls: int = 300, rounds: int = 5) -
             "botocore client, parameter_validation=False":
             lambda: unvalidated.list_resource_tags(KeyId=key_id, Limit=50),
             "no botocore client: SigV4Auth + urllib3 (floor)": lean}
+    batches: dict[str, Any] = {}  # ways that send ``calls`` requests in one call
+    reader = provider.bulk_reader() if hasattr(provider, "bulk_reader") else None
+    if reader is not None and not isinstance(reader, str):
+        body = json.dumps({"KeyId": key_id, "Limit": 50}).encode()
+        batches["keymgmt aws.bulkread, one connection, sequential"] = (
+            lambda: reader.run("ListResourceTags", [body] * calls, pace=lambda: None, workers=1))
     for call in ways.values():
         call()
-    figures: dict[str, list[float]] = {name: [] for name in ways}
+    figures: dict[str, list[float]] = {name: [] for name in [*ways, *batches]}
     for _ in range(rounds):
         for name, call in ways.items():
             started = time.thread_time()
             for _ in range(calls):
                 call()
+            figures[name].append((time.thread_time() - started) / calls * 1e6)
+        for name, batch in batches.items():
+            started = time.thread_time()
+            batch()
             figures[name].append((time.thread_time() - started) / calls * 1e6)
     print(f"client CPU of one ListResourceTags, sequential ({rounds} x {calls} calls, medians):")
     for name, values in figures.items():

@@ -7,6 +7,7 @@ the recovery search in process (its entry point, engine.reconcile.find_tagged)."
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 import pytest
@@ -39,7 +40,9 @@ def test_verify_names_every_stray_by_listing_with_the_lean_reads(cli, kms):
     assert [n["path"] for n in data["tag_search"]] == [f"keymgmt/kms/{KMS_NAME}"]
     note = data["tag_search"][0]["note"]
     assert "ListKeys + ListResourceTags" in note and "tag:GetResources was refused" in note
-    assert note.endswith("tags read with keymgmt's own signed requests (http, 96 in flight)"), note
+    # LocalStack answers tag:GetResources InternalFailure (not implemented); every key is read by
+    # keymgmt's own requests, as many in flight as keys up to aws.bulkread.WORKERS
+    assert re.search(r"tags read with keymgmt's own signed requests \(http, \d+ in flight\)$", note), note
 
 
 def test_the_recovery_search_finds_the_lost_key_in_one_bulk_entry(localstack_endpoint, kms, monkeypatch):
