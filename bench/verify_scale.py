@@ -43,21 +43,21 @@ the listing and the recovery at each count of requests in flight (``aws.bulkread
 last ``--workers``) and prints botocore's steps; ``--client-cost`` measures only the CPU of one
 ListResourceTags per layer.
 
-Measured 2026-12-01 22:43-22:53 UTC on the shared 2-core dev machine (load average 15-32),
-30 ms, pacing on, medians of 3 interleaved runs; calls and wall of one verify:
+Measured 2026-12-06 02:05-02:17 UTC on the shared 2-core dev machine (load average 5-7.6),
+30 ms, pacing on; medians of 4 runs (two processes per side, alternated); calls and wall:
 
-==============  ==================  ==================  ===========================  ==================
-foreign keys    before (old loop)   tag:GetResources    listing fallback (CPU)       recovery search
-==============  ==================  ==================  ===========================  ==================
-10              21 calls, 1.2 s     7 calls, 0.45 s     22 calls, 0.9 s              15 calls, 0.3 s
-1,000           1,012 calls, 56 s   7 calls, 0.45 s     1,013 calls, 3.0 s (1.7 s)   1,006 calls, 2.5 s
-10,000          (not run: ~10 min)  7 calls, 0.45 s     10,022 calls, 24 s (15.6 s)  10,015 calls, 24 s
-==============  ==================  ==================  ===========================  ==================
+==============  ==================  ====================  =====================  ====================
+foreign keys    tag:GetResources    listing, main         listing, this branch   recovery, main/now
+==============  ==================  ====================  =====================  ====================
+10              10 calls, 0.4 s     25 calls, 0.52 s      25 calls, 0.53 s       0.18 s / 0.16 s
+1,000           10 calls, 0.4 s     1,016 calls, 2.3 s    1,016 calls, 1.4 s     2.7 s / 0.9 s
+10,000          10 calls, 0.4 s     10,025 calls, 18.1 s  10,025 calls, 8.3 s    24.1 s / 6.8 s
+==============  ==================  ====================  =====================  ====================
 
-The listing fallback at 10,000 is bound by the client's CPU per request under one GIL
-(1.55 ms: botocore's send/receive, signing, parsing; no one step dominates), 15.6 s, against
-3.4 s of the proxy's on the other core; the quota (5.5 s) and latency (6.3 s at 48 in flight)
-floors are lower. bench/README.md has the analysis.
+At 10,000 the client's CPU fell from 11-12 s (botocore, 1.1-1.2 ms a request) to 3.3-4.9 s
+(aws.bulkread, 0.33-0.49 ms); the recovery search's audit entries from 10,005 fsynced journal
+lines to 2. What is left is the quota (5.5 s paced) and, on this loaded box, CPU: client + proxy
+need 5.3-7.8 s of it. bench/README.md has the analysis.
 """
 
 from __future__ import annotations
