@@ -25,9 +25,10 @@ certificate, a signature version other than SigV4, an endpoint with a path, no c
 CA bundle that cannot be loaded.
 
 Failures are plain data (``aws.failures.Failure``), worded by the caller as botocore's are:
-throttling (``THROTTLING_CODES``, HTTP 429) retried with exponential backoff (half jitter),
-5xx and broken connections retried on a new connection, up to ``max_attempts`` tries each; a
-bad certificate is never retried. Pacing is the caller's (``pace`` is called before every send,
+throttling (``THROTTLING_CODES``, HTTP 429) retried with exponential backoff (half jitter) up to
+``max_attempts`` + ``throttle_retries`` tries (botocore's attempts, then the provider's own rounds,
+as ``awskms._call`` retries), 5xx and broken connections retried on a new connection up to
+``max_attempts`` tries; a bad certificate is never retried. Pacing is the caller's (``pace`` is called before every send,
 retries included), at the operation's quota (``aws.pacing``).
 """
 
@@ -137,7 +138,8 @@ class BulkReader:
 
     def __init__(self, endpoint_url: str, region: str, signing_name: str, target_prefix: str,
                  credentials: Any, *, tls: ssl.SSLContext | None, service: str = "kms",
-                 max_attempts: int = 8, connect_timeout: float = 10.0, read_timeout: float = 60.0,
+                 max_attempts: int = 8, throttle_retries: int = 0,
+                 connect_timeout: float = 10.0, read_timeout: float = 60.0,
                  sleep: Callable[[float], None] = time.sleep, workers: int | None = None,
                  clock: Callable[[], float] = time.monotonic):
         parts = urlsplit(endpoint_url)
@@ -149,6 +151,8 @@ class BulkReader:
         self.signer = Signer(endpoint_url, region, signing_name)
         self.tls = tls
         self.max_attempts = max(1, int(max_attempts))
+        # throttling gets the provider's extra rounds too, as awskms._call gives them after botocore's
+        self.throttle_attempts = self.max_attempts + max(0, int(throttle_retries))
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
         self.sleep, self.clock = sleep, clock
         self.workers = workers
@@ -280,7 +284,9 @@ class BulkReader:
                 throttled += 1
                 with self._lock:
                     batch.throttled += 1
-            if (code in THROTTLING_CODES or status == 429 or retryable_status) and attempt + 1 < self.max_attempts:
+            throttling = code in THROTTLING_CODES or status == 429
+            limit = self.throttle_attempts if throttling else self.max_attempts
+            if (throttling or retryable_status) and attempt + 1 < limit:
                 attempt += 1
                 self._backoff(attempt)
                 continue

@@ -506,6 +506,7 @@ class AwsKmsProvider:
                     credentials = family.session.get_credentials()
                     found: Any = bulkread.BulkReader.for_client(
                         self._client, family.session, credentials, max_attempts=family.max_attempts,
+                        throttle_retries=family.throttle_retries,
                         connect_timeout=family.connect_timeout, read_timeout=family.read_timeout,
                         sleep=family.sleep, clock=family.clock)
                 except Exception as error:  # botocore's own (a config it cannot read): botocore decides

@@ -119,10 +119,11 @@ def test_throttling_that_never_ends_fails_the_read_not_the_key(fake):
     keys, _ = account(foreign=5, strays=0)
     server = fake(keys)
     server.fault = lambda n, target, key: "throttle"
-    kms = provider(server.endpoint_url, max_attempts=3)
+    kms = provider(server.endpoint_url, max_attempts=3, throttle_retries=2)
     with pytest.raises(ProviderError) as failed:
         kms.list_tags_of_keys(list(keys))
     assert failed.value.code == "ThrottlingException"  # never "not ours": the search fails instead
+    assert server.count("ListResourceTags") == 5 * len(keys)  # botocore's 3 tries + our 2 rounds
     assert str(failed.value).startswith("AWS KMS ListResourceTags in us-west-1 failed: ThrottlingException")
 
 

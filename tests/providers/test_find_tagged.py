@@ -184,6 +184,11 @@ def test_aws_refused_tagging_falls_back_to_listing(moto_aws, refusal):
     assert provider.calls.count("ListKeys") == 1
     assert provider.calls.count("ListResourceTags") == FOREIGN + len(planted)
     assert refusal[0] in provider.tag_search_note
+    # moto in process answers botocore's requests from a before-send hook: the tags are read
+    # through botocore, and the note says why (the lean path would reach the network instead)
+    assert provider.tag_search_note.endswith("tags read with botocore (48 threads): a botocore "
+                                             "before-send handler answers this client's requests "
+                                             "(a mock or a stub)")
     del provider.calls[:]
     assert sorted(provider.find_tagged(ours("s1"))) == planted
     assert "GetResources" not in provider.calls  # said once, not asked again
