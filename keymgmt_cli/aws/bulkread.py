@@ -182,7 +182,7 @@ class BulkReader:
             return "plain http to a host that is not loopback"  # aws.transport refuses it earlier
         if parts.path not in ("", "/") or parts.query or parts.username or parts.password:
             return "the endpoint URL has a path, query or user info"
-        if getattr(config, "proxies", None) or get_environ_proxies(endpoint):
+        if _proxied(getattr(config, "proxies", None), get_environ_proxies(endpoint), scheme):
             return "an HTTP(S) proxy is configured"
         if getattr(config, "client_cert", None):
             return "a client certificate is configured"
@@ -331,6 +331,16 @@ class BulkReader:
                 if box[0] is not None:
                     box[0].close()
         return batch
+
+
+def _proxied(configured: Any, environment: dict[str, str], scheme: str) -> bool:
+    """Would botocore send this endpoint's requests through a proxy? It takes the proxy of the
+    URL's scheme from its config, else from the environment (``HTTPS_PROXY``...; ``NO_PROXY``
+    already applied by ``get_environ_proxies``). ``ALL_PROXY`` counts too, to be safe: reading
+    through botocore is never weaker. ``NO_PROXY`` alone (urllib lists it as a ``no`` proxy) is
+    not a proxy."""
+    proxies = configured if configured else environment
+    return bool(proxies.get(scheme) or proxies.get("all") or (environment or {}).get("all"))
 
 
 def _answered_by_a_hook(client: Any, endpoint: str, target_prefix: str) -> bool:

@@ -250,6 +250,17 @@ def test_a_proxy_keeps_the_read_on_botocore_and_says_so(fake, monkeypatch):
     assert all(r["headers"].get("User-Agent") != bulkread.USER_AGENT for r in server.requests)
 
 
+def test_no_proxy_alone_or_another_scheme_s_proxy_is_not_a_proxy(fake, monkeypatch):
+    """botocore takes the proxy of the endpoint's scheme: NO_PROXY alone (which urllib lists as a
+    "no" proxy) or an HTTPS_PROXY for an http endpoint leaves the lean path on; HTTP_PROXY does not."""
+    server = fake({})
+    monkeypatch.setenv("NO_PROXY", "example.com")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    assert isinstance(provider(server.endpoint_url).bulk_reader(), bulkread.BulkReader)
+    monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
+    assert provider(server.endpoint_url).bulk_reader() == "an HTTP(S) proxy is configured"
+
+
 def test_refreshing_credentials_are_taken_again(fake):
     """Credentials are frozen per batch (every REFREEZE_SECONDS): new keys from a refresh sign
     the next requests, as botocore's refreshable credentials would."""
