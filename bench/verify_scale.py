@@ -17,7 +17,10 @@ one ``verify`` is timed for each search:
   ListKeys, then one ListResourceTags per key, one after another);
 * ``tagging``: ``provider.find_tagged`` with tag:GetResources (moto implements it);
 * ``listing``: ``provider.find_tagged`` with tag:GetResources refused by the proxy
-  (AccessDeniedException), so ListKeys + concurrent ListResourceTags.
+  (AccessDeniedException), so ListKeys + concurrent ListResourceTags (``aws.bulkread``'s own
+  signed requests where the checkout has it);
+* ``botocore``: the same with the lean path refused (``bulk_reader`` answers a reason, as behind
+  a proxy), so the tags are read through botocore's client in 48 threads.
 
 Pacing is on as against AWS (``KEYMGMT_AWS_PACING=on``: ListResourceTags at 2,000/s), so the
 listing figure includes the quota's floor. Every run must name exactly the three strays (the
@@ -29,28 +32,33 @@ recovery search: the one key of its operation).
 
 ``--before-max``: the largest size the old loop is run at (it costs ~N x latency). ``recovery``
 is ``engine.reconcile.find_tagged`` (the search after a lost CreateKey answer, by listing on
-purpose) through the audit trail's call recorder. Each line gives the calls, the wall, the
+purpose) through the audit trail's call recorder and its calls journal (a file journal in a
+temporary directory: one fsynced, MAC'd line per entry, as a real command writes them).
+``BENCH_KEYMGMT_PATH=/path/to/copy`` measures another checkout's ``keymgmt_cli`` (main, for the
+"before" side; runs it lacks fall back: ``botocore`` is then the same as ``listing``). Each line gives the calls, the wall, the
 client's CPU (this process) and the server process's CPU (the proxy's: the emulator answers only
-the untimed first run, ``forwarded 0``). ``--workers`` runs the listing and the recovery at each
-thread count; ``--profile`` writes a per-thread CPU profile of the largest size's listing (at the
+the untimed first run, ``forwarded 0``), and after each size the load average. ``--workers`` runs
+the listing and the recovery at each count of requests in flight (``aws.bulkread.WORKERS``, or
+``tagsearch.LISTING_WORKERS`` in a checkout without it); ``--profile`` writes a per-thread CPU profile of the largest size's listing (at the
 last ``--workers``) and prints botocore's steps; ``--client-cost`` measures only the CPU of one
 ListResourceTags per layer.
 
-Measured 2026-12-01 22:43-22:53 UTC on the shared 2-core dev machine (load average 15-32),
-30 ms, pacing on, medians of 3 interleaved runs; calls and wall of one verify:
+Measured 2026-12-06 02:05-02:17 UTC on the shared 2-core dev machine (load average 5-7.6),
+30 ms, pacing on; medians of 4 runs (two processes per side, alternated); calls and wall:
 
-==============  ==================  ==================  ===========================  ==================
-foreign keys    before (old loop)   tag:GetResources    listing fallback (CPU)       recovery search
-==============  ==================  ==================  ===========================  ==================
-10              21 calls, 1.2 s     7 calls, 0.45 s     22 calls, 0.9 s              15 calls, 0.3 s
-1,000           1,012 calls, 56 s   7 calls, 0.45 s     1,013 calls, 3.0 s (1.7 s)   1,006 calls, 2.5 s
-10,000          (not run: ~10 min)  7 calls, 0.45 s     10,022 calls, 24 s (15.6 s)  10,015 calls, 24 s
-==============  ==================  ==================  ===========================  ==================
+==============  ==================  ====================  =====================  ====================
+foreign keys    tag:GetResources    listing, main         listing, this branch   recovery, main/now
+==============  ==================  ====================  =====================  ====================
+10              10 calls, 0.4 s     25 calls, 0.52 s      25 calls, 0.53 s       0.18 s / 0.16 s
+1,000           10 calls, 0.4 s     1,016 calls, 2.3 s    1,016 calls, 1.4 s     2.7 s / 0.9 s
+10,000          10 calls, 0.4 s     10,025 calls, 18.1 s  10,025 calls, 8.3 s    24.1 s / 6.8 s
+==============  ==================  ====================  =====================  ====================
 
-The listing fallback at 10,000 is bound by the client's CPU per request under one GIL
-(1.55 ms: botocore's send/receive, signing, parsing; no one step dominates), 15.6 s, against
-3.4 s of the proxy's on the other core; the quota (5.5 s) and latency (6.3 s at 48 in flight)
-floors are lower. bench/README.md has the analysis.
+At a load under 3 (02:23-02:30 UTC, medians of 3) 10,000 keys took 6.8 s (verify) and 6.4 s
+(recovery) against main's 18.3 s and 20.5 s. At 10,000 the client's CPU fell from 11-12 s (botocore, 1.1-1.2 ms a request) to 3.3-4.9 s
+(aws.bulkread, 0.33-0.49 ms); the recovery search's audit entries from 10,005 fsynced journal
+lines to 2. What is left is the quota (5.5 s paced) and, on this loaded box, CPU: client + proxy
+need 5.3-7.8 s of it. bench/README.md has the analysis.
 """
 
 from __future__ import annotations
@@ -69,12 +77,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if os.environ.get("BENCH_KEYMGMT_PATH"):  # measure another checkout's keymgmt_cli (main, for "before")
+    sys.path.insert(0, os.environ["BENCH_KEYMGMT_PATH"])
 
 REGION = "us-west-1"
 ACCOUNT = "123456789012"  # moto's default account (access key "test")
 TAGGING_PREFIX = "ResourceGroupsTaggingAPI"
 # Answers the proxy may replay: the same read of an unchanged account gets the same answer.
 READ_ONLY = {"ListResourceTags", "DescribeKey", "ListKeys", "ListAliases", "GetResources"}
+
+
+class _Server(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 drops the SYNs of 48+ connections opened at once: each
+    # then waits the kernel's 1 s retransmit (or is reset), which measured the listen queue
+    # rather than keymgmt; AWS's endpoints accept hundreds of connections at once.
+    request_queue_size = 512
 
 
 class LatencyProxy:
@@ -140,7 +157,7 @@ class LatencyProxy:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.endpoint_url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, name="latency-proxy", daemon=True).start()
@@ -357,14 +374,24 @@ def client_cost(endpoint: str, key_id: str, calls: int = 300, rounds: int = 5) -
             "botocore client, parameter_validation=False":
             lambda: unvalidated.list_resource_tags(KeyId=key_id, Limit=50),
             "no botocore client: SigV4Auth + urllib3 (floor)": lean}
+    batches: dict[str, Any] = {}  # ways that send ``calls`` requests in one call
+    reader = provider.bulk_reader() if hasattr(provider, "bulk_reader") else None
+    if reader is not None and not isinstance(reader, str):
+        body = json.dumps({"KeyId": key_id, "Limit": 50}).encode()
+        batches["keymgmt aws.bulkread, one connection, sequential"] = (
+            lambda: reader.run("ListResourceTags", [body] * calls, pace=lambda: None, workers=1))
     for call in ways.values():
         call()
-    figures: dict[str, list[float]] = {name: [] for name in ways}
+    figures: dict[str, list[float]] = {name: [] for name in [*ways, *batches]}
     for _ in range(rounds):
         for name, call in ways.items():
             started = time.thread_time()
             for _ in range(calls):
                 call()
+            figures[name].append((time.thread_time() - started) / calls * 1e6)
+        for name, batch in batches.items():
+            started = time.thread_time()
+            batch()
             figures[name].append((time.thread_time() - started) / calls * 1e6)
     print(f"client CPU of one ListResourceTags, sequential ({rounds} x {calls} calls, medians):")
     for name, values in figures.items():
@@ -380,7 +407,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="10,1000,10000")
     parser.add_argument("--latency", type=float, default=0.03)
     parser.add_argument("--before-max", type=int, default=1000)
-    parser.add_argument("--runs", default="before,tagging,listing,recovery",
+    parser.add_argument("--runs", default="before,tagging,listing,botocore,recovery",
                         help="which searches to time, comma-separated")
     parser.add_argument("--workers", default="",
                         help="comma-separated thread counts: the listing and recovery runs at each")
@@ -445,28 +472,52 @@ def main() -> int:
         ask("stop")
         return 0
     new_find = AwsKmsProvider.find_tagged
-    default_workers = tagsearch.LISTING_WORKERS
+    new_bulk = getattr(AwsKmsProvider, "bulk_reader", None)  # None: a checkout without aws.bulkread
+    try:
+        from keymgmt_cli.aws import bulkread as workers_of  # requests in flight of the lean path
+    except ImportError:
+        workers_of = tagsearch  # before: the botocore threads
+    knob = "WORKERS" if hasattr(workers_of, "WORKERS") else "LISTING_WORKERS"
+    default_workers = getattr(workers_of, knob)
     worker_counts = [int(w) for w in args.workers.split(",") if w] or [default_workers]
     recorded = [0]  # calls the audit recorder logged in the last recovery search
+    journaled = [0]  # entries its journal held (each one fsynced)
+    notes: dict[str, str] = {}
+    import tempfile
+    import uuid
+
+    from keymgmt_cli.audit.journal import FileJournal
+    from keymgmt_cli.audit.keys import AuditKeys
+
+    journal_dir = tempfile.mkdtemp(prefix="verify-scale-journal-")
+    audit_keys = AuditKeys(os.urandom(32))
 
     def search(run: str) -> tuple[list[str], list[str]]:
         """One timed search: (what it found, what it should have found)."""
-        ask("refuse", run in ("listing", "recovery"))
+        ask("refuse", run in ("listing", "botocore", "recovery"))
+        if new_bulk is not None:  # "botocore": the lean path refused, as behind a proxy
+            AwsKmsProvider.bulk_reader = (  # type: ignore[method-assign]
+                (lambda self: "forced by the bench") if run == "botocore" else new_bulk)
         if run == "recovery":  # a lost CreateKey answer: the key of operation lost-1
-            # as a re-run command searches: through the audit trail's call recorder
+            # as a re-run command searches: through the audit trail's call recorder, with its
+            # journal (one fsynced, MAC'd line per entry) in a directory of its own
             provider = connect(ProviderConfig(region=REGION, endpoint=proxy_endpoint))
-            log = CallLog()
+            journal = FileJournal(journal_dir, audit_keys, str(uuid.uuid4()))
+            log = CallLog(journal)
             try:
                 return sorted(recovery_search(RecordingProvider(provider, log),
                                               {"keymgmt:state_id": state_id,
                                                "keymgmt:op": "lost-1"})), lost
             finally:
                 recorded[0] = len(log.snapshot())
+                journaled[0] = len(journal.read()[0])
+                journal.discard()
                 provider.close()
         AwsKmsProvider.find_tagged = (  # type: ignore[method-assign]
             old_find_tagged if run == "before" else new_find)
         # verify connects afresh (engine.provider_factory): the path is decided anew.
         result = verify(engine)
+        notes[run] = "; ".join(n["note"] for n in result.get("tag_search", []))
         return sorted(d["key_id"] for d in result["drift"] if d["problem"].startswith("stray")), strays
 
     have = 0
@@ -481,14 +532,14 @@ def main() -> int:
         plan = [(run, w) for run in runs
                 for w in (worker_counts if run in ("listing", "recovery") else [default_workers])]
         for run in runs:  # untimed: fills the proxy's replay of the emulator's answers
-            tagsearch.LISTING_WORKERS = default_workers
+            setattr(workers_of, knob, default_workers)
             search(run)
         ask("take")
         ask("cpu")
         figures: dict[tuple[str, int], list[tuple[float, float, float, int, int]]] = {}
         for round_ in range(args.repeat):
             for run, workers in plan:
-                tagsearch.LISTING_WORKERS = workers
+                setattr(workers_of, knob, workers)
                 profiler = None
                 if (args.profile and run == "listing" and size == sizes[-1] and round_ == 0
                         and workers == worker_counts[-1]):
@@ -513,21 +564,30 @@ def main() -> int:
                     (wall, cpu, server_cpu1 - server_cpu0, calls, forwarded))
                 if profiler:
                     profiler.report(args.profile, counts.get("ListResourceTags", 0))
+        load = os.getloadavg()
+        print(f"  [load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} after {size} keys]", flush=True)
         for (run, workers), runs_ in figures.items():
             wall = statistics.median(f[0] for f in runs_)
             cpu = statistics.median(f[1] for f in runs_)
             server_cpu = statistics.median(f[2] for f in runs_)
             calls = runs_[0][3]
-            shown = f" {workers:>2} thr" if run in ("listing", "recovery") else "       "
+            shown = f" {workers:>2} in flight" if run in ("listing", "recovery") else "             "
             if run == "recovery":
-                shown += f" ({recorded[0]} audit entries)"
+                shown += f" ({recorded[0]} audit entries, {journaled[0]} journal lines)"
             print(f"{size:>6} foreign keys  {run:<8}{shown} {calls:>6} calls  wall {wall:6.2f} s  "
                   f"client CPU {cpu:6.2f} s ({cpu / max(1, calls) * 1e3:.2f} ms/call)  "
                   f"server CPU {server_cpu:5.2f} s  forwarded {runs_[0][4]}"
                   f"{f'  [{len(runs_)} runs: ' + ', '.join(f'{f[0]:.2f}' for f in runs_) + ' s]' if len(runs_) > 1 else ''}",
                   flush=True)
     AwsKmsProvider.find_tagged = new_find  # type: ignore[method-assign]
-    tagsearch.LISTING_WORKERS = default_workers
+    if new_bulk is not None:
+        AwsKmsProvider.bulk_reader = new_bulk  # type: ignore[method-assign]
+    setattr(workers_of, knob, default_workers)
+    for run, note in notes.items():
+        print(f"note ({run}): {note}")
+    import shutil
+
+    shutil.rmtree(journal_dir, ignore_errors=True)
     ask("stop")
     server.join(timeout=30)
     print(f"\n{'every run found exactly the keys it should' if not bad else f'{bad} run(s) WRONG'}")

@@ -10,7 +10,10 @@ so calls made before a ``kill -9`` reach the crashed record. Arguments other tha
 ``request_id`` is AWS's id of the request (``ResponseMetadata.RequestId``, or the error response's)
 as the provider saw it: the provider keeps the ids of each thread's requests (``take_request_ids``),
 so concurrent calls never swap ids. A method that sent several requests (pagination, its own
-retries after a throttle) lists them all in ``request_ids``. ``credentials`` names the caller
+retries after a throttle) lists them all in ``request_ids``. A bulk read (``BULK``: the tag
+search's ListResourceTags on every key of a region) is one entry with a ``bulk`` part (keys,
+requests, refused, throttled, a bounded sample of request ids: ``bulk_fields``), preceded in the
+journal only by a ``started`` entry, so a kill during it still shows it had begun. ``credentials`` names the caller
 identity (in the record's ``caller_identity``) whose credentials made the call.
 
 The caller identity (STS GetCallerIdentity) is asked once per credentials and remembered in the
@@ -47,10 +50,13 @@ OPERATIONS: dict[str, tuple[str, bool]] = {
     "list_resource_tags": ("ListResourceTags", False),
     "tag_resource": ("TagResource", True),
     "list_keys": ("ListKeys", False),
+    "list_tags_of_keys": ("ListResourceTags", False),
     "delete_imported_key_material": ("DeleteImportedKeyMaterial", True),
     "rotate_key_on_demand": ("RotateKeyOnDemand", True),
 }
 MUTATING = frozenset(op for op, mutating in OPERATIONS.values() if mutating)
+#: Methods that send one operation for many keys: recorded as one entry (see ``bulk_fields``).
+BULK = frozenset({"list_tags_of_keys"})
 
 
 def key_id_of(method: str, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> str:
@@ -63,9 +69,24 @@ def key_id_of(method: str, args: tuple[Any, ...], kwargs: dict[str, Any], result
         return f"{target} ({name})"
     if method in ("delete_alias", "get_alias_target"):
         return str(args[0] if args else kwargs.get("alias_name", ""))
-    if method == "list_keys":
+    if method in ("list_keys", "list_tags_of_keys"):
         return ""
     return str(args[0] if args else kwargs.get("key_id", ""))
+
+
+def bulk_fields(keys: int, result: Any = None) -> dict[str, Any]:
+    """The ``bulk`` part of a bulk read's one entry: how many keys, requests (retries included),
+    keys refused (AccessDenied/NotFound: not ours), throttled answers, and a bounded sample of AWS's
+    request ids (``providers.base.sample_ids``: the first and last five, then up to ten refused
+    ones). One entry however many keys the account holds: the trail's size and fsyncs do not grow
+    with other teams' keys, and it stays honest about what was sent."""
+    fields: dict[str, Any] = {"keys": keys}
+    if result is not None:
+        fields.update(requests=int(getattr(result, "requests", 0) or 0),
+                      refused=int(getattr(result, "refused", 0) or 0),
+                      throttled=int(getattr(result, "throttled", 0) or 0),
+                      request_ids=[str(i) for i in getattr(result, "request_ids", []) or [] if i])
+    return fields
 
 
 MAX_REMEMBERED = 64
@@ -87,6 +108,16 @@ class CallLog:
                 try:
                     self.journal.append(entry)
                 except Exception as error:  # the response still lists the call; a crash would lose it
+                    self.journal_error = f"the calls journal could not be written ({type(error).__name__})"
+
+    def begin(self, entry: dict[str, Any]) -> None:
+        """A long read is starting: written to the journal only (not to the response's list), so
+        a command killed during it leaves a crashed record that says it had begun."""
+        with self._lock:
+            if self.journal is not None and not self.journal_error:
+                try:
+                    self.journal.append(entry)
+                except Exception as error:
                     self.journal_error = f"the calls journal could not be written ({type(error).__name__})"
 
     def snapshot(self) -> list[dict[str, Any]]:
@@ -127,6 +158,9 @@ class RecordingProvider:
             entry = {"operation": operation, "region": self._inner.region, "key_id": "", "request_id": "",
                      "outcome": "ok", "credentials": self._credentials}
             _take_ids(self._inner)  # forget ids of requests not made through this wrapper
+            if name in BULK:
+                keys = len(args[0]) if args else len(kwargs.get("key_ids", []))
+                self._log.begin({**entry, "outcome": "started", "bulk": bulk_fields(keys)})
             try:
                 result = attr(*args, **kwargs)
             except Exception as error:
@@ -141,6 +175,13 @@ class RecordingProvider:
     def _add(self, entry: dict[str, Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
              result: Any) -> None:
         entry["key_id"] = key_id_of(name, args, kwargs, result)
+        if name in BULK:  # one entry for the whole read (its requests ran in other threads)
+            _take_ids(self._inner)
+            entry["bulk"] = bulk_fields(len(args[0]) if args else len(kwargs.get("key_ids", [])), result)
+            sample = entry["bulk"].get("request_ids") or []
+            entry["request_id"] = sample[-1] if sample else ""
+            self._log.add(entry)
+            return
         ids = _take_ids(self._inner)
         entry["request_id"] = ids[-1] if ids else ""
         if len(ids) > 1:

@@ -124,6 +124,14 @@ class Session:
             return core.get_credentials()
 
 
+    def config_variable(self, name: str) -> Any:
+        """A botocore configuration variable (``ca_bundle``...) as the clients of this session see
+        it: environment, then the (profile's) config file. Raises botocore's exceptions."""
+        with _LOADER_LOCK:
+            core = self._core if self._core is not None else _botocore_session()
+            return core.get_config_variable(name)
+
+
 def new_session(**kwargs: Any) -> Session:
     """A ``Session`` for one provider (``aws_access_key_id``, ``aws_secret_access_key``,
     ``aws_session_token``, ``region_name``, ``profile_name``, ``botocore_session``); see ``Session``."""

@@ -10,7 +10,8 @@ planning provider, so that nothing is changed and the plan is what the real run 
   provider, and answer every mutating call (and GetParametersForImport, which needs a key that
   does not exist yet) with a synthetic result kept in a planned world (new key ids, alias targets,
   enabled/imported/deleted flags), which later reads in the same run see. Every call, sent or
-  planned, is listed per region in the order made.
+  planned, is listed per region in the order made; the bulk ListResourceTags of a recovery
+  search (``list_tags_of_keys``) is one call with its number of ``keys``, as the run records it.
 
 What a plan cannot foresee: AWS refusing a call (permissions, quotas, an alias taken meanwhile) and
 other runners changing the state or AWS between the plan and the run.
@@ -315,6 +316,22 @@ class PlanningProvider:
         if key is not None and not key.get("planned_only"):
             return self._answer("list_resource_tags", key_id, dict(key["tags"]))
         return self._sent("list_resource_tags", key_id)
+
+    def list_tags_of_keys(self, key_ids: list[str]) -> Any:
+        """One bulk read, as the run makes it: the keys the plan made are answered from the plan's
+        world, the rest sent in one ``list_tags_of_keys``; listed as one call, as the run records it."""
+        from keymgmt_cli.providers.base import TagReading
+
+        with self._world.lock:
+            planned = {k: dict(key["tags"]) for k in key_ids
+                       if (key := self._key(k)) is not None and not key.get("planned_only")}
+        real = [k for k in key_ids if k not in planned]
+        reading = self._inner.list_tags_of_keys(real) if real else TagReading(tags={})
+        reading.tags.update(planned)
+        self._world.record(self.region, "list_tags_of_keys", (key_ids,), {}, reading, bool(real))
+        with self._world.lock:
+            self._world.calls[-1]["keys"] = len(key_ids)
+        return reading
 
     def describe_key(self, key_id: str) -> Any:
         key = self._key(key_id)

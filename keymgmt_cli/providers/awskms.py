@@ -24,7 +24,9 @@ Behaviour (reference sections 1.5, 2, 3 and 4):
 * the wrapping public key from GetParametersForImport must be RSA of the size asked for, with
   exponent 65537, or nothing is imported (``check_wrapping_key``);
 * keys tagged as ours are found with ``tag:GetResources`` where allowed, else by listing
-  (``tagsearch``).
+  (``tagsearch``): ListKeys, then ``list_tags_of_keys`` (ListResourceTags on every key) through
+  ``aws.bulkread`` (keymgmt's own signed requests, same endpoint, CA bundle and credentials as
+  botocore) unless that cannot match botocore's transport (a proxy...), then botocore, said once.
 
 Over 400 lines on purpose: one class with one method per KMS operation of the provider protocol,
 each next to its own tolerance for AWS's quirks, read beside its twin ``memory.py``.
@@ -40,14 +42,14 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from ..aws import failures, pacing
+from ..aws import bulkread, failures, pacing
 from ..aws.codes import THROTTLING_CODES
 from ..aws.failures import BOTO_ERRORS, Failure, failure_of, request_id_of
 from ..aws.session import (CONNECT_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_MODE, READ_TIMEOUT,
                            access_key_id, client as make_client, credential_session)
 from ..errors import ProviderError
-from . import tagsearch
-from .base import ImportParameters, KeyDescription, ProviderConfig, RequestIds
+from . import tagreading, tagsearch
+from .base import ImportParameters, KeyDescription, ProviderConfig, RequestIds, TagReading
 from .permissions import CREDENTIALS_HINT, provider_error
 
 # Our own retries on throttling after botocore gave up: rounds and backoff (seconds).
@@ -176,6 +178,7 @@ class AwsKmsProvider:
                                    connect_timeout=family.connect_timeout,
                                    read_timeout=family.read_timeout)
         self._tagging: Any = None
+        self._bulk: Any = None  # aws.bulkread.BulkReader, or why it cannot be used here (str)
         self.endpoint_url: str = self._client.meta.endpoint_url
         self.pacing: bool = pacing.pacing_wanted(family.pacing, self.endpoint_url)
         # AWS's request ids of the requests this thread sent (providers rotate in threads)
@@ -478,6 +481,38 @@ class AwsKmsProvider:
             marker = resp.get("NextMarker")
             if not resp.get("Truncated") or not marker:
                 return ids
+
+    def list_tags_of_keys(self, key_ids: list[str]) -> TagReading:
+        """ListResourceTags of every key (``base.KmsProvider.list_tags_of_keys``): through
+        ``aws.bulkread`` where it matches botocore's transport, else botocore (``tagreading``)."""
+        return tagreading.read(self, key_ids)
+
+    def before_request(self, operation: str) -> None:
+        """Pace and count one request sent outside ``_call`` (``tagreading``'s bulk read)."""
+        self._pace(operation)
+        self._record(operation)
+
+    def word_failure(self, failure: Failure) -> ProviderError:
+        """The one-line ProviderError of a failed KMS request (as ``_call`` words it)."""
+        return _wording()(failure)
+
+    def bulk_reader(self) -> Any:
+        """``aws.bulkread.BulkReader`` for this region's client, or why not (one phrase: a proxy, a
+        mock answering botocore's requests...); decided once per provider."""
+        with self._family.lock:
+            if self._bulk is None:
+                family = self._family
+                try:
+                    credentials = family.session.get_credentials()
+                    found: Any = bulkread.BulkReader.for_client(
+                        self._client, family.session, credentials, max_attempts=family.max_attempts,
+                        throttle_retries=family.throttle_retries,
+                        connect_timeout=family.connect_timeout, read_timeout=family.read_timeout,
+                        sleep=family.sleep, clock=family.clock)
+                except Exception as error:  # botocore's own (a config it cannot read): botocore decides
+                    found = f"the transport settings could not be read ({type(error).__name__})"
+                self._bulk = found
+            return self._bulk
 
     def find_tagged(self, wanted: dict[str, str]) -> list[str]:
         """Key ids in this region whose tags include ``wanted``: ``tag:GetResources`` where it

@@ -82,6 +82,42 @@ class RequestIds:
         return ids
 
 
+#: A key whose tags these codes refuse is not ours (another team's key policy, an AWS managed key,
+#: a key deleted between ListKeys and ListResourceTags).
+NOT_READABLE_CODES = frozenset({"AccessDeniedException", "AccessDenied", "NotFoundException"})
+
+
+@dataclass
+class TagReading:
+    """``list_tags_of_keys``' answer: every key's tags, None for a key whose tags may not be read
+    (``NOT_READABLE_CODES``: not ours), and what it cost, for the audit trail's one entry:
+    ``requests`` sent (retries included), keys ``refused``, answers ``throttled``, a bounded
+    sample of AWS's request ids (``request_ids``: the first and last few, then the refused ones),
+    and ``how`` the requests were sent (said once in verify's note)."""
+
+    tags: dict[str, dict[str, str] | None]
+    requests: int = 0
+    refused: int = 0
+    throttled: int = 0
+    request_ids: list[str] = field(default_factory=list)
+    how: str = ""
+
+
+#: How many request ids a bulk read keeps for the audit trail (see ``sample_ids``).
+SAMPLE_EDGE = 5
+SAMPLE_REFUSED = 10
+
+
+def sample_ids(ids: list[str], refused_ids: list[str]) -> list[str]:
+    """The first and last ``SAMPLE_EDGE`` ids of a bulk read (in the order answered), then up to
+    ``SAMPLE_REFUSED`` ids of refused requests: enough to find the read in CloudTrail and to quote
+    a refusal to AWS Support, at a size that does not grow with the account."""
+    ids = [i for i in ids if i]
+    edges = ids if len(ids) <= 2 * SAMPLE_EDGE else ids[:SAMPLE_EDGE] + ids[-SAMPLE_EDGE:]
+    extra = [i for i in refused_ids if i and i not in edges][:SAMPLE_REFUSED]
+    return edges + extra
+
+
 class KmsProvider(Protocol):
     region: str
 
@@ -141,6 +177,11 @@ class KmsProvider(Protocol):
 
     def list_keys(self) -> list[str]:
         """ListKeys: every key id in the region (recovery and drift detection only)."""
+
+    def list_tags_of_keys(self, key_ids: list[str]) -> TagReading:
+        """ListResourceTags of every key of ``key_ids``, concurrently, paced at its quota: one
+        read for the audit trail, however many requests. A key whose tags may not be read
+        (``NOT_READABLE_CODES``) maps to None; any other failure (after retries) raises."""
 
     def find_tagged(self, wanted: dict[str, str]) -> list[str]:
         """Key ids in the region whose tags include every pair of ``wanted`` (at least one):

@@ -45,7 +45,7 @@ from datetime import datetime, timedelta, timezone
 from cryptography.hazmat.primitives import serialization
 
 from ..errors import ProviderError
-from .base import ImportParameters, KeyDescription, RequestIds
+from .base import NOT_READABLE_CODES, ImportParameters, KeyDescription, RequestIds, TagReading, sample_ids
 from . import memory_materials as materials, tagsearch
 from .permissions import provider_error
 from .memory_world import (  # the world the twin acts on, and AWS's tables
@@ -533,6 +533,30 @@ class MemoryKms:
         with self.world.lock:
             self._begin("ListKeys")
             return list(self.world.region(self.region).keys)
+
+    def list_tags_of_keys(self, key_ids: list[str]) -> TagReading:
+        """As ``AwsKmsProvider.list_tags_of_keys``: one ListResourceTags per key (in order, each
+        counted and open to ``fail_next``); a key refused with ``NOT_READABLE_CODES`` maps to
+        None, any other failure raises."""
+        reading = TagReading(tags={}, how="the in-memory twin")
+        ids: list[str] = []
+        refused_ids: list[str] = []
+        for key_id in key_ids:
+            self._ids.take()
+            try:
+                reading.tags[key_id] = self.list_resource_tags(key_id)
+            except ProviderError as error:
+                if error.code not in NOT_READABLE_CODES:
+                    raise
+                reading.tags[key_id] = None
+                reading.refused += 1
+                refused_ids.append(self._ids.last)
+            finally:
+                reading.requests += 1
+                ids.append(self._ids.last)
+        self._ids.take()
+        reading.request_ids = sample_ids(ids, refused_ids)
+        return reading
 
     def find_tagged(self, wanted: dict[str, str]) -> list[str]:
         """As ``AwsKmsProvider.find_tagged``: one ``GetResources`` over the region's keys; inject

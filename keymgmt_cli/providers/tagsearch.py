@@ -6,12 +6,12 @@ Used by verify (strays) and by recovery after a lost ``CreateKey`` response. Two
   ``ResourceTypeFilters=["kms:key"]``: one paginated call per region, whatever else the
   account holds. Needs the optional IAM action ``tag:GetResources``.
 * where that is refused (no permission, an emulator without it, an endpoint that does not serve
-  it): ``ListKeys`` and ``ListResourceTags`` on every key, concurrently (``LISTING_WORKERS``
-  requests in flight; the provider paces them at ListResourceTags' quota, 2,000/s). All of them
-  share the provider's one botocore client (thread-safe). Its cost is N requests of the client's
-  CPU, ~1.5 ms each in botocore under one GIL: 10,000 keys take ~15 s of CPU whatever the thread
-  count (past 48 nothing moves; ``bench/verify_scale.py``, bench/README.md), so in a shared
-  account the answer is to allow tag:GetResources, which the note says.
+  it): ``ListKeys``, then ``provider.list_tags_of_keys`` (ListResourceTags on every key,
+  concurrently, paced at its quota, 2,000/s). ``AwsKmsProvider`` sends those with keymgmt's own
+  signed requests (``aws.bulkread``, ~0.4 ms of client CPU each, 96 in flight) where that matches
+  botocore's transport, else through botocore (``LISTING_WORKERS`` threads sharing one client,
+  ~1.5 ms each under one GIL). 10,000 foreign keys then cost ~4 s of CPU and the quota's 5.5 s of
+  wall (``bench/verify_scale.py``, bench/README.md); tag:GetResources is still one call.
 
 ``TagSearch`` remembers for one provider family which path works (the refusal is not asked
 again) and words once which path was taken (``note``), for the caller to show.
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..errors import ProviderError
@@ -40,26 +39,21 @@ def tag_filters(wanted: dict[str, str]) -> list[dict[str, Any]]:
     return [{"Key": str(k), "Values": [str(v)]} for k, v in wanted.items()]
 
 
-def by_listing(provider: Any, wanted: dict[str, str], workers: int | None = None) -> list[str]:
-    """Key ids among ``provider.list_keys()`` whose tags include ``wanted``; keys whose tags we
-    may not read (AWS managed keys, other teams' key policies) are not ours. ``workers``:
-    requests in flight, ``LISTING_WORKERS`` (read at call time) unless given."""
-    workers = workers or LISTING_WORKERS
+def listing(provider: Any, wanted: dict[str, str]) -> tuple[list[str], str]:
+    """Key ids among ``provider.list_keys()`` whose tags include ``wanted``, and how the tags were
+    read. Keys whose tags we may not read (AWS managed keys, other teams' key policies) are not
+    ours; any other failure raises (a key not read is not a key proven not ours)."""
     ids = provider.list_keys()
+    if not ids:
+        return [], ""
+    reading = provider.list_tags_of_keys(ids)
+    found = [k for k in ids if (tags := reading.tags.get(k)) is not None and matches(tags, wanted)]
+    return found, reading.how
 
-    def tags_of(key_id: str) -> dict[str, str] | None:
-        try:
-            return provider.list_resource_tags(key_id)
-        except ProviderError:
-            return None
 
-    if len(ids) <= 1:
-        results = [tags_of(k) for k in ids]
-    else:
-        with ThreadPoolExecutor(max_workers=min(workers, len(ids)),
-                                thread_name_prefix="keymgmt-tags") as pool:
-            results = list(pool.map(tags_of, ids))
-    return [k for k, tags in zip(ids, results) if tags is not None and matches(tags, wanted)]
+def by_listing(provider: Any, wanted: dict[str, str]) -> list[str]:
+    """``listing`` without the how (the recovery search)."""
+    return listing(provider, wanted)[0]
 
 
 class TagSearch:
@@ -94,4 +88,8 @@ class TagSearch:
                         self.note = (f"keys tagged as ours found with {GET_RESOURCES} "
                                      f"in {provider.region}")
                 return found
-        return by_listing(provider, wanted)
+        found, how = listing(provider, wanted)
+        with self._lock:
+            if how and self.note and "; tags read with" not in self.note:
+                self.note += f"; tags read with {how}"
+        return found

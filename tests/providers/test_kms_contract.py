@@ -357,3 +357,19 @@ def test_list_keys_names_every_key_of_the_region(kms):
     listed = kms.list_keys()
     assert {first, second} <= set(listed) and elsewhere not in listed
     assert elsewhere in other_region.list_keys()
+
+
+def test_list_tags_of_keys_reads_every_key_once_and_a_missing_key_is_not_ours(kms):
+    """The bulk read of the tag search: every key's tags (as list_resource_tags reads them), a key
+    that does not exist maps to None (NotFoundException: deleted between ListKeys and the read),
+    one request per key, and a bounded sample of request ids."""
+    keys = [new_key(kms, tags={"keymgmt:state_id": "s", "n": str(i)}) for i in range(3)]
+    gone = str(uuid.uuid4())
+    before = len(kms.calls)
+    reading = kms.list_tags_of_keys(keys + [gone])
+    assert kms.calls[before:].count("ListResourceTags") == 4
+    assert reading.tags == {**{k: kms.list_resource_tags(k) for k in keys}, gone: None}
+    assert reading.tags[keys[1]]["n"] == "1"
+    assert reading.requests == 4 and reading.refused == 1
+    assert 1 <= len(reading.request_ids) <= 20 and reading.how
+    assert kms.list_tags_of_keys([]).tags == {}

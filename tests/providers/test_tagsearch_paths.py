@@ -128,6 +128,8 @@ def test_refused_tag_get_resources_falls_back_and_says_so_once_per_provider(cli_
         assert note["note"].startswith(f"keys tagged as ours found with ListKeys + ListResourceTags "
                                        f"on every key of {REGION}: tag:GetResources was refused "
                                        f"(AccessDeniedException)")
+        # the local KMS on 127.0.0.1: every tag read by keymgmt's own signed requests (aws.bulkread)
+        assert "; tags read with keymgmt's own signed requests (http, " in note["note"]
     # asked once per provider, then listed: one refused GetResources and one listing each
     assert kms.gate.tagging_requests == 2 and kms.gate.list_keys == 2
 
