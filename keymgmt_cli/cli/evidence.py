@@ -89,7 +89,8 @@ def print_plan(verb: str, path: str, result: dict[str, Any], fmt: str) -> None:
         click.echo(f"  {region}")
         for number, call in enumerate(calls, 1):
             kind = "would change AWS" if call["mutating"] else ("read, sent" if call["sent"] else "read")
-            click.echo(f"    {number:>3}. {call['operation']:<22} {call['key_id'] or '-'}  [{kind}]")
+            target = call["key_id"] or (f"{call['keys']} key(s)" if call.get("keys") is not None else "-")
+            click.echo(f"    {number:>3}. {call['operation']:<22} {target}  [{kind}]")
     click.echo("")
     click.echo(f"{result['mutating_calls']} call(s) would change AWS; none was sent.")
 

@@ -82,3 +82,18 @@ def test_the_plan_lists_the_calls_the_run_records():
     assert planned == [("ListKeys", False, True), ("ListResourceTags", False, True)]
     assert [e["operation"] for e in log.snapshot()] == [c["operation"] for c in plan.calls]
     assert plan.calls[1]["keys"] == log.snapshot()[1]["bulk"]["keys"] == 41
+
+
+def test_the_plan_table_counts_the_keys_of_a_bulk_read(capsys):
+    from keymgmt_cli.cli.evidence import print_plan
+
+    result = {"warnings": [], "state_changes": [], "mutating_calls": 0, "aws_calls": {REGION: [
+        {"operation": "ListKeys", "key_id": None, "mutating": False, "sent": True},
+        {"operation": "ListResourceTags", "key_id": None, "keys": 41, "mutating": False, "sent": True},
+        {"operation": "CreateKey", "key_id": "mrk-1", "mutating": True, "sent": False},
+    ]}}
+    print_plan("write", "keymgmt/kms/p/key/k", result, "table")
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.split() == ["1.", "ListKeys", "-", "[read,", "sent]"] for line in lines)
+    assert any(line.split() == ["2.", "ListResourceTags", "41", "key(s)", "[read,", "sent]"] for line in lines)
+    assert any(line.split() == ["3.", "CreateKey", "mrk-1", "[would", "change", "AWS]"] for line in lines)
