@@ -19,10 +19,9 @@ material. Over 400 lines: the allowed-value tables and one small function per sp
 kept together so each step can be checked against the spec it cites.
 
 cryptography is imported by the functions that use it, not with the module: the tables and the
-checks a distribution makes before its first AWS call need none of it. Wrapping needs its
-serialization package (with its SSH key support), RSA, OAEP and key wrap: ~9 ms of a
-distribution's critical path once botocore is loaded (measured wall, quiet machine), which a caller
-about to wait on the network moves into the wait with :func:`prepare_in_background`.
+checks a distribution makes before its first AWS call need none of it, and its serialization
+package alone (with its SSH key support) costs a `write` ~15-25 ms of CPU. A caller about to wait
+on the network calls :func:`prepare_in_background` so that the import happens during the wait.
 """
 
 from __future__ import annotations
@@ -131,8 +130,8 @@ def prepare_in_background() -> None:
     """Import the cryptography modules wrapping needs in a thread of its own, once per process.
 
     For a caller about to wait on the network (reconcile, before CreateKey): a thread blocked on
-    a socket holds no GIL, so the import (~9 ms) runs while the process would sit idle, instead of
-    after GetParametersForImport answers. Importing has no effect beyond loading the
+    a socket holds no GIL, so the import (~15-25 ms of CPU) runs while the process would sit idle,
+    instead of after GetParametersForImport answers. Importing has no effect beyond loading the
     modules; an import that fails here fails again, and is reported, where the module is used.
     Not a daemon thread: the interpreter waits for it at exit rather than stopping it mid-import."""
     import sys
