@@ -15,24 +15,24 @@ Specs implemented:
   comes first and is exactly k bytes long (k = modulus length in bytes).
 
 Every failure raises :class:`TransferError` with a one-line message that never contains key
-material. Over 400 lines: the allowed-value tables and one small function per spec step,
+material. Just over 400 lines: the allowed-value tables and one small function per spec step,
 kept together so each step can be checked against the spec it cites.
-
-cryptography is imported by the functions that use it, not with the module: the tables and the
-checks a distribution makes before its first AWS call need none of it, and its serialization
-package alone (with its SSH key support) costs a `write` ~15-25 ms of CPU. A caller about to wait
-on the network calls :func:`prepare_in_background` so that the import happens during the wait.
 """
 
 from __future__ import annotations
 
 import os
 
-from keymgmt_cli.errors import InvalidRequest
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.keywrap import (
+    InvalidUnwrap,
+    aes_key_unwrap_with_padding,
+    aes_key_wrap_with_padding,
+)
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from keymgmt_cli.errors import InvalidRequest
 
 
 class TransferError(InvalidRequest):
@@ -52,11 +52,10 @@ WRAPPING_KEY_SPECS: dict[str, int] = {"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4
 """GetParametersForImport's WrappingKeySpec values (without SM2, China only) -> modulus bits."""
 
 _RSA_BITS: dict[str, int] = {"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4096": 4096}
-# key spec -> (the curve's name, its class in cryptography.hazmat.primitives.asymmetric.ec)
-_EC_CURVES: dict[str, tuple[str, str]] = {
-    "ECC_NIST_P256": ("secp256r1", "SECP256R1"),
-    "ECC_NIST_P384": ("secp384r1", "SECP384R1"),
-    "ECC_NIST_P521": ("secp521r1", "SECP521R1"),
+_EC_CURVES: dict[str, type[ec.EllipticCurve]] = {
+    "ECC_NIST_P256": ec.SECP256R1,
+    "ECC_NIST_P384": ec.SECP384R1,
+    "ECC_NIST_P521": ec.SECP521R1,
 }
 
 KEY_SPECS: tuple[str, ...] = ("SYMMETRIC_DEFAULT", *_RSA_BITS, *_EC_CURVES)
@@ -72,12 +71,11 @@ _ALLOWED: dict[str, tuple[str, ...]] = {
     **{spec: _RSA_AES + _OAEP for spec in _EC_CURVES},
 }
 
-# algorithm -> (its hash's class in cryptography.hazmat.primitives.hashes, the digest's length)
-_HASHES: dict[str, tuple[str, int]] = {
-    "RSAES_OAEP_SHA_256": ("SHA256", 32),
-    "RSAES_OAEP_SHA_1": ("SHA1", 20),
-    "RSA_AES_KEY_WRAP_SHA_256": ("SHA256", 32),
-    "RSA_AES_KEY_WRAP_SHA_1": ("SHA1", 20),
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "RSAES_OAEP_SHA_256": hashes.SHA256,
+    "RSAES_OAEP_SHA_1": hashes.SHA1,
+    "RSA_AES_KEY_WRAP_SHA_256": hashes.SHA256,
+    "RSA_AES_KEY_WRAP_SHA_1": hashes.SHA1,
 }
 
 _SYMMETRIC_LEN = 32  # AES-256 raw key (16-byte SM4 exists only in China regions)
@@ -103,55 +101,13 @@ def _require_algorithm(algorithm: str) -> None:
 
 def _oaep(algorithm: str) -> padding.OAEP:
     """RFC 8017 section 7.1 as AWS uses it: hash = MGF1 hash, empty label."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding
-
-    digest = getattr(hashes, _HASHES[algorithm][0])
+    digest = _HASHES[algorithm]
     return padding.OAEP(mgf=padding.MGF1(digest()), algorithm=digest(), label=None)
 
 
 def _oaep_capacity(modulus_bits: int, algorithm: str) -> int:
     """RFC 8017 section 7.1.1: a message may be at most k - 2*hLen - 2 bytes."""
-    return (modulus_bits + 7) // 8 - 2 * _HASHES[algorithm][1] - 2
-
-
-_CRYPTOGRAPHY = (  # what wrapping (and the provider's check of the wrapping key) imports
-    "cryptography.exceptions",
-    "cryptography.hazmat.primitives.hashes",
-    "cryptography.hazmat.primitives.serialization",
-    "cryptography.hazmat.primitives.asymmetric.rsa",
-    "cryptography.hazmat.primitives.asymmetric.padding",
-    "cryptography.hazmat.primitives.keywrap",
-)
-_preparing: list[object] = []  # the one preparing thread of this process, once started
-
-
-def prepare_in_background() -> None:
-    """Import the cryptography modules wrapping needs in a thread of its own, once per process.
-
-    For a caller about to wait on the network (reconcile, before CreateKey): a thread blocked on
-    a socket holds no GIL, so the import (~15-25 ms of CPU) runs while the process would sit idle,
-    instead of after GetParametersForImport answers. Importing has no effect beyond loading the
-    modules; an import that fails here fails again, and is reported, where the module is used.
-    Not a daemon thread: the interpreter waits for it at exit rather than stopping it mid-import."""
-    import sys
-
-    if _preparing or all(name in sys.modules for name in _CRYPTOGRAPHY):
-        return
-    import threading
-
-    def load() -> None:
-        import importlib
-
-        for name in _CRYPTOGRAPHY:
-            try:
-                importlib.import_module(name)
-            except Exception:  # reported where it is used
-                return
-
-    thread = threading.Thread(target=load, name="keymgmt-transfer-imports")
-    _preparing.append(thread)
-    thread.start()
+    return (modulus_bits + 7) // 8 - 2 * _HASHES[algorithm].digest_size - 2
 
 
 def _kwp_len(material_len: int) -> int:
@@ -269,7 +225,7 @@ def _expected(key_spec: str) -> str:
     if key_spec in _RSA_BITS:
         return (f"an unencrypted PKCS#8 DER RSA private key with a {_RSA_BITS[key_spec]}-bit "
                 f"modulus")
-    return f"an unencrypted PKCS#8 DER EC private key on curve {_EC_CURVES[key_spec][0]}"
+    return f"an unencrypted PKCS#8 DER EC private key on curve {_EC_CURVES[key_spec].name}"
 
 
 def _load_private(key_spec: str, material: bytes, *, validate_rsa: bool = True):
@@ -277,10 +233,6 @@ def _load_private(key_spec: str, material: bytes, *, validate_rsa: bool = True):
 
     ``validate_rsa=False`` skips OpenSSL's RSA private-key consistency check (about 0.3 s for
     RSA-4096), for callers that only read the public half of material checked before."""
-    from cryptography.exceptions import UnsupportedAlgorithm
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
     if not isinstance(material, (bytes, bytearray)):
         raise TransferError(f"{key_spec} key material must be bytes, "
                             f"got {type(material).__name__}")
@@ -305,15 +257,13 @@ def _load_private(key_spec: str, material: bytes, *, validate_rsa: bool = True):
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise TransferError(f"{key_spec} key material must be {expected}; "
                                 f"got a {_kind(key)} key")
-        if key.curve.name != _EC_CURVES[key_spec][0]:
+        if key.curve.name != _EC_CURVES[key_spec].name:
             raise TransferError(f"{key_spec} key material must be {expected}; "
                                 f"got curve {key.curve.name}")
     return key
 
 
 def _kind(key) -> str:
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
     if isinstance(key, rsa.RSAPrivateKey):
         return "RSA"
     if isinstance(key, ec.EllipticCurvePrivateKey):
@@ -344,13 +294,10 @@ def generate_material(key_spec: str) -> bytes:
     _require_key_spec(key_spec)
     if key_spec == "SYMMETRIC_DEFAULT":
         return os.urandom(_SYMMETRIC_LEN)
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
     if key_spec in _RSA_BITS:
         key = rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS[key_spec])
     else:
-        key = ec.generate_private_key(getattr(ec, _EC_CURVES[key_spec][1])())
+        key = ec.generate_private_key(_EC_CURVES[key_spec]())
     return key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
@@ -365,8 +312,6 @@ def public_key_pem(key_spec: str, material: bytes) -> str | None:
     if key_spec == "SYMMETRIC_DEFAULT":
         check_material(key_spec, material)
         return None
-    from cryptography.hazmat.primitives import serialization
-
     key = _load_private(key_spec, material, validate_rsa=False)
     return key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
@@ -376,10 +321,6 @@ def public_key_pem(key_spec: str, material: bytes) -> str | None:
 
 def _load_wrapping_public_key(der: bytes) -> rsa.RSAPublicKey:
     """GetParametersForImport's PublicKey: a DER X.509 SubjectPublicKeyInfo of an RSA key."""
-    from cryptography.exceptions import UnsupportedAlgorithm
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
     if not isinstance(der, (bytes, bytearray)):
         raise TransferError(f"wrapping public key must be DER bytes, got {type(der).__name__}")
     not_spki = "wrapping public key is not a DER SubjectPublicKeyInfo"
@@ -419,8 +360,6 @@ def wrap_key_material(material: bytes, wrapping_public_key_der: bytes, algorithm
                                 f"{capacity} bytes); use a larger wrapping key or "
                                 f"RSA_AES_KEY_WRAP_SHA_256")
         return public_key.encrypt(bytes(material), _oaep(algorithm))
-    from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
-
     aes_key = os.urandom(_EPHEMERAL_AES_LEN)
     return (public_key.encrypt(aes_key, _oaep(algorithm))
             + aes_key_wrap_with_padding(aes_key, bytes(material)))
@@ -433,9 +372,6 @@ def unwrap_key_material(encrypted: bytes, wrapping_private_key, algorithm: str) 
     RSA_AES_KEY_WRAP: the first k bytes are RSAES-OAEP-DECRYPT'ed to K, which must be 32 bytes;
     the rest is AES Key Unwrap with Padding (RFC 5649 section 4.2) under K.
     """
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap_with_padding
-
     _require_algorithm(algorithm)
     if not isinstance(wrapping_private_key, rsa.RSAPrivateKey):
         raise TransferError("wrapping private key is not an RSA private key")

@@ -544,28 +544,3 @@ def test_unwrap_refuses_short_aes_key(wrapping_keys, public_ders):
     blob = pub.encrypt(aes_key, oaep) + aes_key_wrap_with_padding(aes_key, b"m" * 40)
     with pytest.raises(TransferError, match="16 bytes, not 32"):
         transfer.unwrap_key_material(blob, wrapping_keys["RSA_2048"], "RSA_AES_KEY_WRAP_SHA_256")
-
-
-def test_tables_and_checks_need_no_cryptography_and_prepare_loads_it():
-    """The checks made before a distribution's first AWS call import no cryptography; the
-    background preparation (reconcile, while CreateKey is away) loads what wrapping needs."""
-    import sys
-
-    code = """
-import sys
-from keymgmt_cli import transfer
-transfer.check_wrapping("SYMMETRIC_DEFAULT", "RSAES_OAEP_SHA_256", "RSA_2048", 32)
-transfer.check_wrapping("ECC_NIST_P521", "RSA_AES_KEY_WRAP_SHA_256", "RSA_4096", 240)
-assert transfer.default_wrapping("RSA_2048") == ("RSA_AES_KEY_WRAP_SHA_256", "RSA_4096")
-before = sorted(m for m in sys.modules if m.startswith("cryptography"))
-transfer.prepare_in_background()
-transfer.prepare_in_background()  # once per process
-threads = list(transfer._preparing)
-for thread in threads:
-    thread.join(60)
-missing = [m for m in transfer._CRYPTOGRAPHY if m not in sys.modules]
-print(before, len(threads), missing)
-"""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[] 1 []"

@@ -18,7 +18,6 @@ Public interface (used by ``distribution``, ``keys``, ``lifetime`` and ``verify`
 
 from __future__ import annotations
 
-from keymgmt_cli import transfer
 from keymgmt_cli.engine import kmsproviders, ondemand, shapes
 from keymgmt_cli.engine.sealing import unseal_all
 from keymgmt_cli.errors import EngineError, PreconditionFailed, ProviderError
@@ -165,9 +164,9 @@ def import_material(engine: EngineView, provider: Any, holder: dict[str, Any], k
     """GetParametersForImport, wrap, ImportKeyMaterial into ``key_id``; ``holder`` (a version or a
     replica record) remembers that it holds material, when it expires and (on-demand) its KeyMaterialId.
     ImportType is sent as ``ondemand.import_type_for`` decides (never for asymmetric keys)."""
+    from keymgmt_cli import transfer
     from keymgmt_cli.engine.durations import engine_now, resolve_valid_to, rfc3339  # writes only
 
-    transfer.prepare_in_background()  # loads while GetParametersForImport is away (once per process)
     when = resolve_valid_to(dist.get("valid_to"), engine_now(engine)) if valid_to is FROM_DIST else valid_to
     kind = ondemand.import_type_for(dist, holder) if import_type is FROM_DIST else import_type
     params = provider.get_parameters_for_import(key_id, dist["wrapping_algorithm"], dist["wrapping_key_spec"])
@@ -236,7 +235,6 @@ def reconcile(engine: EngineView, mount: Mount, key: dict[str, Any], dist: dict[
             rec["creating"] = _new_token()
             save()  # the intent is on disk before the call, so a crash during it is recoverable
             engine.progress(f"{kms}: creating the KMS key for version {v}")
-            transfer.prepare_in_background()  # the import's cryptography loads while CreateKey is away
             rec["key_id"] = provider.create_key(
                 key_spec=dist["key_spec"], key_usage=dist["key_usage"],
                 description=_description(mount, kms, key_name, v),
