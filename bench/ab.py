@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """A/B: this checkout's keymgmt_cli vs a patched copy (BENCH_KEYMGMT_PATH), side by side in one run.
 
-    BENCH_KEYMGMT_PATH=/tmp/copy .venv/bin/python bench/ab.py distribute|rotate1|rotate4 [--runs 9]
+    BENCH_KEYMGMT_PATH=/tmp/copy .venv/bin/python bench/ab.py distribute|rotate1|rotate4 [--runs 9] [--baseline /tmp/other]
 
 For trying a candidate change before making it: both packages drive the same local KMS through
 the same bench/kms_proxy.py (40 ms per call, AWS quotas, RSA_2048 wrapping), each with a state of
 its own, runs interleaved A,B / B,A after one warm-up each, the emulator idle and 1.2 s between
-runs. Printed: median wall and client CPU (os.wait4) of each side and B/A. Scenarios:
+runs. Printed: median wall and client CPU (os.wait4) of each side and B/A (for distribute also
+of each of its two commands). Scenarios:
 distribute = `write keymgmt/key/kN` + `write keymgmt/kms/p-us-east-1/key/kN` (two processes);
 rotate1 / rotate4 = `write -f keymgmt/key/K/rotate` of a key in 1 / 4 regions.
 """
@@ -30,10 +31,12 @@ def main() -> int:
     parser.add_argument("scenario", choices=("distribute", "rotate1", "rotate4"))
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--latency-ms", type=float, default=40.0)
+    parser.add_argument("--baseline", metavar="PATH",
+                        help="side A: the keymgmt_cli in PATH instead of this checkout's (two candidates)")
     args = parser.parse_args()
     if not h.SCRATCH:
         sys.exit("set BENCH_KEYMGMT_PATH to the directory holding the patched keymgmt_cli")
-    sides = {"A (this checkout)": h.ROOT, f"B ({h.SCRATCH})": h.SCRATCH}
+    sides = {f"A ({args.baseline or 'this checkout'})": args.baseline or h.ROOT, f"B ({h.SCRATCH})": h.SCRATCH}
     n_regions = 4 if args.scenario == "rotate4" else 1
     with h.moto_kms() as (upstream, pid), h.kms_proxy(upstream, args.latency_ms) as proxy, \
             tempfile.TemporaryDirectory() as tmp:
@@ -63,6 +66,10 @@ def main() -> int:
                 w2, c2, _ = h.timed(h.KEYMGMT + ["write", f"keymgmt/kms/p-us-east-1/key/k{i}",
                                                  "purpose=encrypt,decrypt", "wrapping_key_spec=RSA_2048"], env)
                 wall, cpu = w1 + w2, c1 + c2
+                if keep:
+                    for step, w, c in (("write key", w1, c1), ("distribute", w2, c2)):
+                        res[label][f"{step} wall"].append(w)
+                        res[label][f"{step} cpu"].append(c)
             else:
                 wall, cpu, _ = h.timed(h.KEYMGMT + ["write", "-f", "keymgmt/key/K/rotate"], env)
             if keep:
@@ -83,6 +90,10 @@ def main() -> int:
         r = res[label]
         print(f"  {label:40s} wall {h.ms(h.median(r['wall']))}   client CPU {h.ms(h.median(r['cpu']))}   "
               f"({h.noise(r['wall'])})")
+        for step in ("write key", "distribute"):
+            if r.get(f"{step} wall"):
+                print(f"    {step:38s} wall {h.ms(h.median(r[f'{step} wall']))}   "
+                      f"client CPU {h.ms(h.median(r[f'{step} cpu']))}")
     print(f"  B/A: wall {h.median(res[b]['wall']) / h.median(res[a]['wall']):.2f}x, "
           f"client CPU {h.median(res[b]['cpu']) / h.median(res[a]['cpu']):.2f}x "
           f"(CPU saved: {1000 * (h.median(res[a]['cpu']) - h.median(res[b]['cpu'])):.0f} ms)")

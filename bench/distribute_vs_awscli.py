@@ -25,7 +25,16 @@ process tree (os.wait4: keymgmt's two processes; bash with its aws and openssl c
 the emulator's or the proxy's. The figures are medians; the ratio is the ratio of the two medians.
 Every key made is checked afterwards (Enabled, Origin EXTERNAL, alias, tags) outside the timed part.
 
+--installed runs keymgmt as a plain (non-editable) install runs: by the interpreter of a venv,
+.bench/plain, whose only addition is a .pth line naming the dev venv's site-packages (keymgmt's
+dependencies, as pip installed them). What it leaves out is the dev venv's editable-install hook,
+a .pth import that loads pathlib, re, urllib.parse, importlib.util and more into every start-up
+(~20 ms of CPU per process that a `pip install keymgmt` never pays; the aws CLI side runs from a
+plain venv of its own). keymgmt_cli still comes from PYTHONPATH (this checkout or
+BENCH_KEYMGMT_PATH), as in the default mode.
+
 Usage: .venv/bin/python bench/distribute_vs_awscli.py [--runs 9] [--latency-ms 40] [--emulator moto|localstack]
+                                                      [--installed]
        (BENCH_KEYMGMT_PATH=/tmp/copy: measure a patched copy of keymgmt_cli)
 """
 
@@ -36,6 +45,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -87,6 +97,21 @@ echo "$KEY_ID"
 """
 
 
+def plain_python() -> str:
+    """The python of .bench/plain: a venv without pip whose site-packages holds one .pth line, the
+    dev venv's site-packages (plain paths only: no .pth file of that directory is run)."""
+    venv = os.path.join(h.BENCH_DIR, "plain")
+    py = os.path.join(venv, "bin", "python")
+    if not os.path.exists(py):
+        subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", venv],
+                       check=True)
+    site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    with open(os.path.join(site, "keymgmt-dev-dependencies.pth"), "w") as f:
+        f.write(sysconfig.get_paths()["purelib"] + "\n")
+    return py
+
+
 def read_steps(path: str) -> dict[str, float]:
     with open(path) as f:
         marks = [(line.rsplit(" ", 1)[0], float(line.rsplit(" ", 1)[1])) for line in f if line.strip()]
@@ -117,6 +142,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--latency-ms", type=float, default=40.0)
     parser.add_argument("--emulator", choices=("moto", "localstack"), default="moto")
+    parser.add_argument("--installed", action="store_true",
+                        help="keymgmt without the dev venv's editable-install start-up hook (see above)")
     args = parser.parse_args()
     try:
         aws = h.ensure_awscli()
@@ -131,6 +158,7 @@ def main() -> int:
 
 def run(args: argparse.Namespace, aws: str, endpoint: str, pid: int, tmp: str) -> int:
     env = h.keymgmt_env(os.path.join(tmp, "state"))
+    keymgmt = [plain_python(), "-m", "keymgmt_cli"] if args.installed else h.KEYMGMT
     h.keymgmt(env, "write", "keymgmt/kms/ls", "provider=awskms", f"key_collection={REGION}",
               "credentials=access_key=test", "credentials=secret_key=test", f"credentials=endpoint={endpoint}")
     guide = os.path.join(tmp, "guide.sh")
@@ -165,8 +193,8 @@ def run(args: argparse.Namespace, aws: str, endpoint: str, pid: int, tmp: str) -
         h.quota_gap()
         h.proxy_stats(endpoint, reset=True)
         e0 = h.process_tree_cpu(pid)
-        t1, c1, _ = h.timed(h.KEYMGMT + ["write", f"keymgmt/key/{name}", "type=aes256-gcm96"], env)
-        t2, c2, _ = h.timed(h.KEYMGMT + ["write", f"keymgmt/kms/ls/key/{name}", "purpose=encrypt,decrypt",
+        t1, c1, _ = h.timed(keymgmt + ["write", f"keymgmt/key/{name}", "type=aes256-gcm96"], env)
+        t2, c2, _ = h.timed(keymgmt + ["write", f"keymgmt/kms/ls/key/{name}", "purpose=encrypt,decrypt",
                                          "wrapping_key_spec=RSA_2048"], env)
         e1 = h.process_tree_cpu(pid)
         stats = h.proxy_stats(endpoint)
@@ -221,7 +249,8 @@ def run(args: argparse.Namespace, aws: str, endpoint: str, pid: int, tmp: str) -
     per_round = sorted(a / b for a, b in zip(a_total, b_total))
     print(f"Create + distribute one aes256-gcm96 key (RSA_2048 wrapping), {args.emulator} behind the proxy "
           f"({args.latency_ms:g} ms per call, AWS quotas),\n{args.runs} interleaved runs each (after 1 warm-up), medians"
-          + (f"; keymgmt from {h.SCRATCH}" if h.SCRATCH else ""))
+          + (f"; keymgmt from {h.SCRATCH}" if h.SCRATCH else "")
+          + ("; keymgmt run as installed (no editable-install hook)" if args.installed else ""))
     print(f"machine: {h.machine_note()}")
     print(f"aws: {aws_version}")
     print()

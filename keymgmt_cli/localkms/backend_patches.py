@@ -41,6 +41,7 @@ from .keystate import (
     replicas_of,
     sync_key,
 )
+from .keypairs import realize
 from .rules import (
     MAX_ON_DEMAND_ROTATIONS,
     ORIGINS,
@@ -84,7 +85,9 @@ def patch_backend() -> None:
         if origin == "EXTERNAL":
             with LOCK:
                 key._localkms_import = ImportState()  # type: ignore[attr-defined]
-                sync_key(key)  # no material: PendingImport, and moto's random material dropped
+                sync_key(key)  # no material: PendingImport, moto's random material and pair placeholder dropped
+        else:
+            realize(key)  # an asymmetric key's pair exists from CreateKey on (keypairs.py)
         return key
 
     orig_enable_key = KmsBackend.enable_key

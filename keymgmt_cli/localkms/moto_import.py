@@ -16,7 +16,7 @@ beyond AWS's documented rules:
   (except the refusals of staging new material for rotation, which come after
   the material is unwrapped and compared).
   Each wrapping key pair comes from a fresh RSA key generation.  It is given
-  out once and forgotten after use (see :class:`_WrappingKeyPool`).
+  out once and forgotten after use (see :class:`.tokens.WrappingKeyPool`).
 * "Same key material" on reimport means byte-identical material.  For RSA/ECC
   keys that is the same PKCS#8 DER encoding, not just the same key.
 * Symmetric keys accept ``RSAES_OAEP_SHA_*`` only.  RSA keys accept
@@ -55,6 +55,7 @@ The double is split by what each part holds:
 * :mod:`.clock`: the replaceable clock;
 * :mod:`.keystate`: per-key import state and key-state rules;
 * :mod:`.tokens`: wrapping key pairs and import tokens;
+* :mod:`.keypairs`: moto's per-key private keys, generated only for keys that need one;
 * :mod:`.material`: unwrapping and checking key material;
 * :mod:`.params`: request parameter parsing;
 * :mod:`.actions`: the new actions (GetParametersForImport, ImportKeyMaterial, DeleteImportedKeyMaterial);
@@ -70,7 +71,7 @@ import logging
 import moto
 from moto.kms.responses import KmsResponse
 
-from . import actions, backend_patches, response_patches
+from . import actions, backend_patches, keypairs, response_patches
 from .clock import set_clock
 from .keystate import LOCK
 from .rules import TOKEN_VALIDITY_SECONDS
@@ -107,6 +108,7 @@ def install() -> None:
         for name in ("get_parameters_for_import", "import_key_material", "delete_imported_key_material"):
             if name in KmsResponse.__dict__:
                 raise RuntimeError(f"moto {moto.__version__} already implements KMS {name}; revisit moto_import")
+        keypairs.install()
         backend_patches.patch_backend()
         KmsResponse.get_parameters_for_import = actions.get_parameters_for_import  # type: ignore[attr-defined]
         KmsResponse.import_key_material = actions.import_key_material  # type: ignore[attr-defined]
