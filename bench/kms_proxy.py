@@ -291,16 +291,22 @@ def self_check() -> int:
 
     east, west = client("us-east-1"), client("us-west-2")
     east.describe_key(KeyId="warm")  # connection and model set-up out of the timing
-    t0 = time.perf_counter()
-    east.describe_key(KeyId="k")
-    latency = time.perf_counter() - t0
+    took = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        east.describe_key(KeyId="k")
+        took.append(time.perf_counter() - t0)
+    latency = sorted(took)[2]  # the median of 5
     before = len(hits)
     first, second, other = gpfi(east), gpfi(east), gpfi(west)
     forwarded = len(hits) - before
     time.sleep(1.05)
     refilled = gpfi(east)
     checks = [
-        (f"one call takes >= 40 ms through the proxy ({latency * 1000:.0f} ms)", latency >= 0.04),
+        (f"one call takes >= 40 ms through the proxy ({latency * 1000:.0f} ms, median of 5)", latency >= 0.04),
+        # and not much more: a stall on top of the model (a reply in two segments waiting for a
+        # delayed ACK took every call to ~88 ms) would make every figure measured through it wrong
+        (f"one call takes < 70 ms through the proxy ({latency * 1000:.0f} ms, median of 5)", latency < 0.07),
         (f"first GetParametersForImport in us-east-1: {first}", first == "ok"),
         (f"second within 1 s in us-east-1: {second}", second == "ThrottlingException"),
         (f"first in us-west-2 meanwhile: {other}", other == "ok"),
