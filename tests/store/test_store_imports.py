@@ -82,9 +82,10 @@ STDLIB_BANNED = ["re", "enum", "json", "functools", "collections", "pathlib", "c
 #: ... no OpenSSL even with the key (store/digests.py: HMAC over CPython's builtin SHA-256) ...
 KEY_BANNED = ["hmac", "hashlib", "_hashlib"]
 BUILTIN_SHA256 = ["_sha256", "_sha2"]  # 3.11, 3.12+ (importtime lists the one tried first, too)
-#: The standard library's share of the path, at most: RLIMIT_CORE, json's C scanner, and with the
-#: master key base64 (binascii), SHA-256 and constant-time comparison.
-STDLIB_ALLOWED = ["__future__", "resource", "_json"]
+#: The standard library's share of the path, at most: RLIMIT_CORE, the garbage collector's
+#: settings (cli/entry.py; gc is built into the interpreter, nothing is loaded), json's C scanner,
+#: and with the master key base64 (binascii), SHA-256 and constant-time comparison.
+STDLIB_ALLOWED = ["__future__", "resource", "gc", "_json"]
 KEYED_STDLIB_ALLOWED = ["binascii", "_operator"] + BUILTIN_SHA256
 #: What the master key adds of keymgmt's: where it comes from, and the MACs.
 KEYED_MODULES = ["keymgmt_cli.store.masterkey", "keymgmt_cli.store.digests"]
