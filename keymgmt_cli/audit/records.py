@@ -93,8 +93,22 @@ def redact(data: Any, keys: AuditKeys) -> Any:
         return None if data is None else keys.digest(data)
     out: dict[str, Any] = {}
     for name, value in data.items():
-        out[str(name)] = _plain(value) if name in PLAIN_FIELDS else keys.digest(_plain(value))
+        out[str(name)] = _shown(_plain(value)) if name in PLAIN_FIELDS else keys.digest(_plain(value))
     return out
+
+
+def _shown(value: Any) -> Any:
+    """A plain field as recorded: any URL in it without its user info (``store/locations.py``;
+    an endpoint with a password is refused where it is parsed, this is the second line)."""
+    if isinstance(value, str):
+        from keymgmt_cli.store.locations import without_userinfo
+
+        return without_userinfo(value)
+    if isinstance(value, dict):
+        return {k: _shown(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown(v) for v in value]
+    return value
 
 
 def _plain(value: Any) -> Any:

@@ -165,14 +165,17 @@ def setting(environ: Mapping[str, str], name: str) -> str | None:
 
 def open_store_url(url: str, environ: Mapping[str, str]) -> Any:
     """A store from a URL: ``file://PATH`` (or a plain path), ``dynamodb://TABLE?region=R[&endpoint=URL]``."""
+    from .locations import refuse_userinfo, without_userinfo  # not on the read path: a URL is rare
+
     text = url.strip()
+    shown = without_userinfo(text)[:80]
     if text.startswith("file://") or "://" not in text:
         path = text[len("file://"):] if text.startswith("file://") else text
         if not path:
-            raise StoreError(f"storage URL {text!r} names no directory; expected file:///PATH")
+            raise StoreError(f"storage URL {shown!r} names no directory; expected file:///PATH")
         return FileStore(os.path.abspath(os.path.expanduser(path)))
     if not text.startswith("dynamodb://"):
-        raise StoreError(f"storage {text[:80]!r} is not supported; expected dynamodb://TABLE?region=R"
+        raise StoreError(f"storage {shown!r} is not supported; expected dynamodb://TABLE?region=R"
                          "[&endpoint=URL] or file:///PATH")
     from urllib.parse import parse_qs
 
@@ -180,18 +183,21 @@ def open_store_url(url: str, environ: Mapping[str, str]) -> Any:
     params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
     unknown = sorted(set(params) - {"region", "endpoint"})
     if unknown:
-        raise StoreError(f"storage {text[:80]!r}: unknown parameter {unknown[0]!r} (allowed: region, endpoint)")
+        raise StoreError(f"storage {shown!r}: unknown parameter {unknown[0]!r} (allowed: region, endpoint)")
     import re
 
     if not re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", table):
-        raise StoreError(f"storage {text[:80]!r}: {table!r} is not a DynamoDB table name "
+        raise StoreError(f"storage {shown!r}: {without_userinfo('//' + table)[2:]!r} is not a DynamoDB table name "
                          "(3-255 of A-Z a-z 0-9 _ . -)")
     region = params.get("region", "").strip()
     if not region:
         raise StoreError(f"storage dynamodb://{table} needs ?region=R (the table's AWS region)")
+    endpoint = params.get("endpoint") or None
+    if endpoint is not None:
+        refuse_userinfo(endpoint, f"storage dynamodb://{table}: endpoint")
     from .dynamostore import DynamoStore, lease_seconds_from
 
-    return DynamoStore(table, region, params.get("endpoint") or None, home=state_home(environ),
+    return DynamoStore(table, region, endpoint, home=state_home(environ),
                        lease_seconds=lease_seconds_from(environ))
 
 

@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ProviderError, StoreError
+from .locations import refuse_userinfo, without_userinfo
 from .masterkey import ENV_SOURCE, ENV_VAR, MasterKey, _is_kcv, _parse_env_key, key_check_value
 
 SEAL_DOC = "meta/seal"
@@ -58,7 +59,7 @@ def parse_seal_url(url: str) -> SealSpec:
     """
     text = url.strip()
     if not text.startswith("awskms://"):
-        raise StoreError(f"{SEAL_ENV}={text[:80]!r} is not supported; expected "
+        raise StoreError(f"{SEAL_ENV}={without_userinfo(text)[:80]!r} is not supported; expected "
                          "awskms://KEY_ID_OR_ALIAS?region=R[&endpoint=URL]")
     rest = text[len("awskms://"):]
     key_id, _, query = rest.partition("?")
@@ -70,8 +71,10 @@ def parse_seal_url(url: str) -> SealSpec:
     if not key_id or any(c.isspace() for c in key_id):
         raise StoreError(f"{SEAL_ENV} names no KMS key; expected awskms://KEY_ID_OR_ALIAS?region=R")
     if not region:
-        raise StoreError(f"{SEAL_ENV}=awskms://{key_id} needs ?region=R (the KMS key's region)")
+        raise StoreError(f"{SEAL_ENV}={without_userinfo('awskms://' + key_id)} needs ?region=R (the KMS key's region)")
     endpoint = params.get("endpoint") or None
+    if endpoint is not None:
+        refuse_userinfo(endpoint, f"{SEAL_ENV}: endpoint")
     if endpoint is not None and not urlsplit(endpoint).scheme.startswith("http"):
         raise StoreError(f"{SEAL_ENV}: endpoint {endpoint[:80]!r} is not an http(s) URL")
     return SealSpec(key_id, region, endpoint)

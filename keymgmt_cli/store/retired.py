@@ -45,7 +45,9 @@ def check_writable(store: Any) -> None:
         verify_now = getattr(store, "verify_now", None)
         if verify_now is not None:
             verify_now()  # StoreError when the marker was forged or edited
-        where = str(marker.get("moved_to") or "another backend")[:300]
+        from .locations import without_userinfo
+
+        where = without_userinfo(str(marker.get("moved_to") or "another backend"))[:300]
         raise Retired(f"this state ({store.location}) is retired: it was moved to {where} on "
                       f"{marker.get('at', '?')}; reads work, changes are refused",
                       hint=f"point KEYMGMT_STORAGE at {where}")
@@ -66,10 +68,6 @@ def url_of(store: Any) -> str:
     """The state's address as KEYMGMT_STORAGE takes it (a DynamoDB location already is one)."""
     return f"file://{store.location}" if store.backend == "file" else str(store.location)
 
-
-def retired_to(store: Any) -> str | None:
-    marker = store.get(RETIRED_DOC)
-    return None if marker is None else str(marker.get("moved_to"))
 
 
 # -- instances and origins -----------------------------------------------------------------------

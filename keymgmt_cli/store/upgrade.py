@@ -106,7 +106,9 @@ def _legacy_markers(store: Any, ids: list[str]) -> list[str]:
 def _what(doc_id: str, doc: dict[str, Any]) -> str:
     """What a marker says, in a few words (no secret is in any marker)."""
     if doc_id == "meta/retired":
-        return f"this state is retired: moved to {str(doc.get('moved_to'))[:200]}"
+        from .locations import without_userinfo
+
+        return f"this state is retired: moved to {without_userinfo(str(doc.get('moved_to')))[:200]}"
     if doc_id == "meta/escrow":
         return f"escrow of {doc.get('shares')} shares, threshold {doc.get('threshold')}, made {doc.get('created')}"
     if doc_id == "meta/origin":
