@@ -200,8 +200,9 @@ def localstack(port: int | None = None) -> Iterator[tuple[str, int]]:
 @contextmanager
 def moto_kms(lean: bool = False) -> Iterator[tuple[str, int]]:
     """(endpoint, pid) of `python -m keymgmt_cli.localkms.server` on a free 127.0.0.1 port
-    (``lean``: bench/_lean_localkms.py, no RSA key pair generated per symmetric CreateKey, 4 spare
-    wrapping key pairs kept ready instead of 1)."""
+    (``lean``: bench/_lean_localkms.py, 4 spare wrapping key pairs kept ready from the start instead
+    of as many as the largest burst seen so far; since round 3 the local KMS itself makes no RSA
+    pair for a symmetric key)."""
     server = [os.path.join(ROOT, "bench", "_lean_localkms.py")] if lean else ["-m", "keymgmt_cli.localkms.server"]
     proc = subprocess.Popen([sys.executable, *server, "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,

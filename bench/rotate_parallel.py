@@ -95,7 +95,7 @@ def main() -> int:
     parser.add_argument("--unpaced", action="store_true", help="interleave runs with pacing off")
     parser.add_argument("--latency-ms", type=float, default=40.0)
     parser.add_argument("--lean-emulator", action="store_true",
-                        help="bench/_lean_localkms.py: no RSA pair generated per symmetric CreateKey")
+                        help="bench/_lean_localkms.py: 4 spare wrapping key pairs ready from the first request")
     args = parser.parse_args()
     floor = KEYS / GPFI_QUOTA
     with h.moto_kms(args.lean_emulator) as (upstream, pid), h.kms_proxy(upstream, args.latency_ms) as proxy, \

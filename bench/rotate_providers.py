@@ -193,7 +193,7 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=40.0)
     parser.add_argument("--emulator", choices=("moto", "localstack"), default="moto")
     parser.add_argument("--lean-emulator", action="store_true",
-                        help="bench/_lean_localkms.py: no RSA pair generated per symmetric CreateKey")
+                        help="bench/_lean_localkms.py: 4 spare wrapping key pairs ready from the first request")
     parser.add_argument("--emulator-per-region", action="store_true",
                         help="one local KMS process per region (real regions do not share a server)")
     args = parser.parse_args()
