@@ -1,22 +1,21 @@
-"""Key material for AWS KMS's import ("bring your own key") and the wrapping it requires.
+"""The wrapping AWS KMS's import ("bring your own key") requires, and which wrapping fits which material.
 
 Pure functions, no I/O and no AWS calls. What AWS accepts is given as data (the tables below)
-so that a bad value fails with the allowed list before any AWS call.
+so that a bad value fails with the allowed list before any AWS call. The material itself (its
+format checks, its generation, its public half) is ``keymaterial.py``.
 
 Specs implemented:
 
 - AWS KMS Developer Guide, "Importing key material": GetParametersForImport's supported
-  wrapping algorithm x key material table, the key material formats (32 raw bytes for
-  SYMMETRIC_DEFAULT; an unencrypted PKCS#8 DER private key, RFC 5208, for RSA and ECC) and the
-  refusal of ECC_NIST_P521 material with an RSA_2048 wrapping key under RSAES_OAEP_SHA_*.
+  wrapping algorithm x key material table, and the refusal of ECC_NIST_P521 material with an
+  RSA_2048 wrapping key under RSAES_OAEP_SHA_*.
 - RSAES-OAEP, RFC 8017 section 7.1, with the hash and the MGF1 hash equal and an empty label.
 - AWS "RSA_AES_KEY_WRAP_SHA_*" (PKCS#11 CKM_RSA_AES_KEY_WRAP): an ephemeral AES-256 key K under
   RSAES-OAEP, followed by the material under AES Key Wrap with Padding, RFC 5649. The RSA part
   comes first and is exactly k bytes long (k = modulus length in bytes).
 
-Every failure raises :class:`TransferError` with a one-line message that never contains key
-material. Just over 400 lines: the allowed-value tables and one small function per spec step,
-kept together so each step can be checked against the spec it cites.
+Every failure raises :class:`TransferError` (``keymaterial.TransferError``) with a one-line
+message that never contains key material.
 """
 
 from __future__ import annotations
@@ -25,18 +24,14 @@ import os
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.keywrap import (
     InvalidUnwrap,
     aes_key_unwrap_with_padding,
     aes_key_wrap_with_padding,
 )
 
-from keymgmt_cli.errors import InvalidRequest
-
-
-class TransferError(InvalidRequest):
-    """Key material or a wrapping parameter that AWS KMS's import would not accept."""
+from keymgmt_cli.keymaterial import EC_CURVES, RSA_BITS, TransferError, der_header, names, require_key_spec
 
 
 WRAPPING_ALGORITHMS: tuple[str, ...] = (
@@ -51,24 +46,14 @@ WRAPPING_ALGORITHMS: tuple[str, ...] = (
 WRAPPING_KEY_SPECS: dict[str, int] = {"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4096": 4096}
 """GetParametersForImport's WrappingKeySpec values (without SM2, China only) -> modulus bits."""
 
-_RSA_BITS: dict[str, int] = {"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4096": 4096}
-_EC_CURVES: dict[str, type[ec.EllipticCurve]] = {
-    "ECC_NIST_P256": ec.SECP256R1,
-    "ECC_NIST_P384": ec.SECP384R1,
-    "ECC_NIST_P521": ec.SECP521R1,
-}
-
-KEY_SPECS: tuple[str, ...] = ("SYMMETRIC_DEFAULT", *_RSA_BITS, *_EC_CURVES)
-"""The KMS KeySpec values whose material we generate and import."""
-
 _OAEP = ("RSAES_OAEP_SHA_256", "RSAES_OAEP_SHA_1")
 _RSA_AES = ("RSA_AES_KEY_WRAP_SHA_256", "RSA_AES_KEY_WRAP_SHA_1")
 
 # AWS-DG table, algorithms in AWS's order of preference.
 _ALLOWED: dict[str, tuple[str, ...]] = {
     "SYMMETRIC_DEFAULT": _OAEP,
-    **{spec: _RSA_AES for spec in _RSA_BITS},
-    **{spec: _RSA_AES + _OAEP for spec in _EC_CURVES},
+    **{spec: _RSA_AES for spec in RSA_BITS},
+    **{spec: _RSA_AES + _OAEP for spec in EC_CURVES},
 }
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
@@ -78,25 +63,14 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "RSA_AES_KEY_WRAP_SHA_1": hashes.SHA1,
 }
 
-_SYMMETRIC_LEN = 32  # AES-256 raw key (16-byte SM4 exists only in China regions)
 _EPHEMERAL_AES_LEN = 32  # RSA_AES_KEY_WRAP uses an AES-256 key
 _MAX_ENCRYPTED_LEN = 6144  # ImportKeyMaterial's EncryptedKeyMaterial blob limit
-
-
-def _names(values) -> str:
-    return ", ".join(values)
-
-
-def _require_key_spec(key_spec: str) -> None:
-    if key_spec not in _ALLOWED:
-        raise TransferError(f"unsupported key spec {key_spec!r} for import; "
-                            f"allowed: {_names(KEY_SPECS)}")
 
 
 def _require_algorithm(algorithm: str) -> None:
     if algorithm not in WRAPPING_ALGORITHMS:
         raise TransferError(f"unknown wrapping algorithm {algorithm!r}; "
-                            f"allowed: {_names(WRAPPING_ALGORITHMS)}")
+                            f"allowed: {names(WRAPPING_ALGORITHMS)}")
 
 
 def _oaep(algorithm: str) -> padding.OAEP:
@@ -122,7 +96,7 @@ def allowed_algorithms(key_spec: str) -> tuple[str, ...]:
     take only RSA_AES_KEY_WRAP_SHA_* (no RSA private key fits in one OAEP block); ECC private keys
     take both, RSA_AES first.
     """
-    _require_key_spec(key_spec)
+    require_key_spec(key_spec)
     return _ALLOWED[key_spec]
 
 
@@ -148,10 +122,10 @@ def check_wrapping(key_spec: str, algorithm: str, wrapping_key_spec: str,
     if algorithm not in allowed:
         known = "unknown" if algorithm not in WRAPPING_ALGORITHMS else "not allowed"
         raise TransferError(f"wrapping algorithm {algorithm!r} is {known} for {key_spec} "
-                            f"key material; allowed: {_names(allowed)}")
+                            f"key material; allowed: {names(allowed)}")
     if wrapping_key_spec not in WRAPPING_KEY_SPECS:
         raise TransferError(f"unknown wrapping key spec {wrapping_key_spec!r}; "
-                            f"allowed: {_names(WRAPPING_KEY_SPECS)}")
+                            f"allowed: {names(WRAPPING_KEY_SPECS)}")
     bits = WRAPPING_KEY_SPECS[wrapping_key_spec]
     if algorithm in _OAEP and key_spec == "ECC_NIST_P521" and wrapping_key_spec == "RSA_2048":
         raise TransferError(f"AWS does not accept ECC_NIST_P521 key material wrapped with "
@@ -174,149 +148,6 @@ def check_wrapping(key_spec: str, algorithm: str, wrapping_key_spec: str,
                             f"over ImportKeyMaterial's limit of {_MAX_ENCRYPTED_LEN}")
 
 
-# --- key material -------------------------------------------------------------------------------
-
-def _der_header(data: bytes, offset: int) -> tuple[int, int, int]:
-    """One DER TLV header at ``offset`` (X.690 section 8.1): (tag, content start, content end)."""
-    if offset + 2 > len(data):
-        raise ValueError("truncated")
-    tag, first = data[offset], data[offset + 1]
-    start = offset + 2
-    if first < 0x80:
-        length = first
-    else:
-        count = first & 0x7F
-        if count == 0 or count > 4 or start + count > len(data):
-            raise ValueError("bad length")
-        length = int.from_bytes(data[start:start + count], "big")
-        start += count
-    end = start + length
-    if end > len(data):
-        raise ValueError("truncated")
-    return tag, start, end
-
-
-def _pkcs8_shape(material: bytes) -> str | None:
-    """None if ``material`` has the outer shape of an unencrypted PKCS#8 PrivateKeyInfo
-    (RFC 5208 section 5: SEQUENCE { INTEGER version, SEQUENCE algorithm, OCTET STRING key, ... }),
-    else a short description of what it looks like instead."""
-    if material.lstrip().startswith(b"-----BEGIN"):
-        return "PEM text"
-    try:
-        tag, start, end = _der_header(material, 0)
-        if tag != 0x30:
-            return "not DER"
-        if end != len(material):
-            return "DER with trailing bytes"
-        first_tag, _, first_end = _der_header(material, start)
-        if first_tag == 0x30:
-            return "an encrypted PKCS#8 key"
-        if first_tag != 0x02:
-            return "not a private key"
-        second_tag, _, _ = _der_header(material, first_end)
-    except ValueError:
-        return "not DER"
-    if second_tag != 0x30:
-        return "a traditional (PKCS#1 or SEC1) key, not PKCS#8"
-    return None
-
-
-def _expected(key_spec: str) -> str:
-    if key_spec in _RSA_BITS:
-        return (f"an unencrypted PKCS#8 DER RSA private key with a {_RSA_BITS[key_spec]}-bit "
-                f"modulus")
-    return f"an unencrypted PKCS#8 DER EC private key on curve {_EC_CURVES[key_spec].name}"
-
-
-def _load_private(key_spec: str, material: bytes, *, validate_rsa: bool = True):
-    """Load asymmetric material after checking it is what AWS accepts for ``key_spec``.
-
-    ``validate_rsa=False`` skips OpenSSL's RSA private-key consistency check (about 0.3 s for
-    RSA-4096), for callers that only read the public half of material checked before."""
-    if not isinstance(material, (bytes, bytearray)):
-        raise TransferError(f"{key_spec} key material must be bytes, "
-                            f"got {type(material).__name__}")
-    expected = _expected(key_spec)
-    shape = _pkcs8_shape(bytes(material))
-    if shape is not None:
-        raise TransferError(f"{key_spec} key material must be {expected}; got {shape}")
-    try:
-        key = serialization.load_der_private_key(
-            bytes(material), password=None, unsafe_skip_rsa_key_validation=not validate_rsa)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise TransferError(f"{key_spec} key material must be {expected}; "
-                            f"got an unparsable or inconsistent private key") from None
-    if key_spec in _RSA_BITS:
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise TransferError(f"{key_spec} key material must be {expected}; "
-                                f"got a {_kind(key)} key")
-        if key.key_size != _RSA_BITS[key_spec]:
-            raise TransferError(f"{key_spec} key material must be {expected}; "
-                                f"got a {key.key_size}-bit modulus")
-    else:
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise TransferError(f"{key_spec} key material must be {expected}; "
-                                f"got a {_kind(key)} key")
-        if key.curve.name != _EC_CURVES[key_spec].name:
-            raise TransferError(f"{key_spec} key material must be {expected}; "
-                                f"got curve {key.curve.name}")
-    return key
-
-
-def _kind(key) -> str:
-    if isinstance(key, rsa.RSAPrivateKey):
-        return "RSA"
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return "EC"
-    return type(key).__name__.lstrip("_").replace("PrivateKey", "") or "non-RSA/EC"
-
-
-def check_material(key_spec: str, material: bytes) -> None:
-    """Refuse material that AWS would not import as ``key_spec`` (AWS-DG "Requirements for
-    imported key material"): SYMMETRIC_DEFAULT takes exactly 32 raw bytes; RSA_* and ECC_NIST_*
-    take only the private key, DER-encoded unencrypted PKCS#8 (RFC 5208), of the right modulus
-    size or curve. PEM, PKCS#1, SEC1 and encrypted PKCS#8 are refused."""
-    _require_key_spec(key_spec)
-    if key_spec == "SYMMETRIC_DEFAULT":
-        if not isinstance(material, (bytes, bytearray)):
-            raise TransferError(f"SYMMETRIC_DEFAULT key material must be {_SYMMETRIC_LEN} raw "
-                                f"bytes, got {type(material).__name__}")
-        if len(material) != _SYMMETRIC_LEN:
-            raise TransferError(f"SYMMETRIC_DEFAULT key material must be exactly "
-                                f"{_SYMMETRIC_LEN} raw bytes (AES-256), got {len(material)}")
-        return
-    _load_private(key_spec, material)
-
-
-def generate_material(key_spec: str) -> bytes:
-    """Fresh key material in the form AWS imports: 32 random bytes for SYMMETRIC_DEFAULT, else an
-    unencrypted PKCS#8 DER private key (RSA with e = 65537, or EC on the named NIST curve)."""
-    _require_key_spec(key_spec)
-    if key_spec == "SYMMETRIC_DEFAULT":
-        return os.urandom(_SYMMETRIC_LEN)
-    if key_spec in _RSA_BITS:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS[key_spec])
-    else:
-        key = ec.generate_private_key(_EC_CURVES[key_spec]())
-    return key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-
-
-def public_key_pem(key_spec: str, material: bytes) -> str | None:
-    """The PEM SubjectPublicKeyInfo (RFC 5280 section 4.1.2.7) of asymmetric material, as KMS's
-    GetPublicKey would return it after import (in DER); None for SYMMETRIC_DEFAULT.
-
-    The format, type, size and curve are checked as in :func:`check_material`; the RSA
-    private-key consistency check is skipped because only the public half is read."""
-    _require_key_spec(key_spec)
-    if key_spec == "SYMMETRIC_DEFAULT":
-        check_material(key_spec, material)
-        return None
-    key = _load_private(key_spec, material, validate_rsa=False)
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
-
-
 # --- wrapping ---------------------------------------------------------------------------------
 
 def _load_wrapping_public_key(der: bytes) -> rsa.RSAPublicKey:
@@ -327,8 +158,8 @@ def _load_wrapping_public_key(der: bytes) -> rsa.RSAPublicKey:
     try:
         # RFC 5280 4.1: SEQUENCE { SEQUENCE algorithm, BIT STRING key }. cryptography would also
         # take a bare PKCS#1 RSAPublicKey (SEQUENCE { INTEGER n, ... }), which AWS never sends.
-        _, start, _ = _der_header(bytes(der), 0)
-        if _der_header(bytes(der), start)[0] != 0x30:
+        _, start, _ = der_header(bytes(der), 0)
+        if der_header(bytes(der), start)[0] != 0x30:
             raise ValueError("not SubjectPublicKeyInfo")
         key = serialization.load_der_public_key(bytes(der))
     except (ValueError, UnsupportedAlgorithm):
@@ -337,7 +168,7 @@ def _load_wrapping_public_key(der: bytes) -> rsa.RSAPublicKey:
         raise TransferError("wrapping public key is not an RSA key")
     if key.key_size not in WRAPPING_KEY_SPECS.values():
         raise TransferError(f"wrapping public key is RSA-{key.key_size}; AWS issues "
-                            f"{_names(WRAPPING_KEY_SPECS)}")
+                            f"{names(WRAPPING_KEY_SPECS)}")
     return key
 
 

@@ -1,4 +1,5 @@
-"""keymgmt_cli.transfer: AWS KMS import wrapping, by round trip and against the openssl CLI.
+"""keymgmt_cli.transfer (AWS KMS import wrapping) and keymgmt_cli.keymaterial (the material it
+wraps), by round trip and against the openssl CLI.
 
 The expected tables below are written out from the AWS KMS Developer Guide (see the reference
 notes, sections 2.2-2.4), not derived from the module, so a wrong table in the module fails here.
@@ -13,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from keymgmt_cli import transfer
+from keymgmt_cli import keymaterial, transfer
 from keymgmt_cli.errors import InvalidRequest
 from keymgmt_cli.transfer import TransferError
 
@@ -68,7 +69,7 @@ def public_ders(wrapping_keys) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def materials() -> dict[str, bytes]:
-    return {spec: transfer.generate_material(spec) for spec in EXPECTED_ALLOWED}
+    return {spec: keymaterial.generate_material(spec) for spec in EXPECTED_ALLOWED}
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +126,7 @@ def test_tables_match_aws():
     assert transfer.WRAPPING_ALGORITHMS == ("RSAES_OAEP_SHA_256", "RSAES_OAEP_SHA_1",
                                             "RSA_AES_KEY_WRAP_SHA_256", "RSA_AES_KEY_WRAP_SHA_1")
     assert transfer.WRAPPING_KEY_SPECS == WRAPPING_SIZES
-    assert set(transfer.KEY_SPECS) == set(EXPECTED_ALLOWED)
+    assert set(keymaterial.KEY_SPECS) == set(EXPECTED_ALLOWED)
     assert issubclass(TransferError, InvalidRequest)
 
 
@@ -150,7 +151,7 @@ def test_default_wrapping(key_spec, expected):
 def test_unknown_key_spec_lists_supported(key_spec):
     for call in (lambda: transfer.allowed_algorithms(key_spec),
                  lambda: transfer.default_wrapping(key_spec),
-                 lambda: transfer.check_material(key_spec, b"\0" * 32)):
+                 lambda: keymaterial.check_material(key_spec, b"\0" * 32)):
         with pytest.raises(TransferError, match="allowed: SYMMETRIC_DEFAULT, RSA_2048") as info:
             call()
         assert "ECC_NIST_P521" in str(info.value)
@@ -235,10 +236,10 @@ def _load(material: bytes):
 @pytest.mark.parametrize("key_spec", list(EXPECTED_ALLOWED))
 def test_generated_material_is_what_aws_imports(materials, key_spec):
     material = materials[key_spec]
-    transfer.check_material(key_spec, material)
+    keymaterial.check_material(key_spec, material)
     if key_spec == "SYMMETRIC_DEFAULT":
         assert len(material) == 32
-        assert transfer.generate_material(key_spec) != material
+        assert keymaterial.generate_material(key_spec) != material
         return
     key = _load(material)
     assert _der(key) == material  # already canonical unencrypted PKCS#8 DER
@@ -305,7 +306,7 @@ BAD_MATERIAL = [
 def test_check_material_refuses(materials, key_spec, build, fragment):
     material = build(materials)
     with pytest.raises(TransferError) as info:
-        transfer.check_material(key_spec, material)
+        keymaterial.check_material(key_spec, material)
     message = str(info.value)
     assert fragment in message
     assert message.startswith(key_spec)
@@ -314,21 +315,21 @@ def test_check_material_refuses(materials, key_spec, build, fragment):
     if key_spec != "SYMMETRIC_DEFAULT" and "inconsistent" not in fragment:
         # also refused when asking for the public key (which skips only the consistency check)
         with pytest.raises(TransferError):
-            transfer.public_key_pem(key_spec, material)
+            keymaterial.public_key_pem(key_spec, material)
 
 
 # --- public_key_pem -----------------------------------------------------------------------------
 
 def test_public_key_pem_none_for_symmetric(materials):
-    assert transfer.public_key_pem("SYMMETRIC_DEFAULT", materials["SYMMETRIC_DEFAULT"]) is None
+    assert keymaterial.public_key_pem("SYMMETRIC_DEFAULT", materials["SYMMETRIC_DEFAULT"]) is None
     with pytest.raises(TransferError):
-        transfer.public_key_pem("SYMMETRIC_DEFAULT", b"short")
+        keymaterial.public_key_pem("SYMMETRIC_DEFAULT", b"short")
 
 
 @needs_openssl
 @pytest.mark.parametrize("key_spec", [s for s in EXPECTED_ALLOWED if s != "SYMMETRIC_DEFAULT"])
 def test_public_key_pem_matches_openssl(materials, key_spec):
-    pem = transfer.public_key_pem(key_spec, materials[key_spec])
+    pem = keymaterial.public_key_pem(key_spec, materials[key_spec])
     assert pem.startswith("-----BEGIN PUBLIC KEY-----\n")
     expected = _openssl("pkey", "-inform", "DER", "-pubout", data=materials[key_spec])
     assert pem == expected.decode("ascii")

@@ -93,7 +93,7 @@ def generate_material(key_type: str) -> tuple[bytes, str | None]:
     kt = KEY_TYPES[key_type]
     if not kt.asymmetric:
         return os.urandom(32), None
-    from keymgmt_cli import transfer  # cryptography only on the paths that create keys
+    from keymgmt_cli import keymaterial  # cryptography only on the paths that create keys
 
-    material = transfer.generate_material(kt.kms_key_spec)
-    return material, transfer.public_key_pem(kt.kms_key_spec, material)
+    material = keymaterial.generate_material(kt.kms_key_spec)
+    return material, keymaterial.public_key_pem(kt.kms_key_spec, material)

@@ -50,7 +50,8 @@ Pinned to ``moto>=5.2,<5.3``.  Every patch says which moto internals it relies o
 The double is split by what each part holds:
 
 * :mod:`.rules`: AWS's allowed values and limits (key specs, curves, wrapping algorithms, quotas),
-  the double's own copy, independent of ``keymgmt_cli/transfer.py`` on purpose (it is the oracle);
+  the double's own copy, independent of ``keymgmt_cli/transfer.py`` and ``keymaterial.py`` on purpose
+  (it is the oracle);
 * :mod:`.errors`: the KMS error codes moto lacks;
 * :mod:`.clock`: the replaceable clock;
 * :mod:`.keystate`: per-key import state and key-state rules;

@@ -2,9 +2,10 @@
 
 Every allowed-value table of the double lives here, once.  They are the double's own copy of AWS
 facts, written from the AWS API reference and the KMS developer guide, and deliberately independent of
-``keymgmt_cli/transfer.py``: the double is the oracle keymgmt's own code is tested against, so it must
-not share keymgmt's beliefs about AWS (a wrong table would then pass its own test).  Where AWS's
-behaviour is unknown or looser in the API model text than in the guide, the stricter reading is taken.
+``keymgmt_cli/transfer.py`` and ``keymaterial.py``: the double is the oracle keymgmt's own code is
+tested against, so it must not share keymgmt's beliefs about AWS (a wrong table would then pass its
+own test).  Where AWS's behaviour is unknown or looser in the API model text than in the guide, the
+stricter reading is taken.
 """
 
 from __future__ import annotations

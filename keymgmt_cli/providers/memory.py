@@ -7,7 +7,7 @@ sections 2.1-2.12), and fails with the error codes AWS uses, worded as ``awskms`
   multi-Region keys; KeySpec/KeyUsage pairs and tag lengths are checked.
 * ``GetParametersForImport`` returns a real RSA wrapping public key and a token bound to that key,
   valid 24 hours; ``ImportKeyMaterial`` unwraps with ``transfer.unwrap_key_material``, checks the
-  material with ``transfer.check_material``, and only ever accepts the material first associated
+  material with ``keymaterial.check_material``, and only ever accepts the material first associated
   with the key (for a multi-Region key: with its primary). ``PendingImport`` → ``Enabled``.
 * ``EnableKey``/``DisableKey`` fail on ``PendingImport`` and ``PendingDeletion``.
 * ``ScheduleKeyDeletion`` → ``PendingDeletion`` (a multi-Region primary with live replicas →
@@ -226,7 +226,7 @@ class MemoryKms:
 
     def import_key_material(self, key_id: str, import_token: bytes, encrypted_key_material: bytes,
                             valid_to: datetime | None = None, import_type: str | None = None) -> str | None:
-        from .. import transfer  # pure crypto; imported when an import actually happens
+        from .. import keymaterial, transfer  # pure crypto; imported when an import actually happens
 
         op = "ImportKeyMaterial"
         with self.world.lock:
@@ -274,8 +274,8 @@ class MemoryKms:
                                   "Verify that you used the matching wrapping public key and "
                                   "algorithm.") from None
             try:
-                transfer.check_material(key.key_spec, material)
-            except (transfer.TransferError, ValueError):
+                keymaterial.check_material(key.key_spec, material)
+            except (keymaterial.TransferError, ValueError):
                 raise self._error(op, "IncorrectKeyMaterialException",
                                   f"The key material is invalid for a {key.key_spec} KMS key.") from None
             when = None if valid_to is None else valid_to if valid_to.tzinfo else valid_to.replace(tzinfo=timezone.utc)

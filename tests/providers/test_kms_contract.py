@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from keymgmt_cli import transfer
+from keymgmt_cli import keymaterial, transfer
 from keymgmt_cli.errors import ProviderError
 from keymgmt_cli.providers.base import ProviderConfig
 from keymgmt_cli.providers.memory import MemoryKms
@@ -83,7 +83,7 @@ _RSA_MATERIAL = {}
 
 def rsa_material() -> bytes:
     if "m" not in _RSA_MATERIAL:
-        _RSA_MATERIAL["m"] = transfer.generate_material("RSA_2048")
+        _RSA_MATERIAL["m"] = keymaterial.generate_material("RSA_2048")
     return _RSA_MATERIAL["m"]
 
 

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
-from keymgmt_cli import transfer
+from keymgmt_cli import keymaterial, transfer
 from keymgmt_cli.errors import ProviderError
 from keymgmt_cli.providers.memory import MemoryKms, MemoryKmsWorld
 
@@ -137,7 +137,7 @@ def test_get_public_key_refused_for_symmetric_and_disabled(kms):
     do_import(kms, symmetric, os.urandom(32))
     assert error(kms.get_public_key, symmetric).code == "UnsupportedOperationException"
     ec_key = new_key(kms, "ECC_NIST_P256", "SIGN_VERIFY")
-    material = transfer.generate_material("ECC_NIST_P256")
+    material = keymaterial.generate_material("ECC_NIST_P256")
     do_import(kms, ec_key, material, "ECC_NIST_P256")
     kms.create_alias("alias/ec", ec_key)
     assert kms.get_public_key("alias/ec") == kms.get_public_key(ec_key)
@@ -175,7 +175,7 @@ def test_reference_oaep_sha256_wrap_is_accepted(kms):
 
 def test_reference_rsa_aes_key_wrap_is_accepted_and_mgf1_sha1_refused(kms):
     key_id = new_key(kms, "RSA_2048", "ENCRYPT_DECRYPT")
-    material = transfer.generate_material("RSA_2048")
+    material = keymaterial.generate_material("RSA_2048")
     params = kms.get_parameters_for_import(key_id, "RSA_AES_KEY_WRAP_SHA_256", "RSA_3072")
     public = serialization.load_der_public_key(params.public_key_der)
     wrong = padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA256(), label=None)
