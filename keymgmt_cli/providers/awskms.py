@@ -1,9 +1,11 @@
-"""AWS KMS as a ``base.KmsProvider``, through the AWS border (``keymgmt_cli/aws``).
+"""AWS KMS as a ``base.KmsProvider``, through the AWS border (``keymgmt_cli/aws``): one method per
+KMS operation, each next to its own tolerance for AWS's quirks, read beside its twin ``memory.py``.
 
 Callers import it lazily (``read``/``list`` never load boto3). Clients, sessions, pacing and the
-reading of botocore failures live in ``keymgmt_cli/aws``; this module words every failure as one
-``ProviderError`` line that names the AWS operation, the region and the AWS error code (see
-``permissions.provider_error``); nothing above it sees botocore.
+reading of botocore failures live in ``keymgmt_cli/aws``; how every request is paced, counted,
+retried and worded is ``awskms_region.py`` (``KmsRegion``, which the provider stands on), the
+wording itself ``awskms_wording.py``: one ``ProviderError`` line that names the AWS operation, the
+region and the AWS error code (see ``permissions.provider_error``); nothing above it sees botocore.
 
 Behaviour (reference sections 1.5, 2, 3 and 4):
 
@@ -15,285 +17,43 @@ Behaviour (reference sections 1.5, 2, 3 and 4):
 * endpoint: ``ProviderConfig.endpoint``, else ``AWS_KMS_ENDPOINT`` (Vault's name), else whatever
   boto3 finds itself (``AWS_ENDPOINT_URL_KMS``, ``AWS_ENDPOINT_URL``, the config file); plain
   http only to a loopback address, certificates always checked (``aws.transport``);
-* retries: botocore's ``standard`` mode with 8 attempts, then our own backoff on throttling;
-  client-side pacing per (endpoint, region, operation) at AWS's default request quotas
-  (``aws.pacing``; off for loopback endpoints, ``pacing=False`` or ``KEYMGMT_AWS_PACING=off``);
-* eventual consistency: ``NotFoundException`` right after ``CreateKey``/``ReplicateKey`` is
-  retried for a few seconds by GetParametersForImport, ImportKeyMaterial and CreateAlias, and a
-  replica still ``Creating`` is waited for by GetParametersForImport/ImportKeyMaterial;
+* retries, pacing, eventual consistency: ``awskms_region.py``; the operations that may follow a
+  fresh ``CreateKey``/``ReplicateKey`` (GetParametersForImport, ImportKeyMaterial, CreateAlias)
+  ask for its retries;
 * the wrapping public key from GetParametersForImport must be RSA of the size asked for, with
-  exponent 65537, or nothing is imported (``check_wrapping_key``);
+  exponent 65537, or nothing is imported (``awskms_wrapping.check_wrapping_key``);
 * keys tagged as ours are found with ``tag:GetResources`` where allowed, else by listing
   (``tagsearch``): ListKeys, then ``list_tags_of_keys`` (ListResourceTags on every key) through
   ``aws.bulkread`` (keymgmt's own signed requests, same endpoint, CA bundle and credentials as
   botocore) unless that cannot match botocore's transport (a proxy...), then botocore, said once.
-
-Over 400 lines on purpose: one class with one method per KMS operation of the provider protocol,
-each next to its own tolerance for AWS's quirks, read beside its twin ``memory.py``.
 """
 
 from __future__ import annotations
 
 import os
-import random
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from ..aws import bulkread, failures, pacing
-from ..aws.codes import THROTTLING_CODES
-from ..aws.failures import BOTO_ERRORS, Failure, failure_of, request_id_of
+from ..aws import failures
 from ..aws.session import (CONNECT_TIMEOUT, DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_MODE, READ_TIMEOUT,
-                           access_key_id, client as make_client, credential_session)
+                           credential_session)
 from ..errors import ProviderError
 from . import tagreading, tagsearch
-from .base import ImportParameters, KeyDescription, ProviderConfig, RequestIds, TagReading
+from .awskms_region import (CREATING_WINDOW, NOT_FOUND_WINDOW, TAGGING, THROTTLE_RETRIES, Family,
+                            KmsRegion)
+from .awskms_wording import credentials_wording, tagging_wording
+from .awskms_wrapping import check_wrapping_key
+from .base import ImportParameters, KeyDescription, ProviderConfig, TagReading
 from .permissions import CREDENTIALS_HINT, provider_error
 
-# Our own retries on throttling after botocore gave up: rounds and backoff (seconds).
-THROTTLE_RETRIES = 3
-THROTTLE_BASE_DELAY = 1.0
-THROTTLE_MAX_DELAY = 16.0
-# NotFoundException right after CreateKey/ReplicateKey (eventual consistency).
-NOT_FOUND_WINDOW = 5.0
-# A replica in state Creating right after ReplicateKey.
-CREATING_WINDOW = 30.0
-# The Resource Groups Tagging API's service name in botocore.
-TAGGING = "resourcegroupstaggingapi"
 
-is_loopback = pacing.is_loopback
-
-
-def _wording(*, tags: bool = False, multi_region: bool = False) -> Callable[[Failure], ProviderError]:
-    """How a failed KMS call reads: ``AWS KMS <Operation> in <region> failed: <Code>: ...``."""
-
-    def word(failure: Failure) -> ProviderError:
-        if failure.kind == failures.RESPONSE:
-            return provider_error(failure.operation, failure.region, failure.code, failure.message,
-                                  http_status=failure.http_status, tags=tags,
-                                  multi_region=multi_region, retry_attempts=failure.retry_attempts)
-        prefix = f"AWS KMS {failure.operation} in {failure.region} failed: {failure.code}: "
-        if failure.kind == failures.NO_CREDENTIALS:
-            return failure.error(prefix + "no AWS credentials found", hint=CREDENTIALS_HINT)
-        if failure.kind == failures.CREDENTIALS:
-            return failure.error(prefix + failure.message, hint=CREDENTIALS_HINT)
-        if failure.kind in (failures.CONNECTION, failures.TLS):
-            # Refused, timed out, closed, proxy: worth retrying later; a bad certificate is not.
-            return failure.error(prefix + failure.message,
-                                 retryable=failure.kind == failures.CONNECTION,
-                                 hint="check the network and the endpoint (credentials=endpoint=...,"
-                                      " AWS_KMS_ENDPOINT or AWS_ENDPOINT_URL_KMS)")
-        return failure.error(prefix + failure.message)
-
-    return word
-
-
-def _credentials_wording(failure: Failure) -> ProviderError:
-    """How a failure to get the provider's credentials reads: a refused STS role call names STS
-    (not a KMS permission); anything else reads as a failed KMS ``connect``."""
-    if failure.service != "sts":
-        return _wording()(failure)
-    return failure.error(f"AWS STS {failure.operation} in {failure.region} failed: {failure.code}: "
-                         f"{failure.message}",
-                         retryable=failure.kind == failures.CONNECTION or failure.code in THROTTLING_CODES,
-                         hint="check the provider's credentials=role_arn=... (the role's trust policy, "
-                              "external_id, the source credentials or the web identity token)")
-
-
-def _tagging_wording(failure: Failure) -> ProviderError:
-    """A refused tag:GetResources (only ever shown inside the note of the fallback)."""
-    return failure.error(f"AWS Resource Groups Tagging API {failure.operation} in "
-                         f"{failure.region} failed: {failure.code}: {failure.message}",
-                         retryable=failure.code in THROTTLING_CODES)
-
-
-def _sts_wording(failure: Failure) -> ProviderError:
-    """A failed GetCallerIdentity (recorded as the reason the identity is unknown, never shown alone)."""
-    return failure.error(f"AWS STS {failure.operation} in {failure.region} failed: {failure.code}: "
-                         f"{failure.message}", retryable=failure.kind == failures.CONNECTION)
-
-
-_SNAKE = {
-    "CreateKey": "create_key", "GetParametersForImport": "get_parameters_for_import",
-    "ImportKeyMaterial": "import_key_material", "DescribeKey": "describe_key",
-    "EnableKey": "enable_key", "DisableKey": "disable_key",
-    "ScheduleKeyDeletion": "schedule_key_deletion", "CreateAlias": "create_alias",
-    "UpdateAlias": "update_alias", "DeleteAlias": "delete_alias", "ListAliases": "list_aliases",
-    "ReplicateKey": "replicate_key", "GetPublicKey": "get_public_key",
-    "ListResourceTags": "list_resource_tags", "DeleteImportedKeyMaterial": "delete_imported_key_material",
-    "CancelKeyDeletion": "cancel_key_deletion", "TagResource": "tag_resource", "ListKeys": "list_keys",
-    "RotateKeyOnDemand": "rotate_key_on_demand",
-}
-
-
-class _Family:
-    """What siblings made by ``in_region`` share: the session (credentials), settings, the call log."""
-
-    def __init__(self, config: ProviderConfig, session: Any, endpoint: str | None, *,
-                 pacing: bool | None, max_attempts: int, retry_mode: str,
-                 connect_timeout: float, read_timeout: float, sleep: Callable[[float], None],
-                 throttle_retries: int, not_found_window: float, creating_window: float,
-                 on_call: Callable[[str, str], None] | None, clock: Callable[[], float]):
-        self.config = config
-        self.clock = clock
-        self.session = session
-        self.endpoint = endpoint
-        self.pacing = pacing
-        self.max_attempts = max_attempts
-        self.retry_mode = retry_mode
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.sleep = sleep
-        self.throttle_retries = throttle_retries
-        self.not_found_window = not_found_window
-        self.creating_window = creating_window
-        self.on_call = on_call
-        self.calls: list[str] = []
-        self.call_log: list[tuple[str, str]] = []
-        self.members: dict[str, AwsKmsProvider] = {}
-        self.tag_search = tagsearch.TagSearch()
-        self.lock = threading.Lock()
-        self.identity: dict[str, str] | None = None  # GetCallerIdentity's answer, asked once
-
-
-class AwsKmsProvider:
-    """One region of AWS KMS. Implements ``base.KmsProvider``.
-
-    ``calls`` lists the AWS operation names called, in order (one entry per request we send,
-    our own retries included; botocore's internal retries are not), shared with every sibling
-    made by ``in_region``; ``call_log`` has (region, operation) pairs. ``on_call(region, op)``,
-    if given to ``connect``, is called before each request."""
+class AwsKmsProvider(KmsRegion):
+    """One region of AWS KMS. Implements ``base.KmsProvider``; ``KmsRegion`` sends its requests."""
 
     #: The source that gave this provider's credentials (botocore's method name), set by connect.
     credential_source: str | None = None
-
-    def __init__(self, family: _Family, region: str):
-        self._family = family
-        self.region = region
-        self._client = make_client(family.session, "kms", region, family.endpoint,
-                                   wording=_wording(), max_attempts=family.max_attempts,
-                                   retry_mode=family.retry_mode,
-                                   connect_timeout=family.connect_timeout,
-                                   read_timeout=family.read_timeout)
-        self._tagging: Any = None
-        self._bulk: Any = None  # aws.bulkread.BulkReader, or why it cannot be used here (str)
-        self.endpoint_url: str = self._client.meta.endpoint_url
-        self.pacing: bool = pacing.pacing_wanted(family.pacing, self.endpoint_url)
-        # AWS's request ids of the requests this thread sent (providers rotate in threads)
-        self._ids = RequestIds()
-
-    # -- plumbing -------------------------------------------------------------------------
-
-    @property
-    def calls(self) -> list[str]:
-        return self._family.calls
-
-    @property
-    def call_log(self) -> list[tuple[str, str]]:
-        return self._family.call_log
-
-    def _pace(self, operation: str, region: str | None = None, n: float = 1.0) -> None:
-        if not self.pacing:
-            return
-        bucket = pacing.bucket(self.endpoint_url, region or self.region, operation)
-        if bucket is not None:
-            wait = bucket.take(n)
-            if wait > 0:
-                self._family.sleep(wait)
-
-    def _record(self, operation: str) -> None:
-        with self._family.lock:
-            self._family.calls.append(operation)
-            self._family.call_log.append((self.region, operation))
-        if self._family.on_call is not None:
-            self._family.on_call(self.region, operation)
-
-    def _call(self, operation: str, *, tags: bool = False, multi_region: bool = False,
-              retry_not_found: bool = False, wait_creating: bool = False, **params: Any) -> dict:
-        """Send one KMS request: pace, count, retry what is worth retrying, translate errors."""
-        method = getattr(self._client, _SNAKE[operation])
-        sleep = self._family.sleep
-        throttled = 0
-        waits = 0
-        clock = self._family.clock
-        started = clock()
-        while True:
-            self._pace(operation)
-            self._record(operation)
-            try:
-                resp = method(**params)
-            except BOTO_ERRORS as exc:
-                failure = failure_of(exc, "kms", operation, self.region)
-            else:
-                self._ids.note(request_id_of(resp))
-                return resp
-            self._ids.note(failure.request_id)
-            if failure.kind == failures.RESPONSE:
-                code, message = failure.code, failure.message.lower()
-                elapsed = clock() - started
-                if code in THROTTLING_CODES and throttled < self._family.throttle_retries:
-                    delay = min(THROTTLE_MAX_DELAY, THROTTLE_BASE_DELAY * 2 ** throttled)
-                    throttled += 1
-                    sleep(delay / 2 + random.uniform(0, delay / 2))
-                    continue
-                window = None
-                if code == "NotFoundException" and retry_not_found:
-                    window = self._family.not_found_window
-                elif (code == "KMSInvalidStateException" and wait_creating
-                      and "creating" in message):
-                    window = self._family.creating_window
-                if window is not None and elapsed < window:
-                    delay = min(2.0, 0.1 * 2 ** waits, window - elapsed)
-                    waits += 1
-                    sleep(max(delay, 0.0))
-                    continue
-            raise _wording(tags=tags, multi_region=multi_region)(failure) from None
-
-    @property
-    def last_request_id(self) -> str:
-        """AWS's id of the last request this thread sent through this provider ("" if none)."""
-        return self._ids.last
-
-    def take_request_ids(self) -> list[str]:
-        """AWS's ids of the requests this thread sent since the last take (oldest first), forgotten."""
-        return self._ids.take()
-
-    def credential_ref(self) -> str:
-        """What identifies this provider's credentials and endpoint: the endpoint and the access key
-        id (resolved from the default chain when the provider names none; with the profile that gave
-        it), or for ``role_arn`` the role itself (its temporary keys change at every AssumeRole). Never recorded as it is:
-        the audit trail keeps a keyed digest of it, to ask for the caller identity again when it changes."""
-        config = self._family.config
-        role = getattr(config, "role_arn", None)
-        if role:  # a role's temporary access key changes at every AssumeRole: the role is the identity
-            return f"{self.endpoint_url}|role|{role}|{getattr(config, 'external_id', '') or ''}"
-        profile = getattr(config, "profile", None) or ""
-        return f"{self.endpoint_url}|{profile}|{access_key_id(self._family.session)}"
-
-    def caller_identity(self) -> dict[str, str]:
-        """STS GetCallerIdentity for this provider's credentials (``Account``, ``Arn``, ``UserId``,
-        ``RequestId``), asked once per provider family. It needs no IAM permission. STS is asked at
-        the provider's endpoint when that is a loopback emulator (which serves every service), else
-        at STS's own regional endpoint. ProviderError (one line) when it fails."""
-        family = self._family
-        with family.lock:
-            if family.identity is not None:
-                return dict(family.identity)
-        endpoint = family.endpoint if is_loopback(family.endpoint) else None
-        sts = make_client(family.session, "sts", self.region, endpoint, wording=_sts_wording,
-                          max_attempts=2, retry_mode=family.retry_mode,
-                          connect_timeout=family.connect_timeout, read_timeout=family.read_timeout)
-        try:
-            resp = failures.call(sts.get_caller_identity, "sts", "GetCallerIdentity", self.region, _sts_wording)
-        finally:
-            sts.close()
-        identity = {"Account": str(resp.get("Account") or ""), "Arn": str(resp.get("Arn") or ""),
-                    "UserId": str(resp.get("UserId") or ""), "RequestId": request_id_of(resp)}
-        with family.lock:
-            family.identity = identity
-        return dict(identity)
 
     # -- KmsProvider ------------------------------------------------------------------------
 
@@ -487,33 +247,6 @@ class AwsKmsProvider:
         ``aws.bulkread`` where it matches botocore's transport, else botocore (``tagreading``)."""
         return tagreading.read(self, key_ids)
 
-    def before_request(self, operation: str) -> None:
-        """Pace and count one request sent outside ``_call`` (``tagreading``'s bulk read)."""
-        self._pace(operation)
-        self._record(operation)
-
-    def word_failure(self, failure: Failure) -> ProviderError:
-        """The one-line ProviderError of a failed KMS request (as ``_call`` words it)."""
-        return _wording()(failure)
-
-    def bulk_reader(self) -> Any:
-        """``aws.bulkread.BulkReader`` for this region's client, or why not (one phrase: a proxy, a
-        mock answering botocore's requests...); decided once per provider."""
-        with self._family.lock:
-            if self._bulk is None:
-                family = self._family
-                try:
-                    credentials = family.session.get_credentials()
-                    found: Any = bulkread.BulkReader.for_client(
-                        self._client, family.session, credentials, max_attempts=family.max_attempts,
-                        throttle_retries=family.throttle_retries,
-                        connect_timeout=family.connect_timeout, read_timeout=family.read_timeout,
-                        sleep=family.sleep, clock=family.clock)
-                except Exception as error:  # botocore's own (a config it cannot read): botocore decides
-                    found = f"the transport settings could not be read ({type(error).__name__})"
-                self._bulk = found
-            return self._bulk
-
     def find_tagged(self, wanted: dict[str, str]) -> list[str]:
         """Key ids in this region whose tags include ``wanted``: ``tag:GetResources`` where it
         is allowed, else ListKeys + concurrent ListResourceTags (``tagsearch``). Which path was
@@ -525,17 +258,6 @@ class AwsKmsProvider:
         """One line saying how keys tagged as ours were found (None before the first search)."""
         return self._family.tag_search.note
 
-    def _tagging_client(self) -> Any:
-        """The Resource Groups Tagging API client of this region (same session and endpoint)."""
-        if self._tagging is None:
-            family = self._family
-            self._tagging = make_client(family.session, TAGGING, self.region, family.endpoint,
-                                        wording=_tagging_wording, max_attempts=2,
-                                        retry_mode=family.retry_mode,
-                                        connect_timeout=family.connect_timeout,
-                                        read_timeout=family.read_timeout)
-        return self._tagging
-
     def _get_resources(self, wanted: dict[str, str]) -> list[str]:
         tagging = self._tagging_client()
         params: dict[str, Any] = {"TagFilters": tagsearch.tag_filters(wanted),
@@ -544,7 +266,7 @@ class AwsKmsProvider:
         while True:
             self._record("GetResources")
             resp = failures.call(tagging.get_resources, TAGGING, "GetResources",
-                                 self.region, _tagging_wording, **params)
+                                 self.region, tagging_wording, **params)
             for entry in resp.get("ResourceTagMappingList", []):
                 arn = entry.get("ResourceARN", "")
                 tags = {t.get("Key"): t.get("Value", "") for t in entry.get("Tags", [])}
@@ -566,12 +288,6 @@ class AwsKmsProvider:
             with family.lock:
                 sibling = family.members.setdefault(region, sibling)
         return sibling
-
-    def close(self) -> None:
-        for member in list(self._family.members.values()):
-            member._client.close()
-            if member._tagging is not None:
-                member._tagging.close()
 
     def __repr__(self) -> str:
         return f"AwsKmsProvider(region={self.region!r}, endpoint={getattr(self, 'endpoint_url', None)!r})"
@@ -595,39 +311,6 @@ def _description(md: dict) -> KeyDescription:
         description=md.get("Description") or "",
         current_key_material_id=md.get("CurrentKeyMaterialId") or "",
     )
-
-
-def check_wrapping_key(public_key_der: bytes, wrapping_key_spec: str, region: str) -> None:
-    """The wrapping public key from GetParametersForImport must be an RSA key of the size
-    ``wrapping_key_spec`` asks for, with exponent 65537: anything else may be a key planted by
-    someone on the path, and the material wrapped under it would be theirs. ProviderError
-    (one line, before any import) otherwise."""
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.hazmat.primitives.serialization import load_der_public_key
-
-    from ..transfer import WRAPPING_KEY_SPECS
-
-    def refuse(why: str) -> ProviderError:
-        return ProviderError(
-            f"AWS KMS GetParametersForImport in {region} returned a wrapping key that is not the "
-            f"one asked for ({why}); nothing was imported",
-            code="UnexpectedWrappingKey", service="kms", operation="GetParametersForImport",
-            region=region, hint="check the endpoint: something between keymgmt and AWS KMS may "
-                                "be replacing the wrapping key")
-
-    bits = WRAPPING_KEY_SPECS.get(wrapping_key_spec)
-    if bits is None:
-        raise refuse(f"unknown wrapping key spec {wrapping_key_spec!r}")
-    try:
-        key = load_der_public_key(public_key_der)
-    except (ValueError, TypeError):
-        raise refuse("not a DER public key") from None
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise refuse(f"{type(key).__name__.lstrip('_')}, expected RSA")
-    if key.key_size != bits:
-        raise refuse(f"RSA-{key.key_size}, expected {wrapping_key_spec}")
-    if key.public_numbers().e != 65537:
-        raise refuse("its public exponent is not 65537")
 
 
 def connect(config: ProviderConfig, *, pacing: bool | None = None,
@@ -662,8 +345,8 @@ def connect(config: ProviderConfig, *, pacing: bool | None = None,
         session_token=config.session_token, profile=config.profile, role_arn=config.role_arn,
         external_id=config.external_id, session_name=config.session_name,
         duration=config.duration, web_identity_token_file=config.web_identity_token_file,
-        wording=_credentials_wording)
-    family = _Family(config, session, endpoint, pacing=pacing, max_attempts=max_attempts,
+        wording=credentials_wording)
+    family = Family(config, session, endpoint, pacing=pacing, max_attempts=max_attempts,
                      retry_mode=retry_mode, connect_timeout=connect_timeout,
                      read_timeout=read_timeout, sleep=sleep, throttle_retries=throttle_retries,
                      not_found_window=not_found_window, creating_window=creating_window,

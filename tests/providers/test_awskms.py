@@ -15,9 +15,10 @@ import pytest
 from botocore.stub import Stubber
 
 from keymgmt_cli.errors import ProviderError
-from keymgmt_cli.providers import awskms
+from keymgmt_cli.providers import awskms, awskms_region
 from keymgmt_cli.aws.pacing import TokenBucket
-from keymgmt_cli.providers.awskms import connect, is_loopback
+from keymgmt_cli.providers.awskms import connect
+from keymgmt_cli.providers.awskms_region import is_loopback
 from keymgmt_cli.providers.base import ProviderConfig
 from support.fakeaws import fake_aws
 
@@ -272,7 +273,7 @@ def test_access_denied_names_operation_region_code_and_permission():
 ])
 def test_access_denied_for_every_operation(method, args, operation, permission):
     provider, stub, _ = stubbed()
-    stub.add_client_error(awskms._SNAKE[operation], service_error_code="AccessDeniedException",
+    stub.add_client_error(awskms_region._SNAKE[operation], service_error_code="AccessDeniedException",
                           service_message="not authorized", http_status_code=400)
     with stub, pytest.raises(ProviderError) as info:
         getattr(provider, method)(*args)

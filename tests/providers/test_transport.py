@@ -200,7 +200,7 @@ def test_the_engine_imports_nothing_under_a_swapped_key_and_the_honest_key_works
 
 
 def test_check_wrapping_key_accepts_the_size_asked_for():
-    from keymgmt_cli.providers.awskms import check_wrapping_key
+    from keymgmt_cli.providers.awskms_wrapping import check_wrapping_key
 
     check_wrapping_key(public_der("rsa-2048"), "RSA_2048", REGION)
     for spec in ("RSA_3072", "RSA_4096", "SM2"):
