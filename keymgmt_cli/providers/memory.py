@@ -4,7 +4,7 @@ It implements ``base.KmsProvider`` with the AWS semantics the engine relies on (
 sections 2.1-2.12), and fails with the error codes AWS uses, worded as ``awskms`` words them:
 
 * ``CreateKey(Origin=EXTERNAL)`` gives a key in ``PendingImport`` (disabled); ``mrk-`` key IDs for
-  multi-Region keys; KeySpec/KeyUsage pairs and tag lengths are checked.
+  multi-Region keys.
 * ``GetParametersForImport`` returns a real RSA wrapping public key and a token bound to that key,
   valid 24 hours; ``ImportKeyMaterial`` unwraps with ``transfer.unwrap_key_material``, checks the
   material with ``keymaterial.check_material``, and only ever accepts the material first associated
@@ -30,9 +30,12 @@ custom key stores, automatic rotation. Protocol-level tolerance is the same as `
 ``describe_key`` gives None for a missing key, ``schedule_key_deletion`` ignores keys already
 pending deletion or gone, ``delete_alias`` ignores missing aliases.
 
-The world (keys, aliases, tokens, clock, faults) and AWS's tables are in ``memory_world.py``.
-This module stays near 500 lines on purpose: it is one class implementing the whole provider
-protocol, method for method beside ``awskms.py``, so a reader compares the two side by side.
+One class, one method per operation of the provider protocol, method for method beside
+``awskms.py``, so a reader compares the two side by side; each method looks the key up, checks,
+and changes the world. What it stands on is apart, as awskms's is: the request's plumbing and the
+key lookup (``memory_region.py``), the checks AWS makes before it acts, each with AWS's error
+(``memory_rules.py``), the world (keys, aliases, tokens, clock, faults) and AWS's tables
+(``memory_world.py``), what an import does to a key's material (``memory_materials.py``).
 """
 
 from __future__ import annotations
@@ -45,113 +48,17 @@ from datetime import datetime, timedelta, timezone
 from cryptography.hazmat.primitives import serialization
 
 from ..errors import ProviderError
-from .base import NOT_READABLE_CODES, ImportParameters, KeyDescription, RequestIds, TagReading, sample_ids
-from . import memory_materials as materials, tagsearch
-from .permissions import provider_error
-from .memory_world import (  # the world the twin acts on, and AWS's tables
-    ACCOUNT_ID, IMPORTABLE, KEY_USAGES, MAX_VALID_TO, MemoryKmsWorld, TOKEN_LIFETIME, WRAPPING_ALGORITHMS, WRAPPING_KEY_BITS, _ALIAS_RE, _Key, _OAEP, _PENDING_DELETION, _Token, _key_kind, _wrap_algorithms, _wrapping_key)
+from . import memory_materials as materials, memory_rules as rules, tagsearch
+from .base import NOT_READABLE_CODES, ImportParameters, KeyDescription, TagReading, sample_ids
+from .memory_region import MemoryRegion
+from .memory_world import (  # the world the twin acts on (MemoryKmsWorld: the twin's other public name)
+    ACCOUNT_ID, MemoryKmsWorld, TOKEN_LIFETIME, _Key, _PENDING_DELETION, _Token, _key_kind, _wrapping_key)
 
-class MemoryKms:
-    """One region of a ``MemoryKmsWorld``. ``calls`` is the world's shared call log."""
+__all__ = ["MemoryKms", "MemoryKmsWorld"]
 
-    def __init__(self, region: str, world: MemoryKmsWorld | None = None):
-        self.region = region
-        self.world = world if world is not None else MemoryKmsWorld()
-        self.world.region(region)
-        self._ids = RequestIds()
 
-    # -- plumbing -----------------------------------------------------------------------------
-
-    @property
-    def calls(self) -> list[str]:
-        return self.world.calls
-
-    @property
-    def call_log(self) -> list[tuple[str, str]]:
-        return self.world.call_log
-
-    def fail_next(self, operation: str, error_code: str = "KMSInternalException",
-                  count: int = 1, *, message: str | None = None) -> None:
-        """The next ``count`` calls of ``operation`` in this region fail with ``error_code``."""
-        self.world.fail_next(operation, error_code, count, region=self.region, message=message)
-
-    def _begin(self, operation: str, *, tags: bool = False, multi_region: bool = False) -> None:
-        self.world.calls.append(operation)
-        self.world.call_log.append((self.region, operation))
-        self.world._sweep()
-        self._note_request_id()
-        fault = self.world._take_fault(self.region, operation)
-        if fault is not None:
-            code, message = fault
-            raise provider_error(operation, self.region, code, message or "injected fault",
-                                 tags=tags, multi_region=multi_region)
-
-    def _note_request_id(self) -> str:
-        """A fresh request id per request, as AWS answers every one (kept per thread, as awskms)."""
-        request_id = str(uuid.uuid4())
-        self._ids.note(request_id)
-        return request_id
-
-    @property
-    def last_request_id(self) -> str:
-        return self._ids.last
-
-    def take_request_ids(self) -> list[str]:
-        return self._ids.take()
-
-    def credential_ref(self) -> str:
-        return f"memory|{self.world.access_key}"
-
-    def caller_identity(self) -> dict[str, str]:
-        """The world's caller (GetCallerIdentity), counted in ``world.identity_calls``; ``fail_next(
-        "GetCallerIdentity")`` makes it fail as STS would."""
-        with self.world.lock:
-            self.world.identity_calls += 1
-            fault = self.world._take_fault(self.region, "GetCallerIdentity")
-        if fault is not None:
-            code, message = fault
-            raise ProviderError(f"AWS STS GetCallerIdentity in {self.region} failed: {code}: "
-                                f"{message or 'injected fault'}", code=code, service="sts",
-                                operation="GetCallerIdentity", region=self.region)
-        arn = self.world.caller_arn
-        return {"Account": arn.split(":")[4], "Arn": arn, "UserId": "AIDAMEMORYTWIN",
-                "RequestId": self._note_request_id()}
-
-    def _error(self, operation: str, code: str, message: str) -> ProviderError:
-        return provider_error(operation, self.region, code, message)
-
-    def _key(self, operation: str, key_id: str, *, allow_alias: bool = False) -> _Key:
-        reg = self.world.region(self.region)
-        ident = key_id or ""
-        if ident.startswith("arn:"):
-            parts = ident.split(":")
-            if len(parts) >= 6 and parts[2] == "kms" and parts[3] == self.region:
-                ident = parts[5]
-                if ident.startswith("alias/") and allow_alias:
-                    ident = reg.aliases.get(ident, "")
-                elif ident.startswith("key/"):
-                    ident = ident[4:]
-                else:
-                    ident = ""
-            else:
-                raise self._error(operation, "NotFoundException",
-                                  f"Invalid arn {key_id} for region {self.region}")
-        elif ident.startswith("alias/"):
-            ident = reg.aliases.get(ident, "") if allow_alias else ""
-            if not ident:
-                raise self._error(operation, "NotFoundException", f"Alias {key_id} is not found.")
-        key = reg.keys.get(ident)
-        if key is None:
-            arn = f"arn:aws:kms:{self.region}:{ACCOUNT_ID}:key/{ident or key_id}"
-            raise self._error(operation, "NotFoundException", f"Key '{arn}' does not exist")
-        return key
-
-    def _not_pending_deletion(self, operation: str, key: _Key) -> None:
-        if key.state == "PendingDeletion":
-            raise self._error(operation, "KMSInvalidStateException", f"{key.arn} is pending deletion.")
-        if key.state == "PendingReplicaDeletion":
-            raise self._error(operation, "KMSInvalidStateException",
-                              f"{key.arn} is pending replica deletion.")
+class MemoryKms(MemoryRegion):
+    """One region of a ``MemoryKmsWorld``, one method per KMS operation (``base.KmsProvider``)."""
 
     # -- KmsProvider --------------------------------------------------------------------------
 
@@ -160,22 +67,7 @@ class MemoryKms:
         op = "CreateKey"
         with self.world.lock:
             self._begin(op, tags=bool(tags), multi_region=multi_region)
-            if key_spec not in KEY_USAGES:
-                raise self._error(op, "ValidationException",
-                                  f"1 validation error detected: Value '{key_spec}' at 'keySpec' "
-                                  f"failed to satisfy constraint: Member must satisfy enum value set: "
-                                  f"[{', '.join(KEY_USAGES)}]")
-            if key_usage not in KEY_USAGES[key_spec]:
-                raise self._error(op, "ValidationException",
-                                  f"KeyUsage {key_usage} is not compatible with KeySpec {key_spec}")
-            if key_usage not in IMPORTABLE.get(key_spec, ()):
-                raise self._error(op, "UnsupportedOperationException",
-                                  f"Importing key material for KeySpec {key_spec} with KeyUsage "
-                                  f"{key_usage} is not supported")
-            if len(description or "") > 8192:
-                raise self._error(op, "ValidationException",
-                                  "Description must have length less than or equal to 8192")
-            _check_tags(self, op, tags)
+            rules.check_create(key_spec, key_usage, description, tags, self._fail(op))
             key_id = f"mrk-{uuid.uuid4().hex}" if multi_region else str(uuid.uuid4())
             key = _Key(key_id=key_id, region=self.region, key_spec=key_spec, key_usage=key_usage,
                        description=description or "", multi_region=bool(multi_region),
@@ -190,31 +82,13 @@ class MemoryKms:
         op = "GetParametersForImport"
         with self.world.lock:
             self._begin(op)
-            if wrapping_algorithm not in WRAPPING_ALGORITHMS:
-                raise self._error(op, "ValidationException",
-                                  f"1 validation error detected: Value '{wrapping_algorithm}' at "
-                                  f"'wrappingAlgorithm' failed to satisfy constraint: Member must "
-                                  f"satisfy enum value set: [{', '.join(WRAPPING_ALGORITHMS)}]")
-            if wrapping_key_spec not in WRAPPING_KEY_BITS:
-                raise self._error(op, "ValidationException",
-                                  f"1 validation error detected: Value '{wrapping_key_spec}' at "
-                                  f"'wrappingKeySpec' failed to satisfy constraint: Member must "
-                                  f"satisfy enum value set: [{', '.join(WRAPPING_KEY_BITS)}]")
+            rules.check_wrapping_request(wrapping_algorithm, wrapping_key_spec, self._fail(op))
             key = self._key(op, key_id)
             if key.origin != "EXTERNAL":
                 raise self._error(op, "UnsupportedOperationException",
                                   f"{key.arn} origin is {key.origin} which is not valid for this operation.")
             self._not_pending_deletion(op, key)
-            if wrapping_algorithm not in _wrap_algorithms(key.key_spec):
-                raise self._error(op, "ValidationException",
-                                  f"{wrapping_algorithm} is not supported for {key.key_spec} key "
-                                  f"material; use one of {', '.join(_wrap_algorithms(key.key_spec))}")
-            if (key.key_spec == "ECC_NIST_P521" and wrapping_key_spec == "RSA_2048"
-                    and wrapping_algorithm in _OAEP):
-                raise self._error(op, "ValidationException",
-                                  "ECC_NIST_P521 key material cannot be wrapped with an RSA_2048 "
-                                  f"wrapping key and {wrapping_algorithm}. Use a larger wrapping key "
-                                  "or an RSA_AES_KEY_WRAP_SHA_* wrapping algorithm.")
+            rules.check_wrapping_fits(key, wrapping_algorithm, wrapping_key_spec, self._fail(op))
             private = _wrapping_key(wrapping_key_spec)
             public_der = private.public_key().public_bytes(
                 serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -226,8 +100,6 @@ class MemoryKms:
 
     def import_key_material(self, key_id: str, import_token: bytes, encrypted_key_material: bytes,
                             valid_to: datetime | None = None, import_type: str | None = None) -> str | None:
-        from .. import keymaterial, transfer  # pure crypto; imported when an import actually happens
-
         op = "ImportKeyMaterial"
         with self.world.lock:
             self._begin(op)
@@ -235,13 +107,7 @@ class MemoryKms:
             if not encrypted_key_material or len(encrypted_key_material) > 6144:
                 raise self._error(op, "ValidationException",
                                   "EncryptedKeyMaterial must have length between 1 and 6144")
-            if valid_to is not None:
-                when = valid_to if valid_to.tzinfo else valid_to.replace(tzinfo=timezone.utc)
-                if when <= now:
-                    raise self._error(op, "ValidationException", "ValidTo must be in the future.")
-                if when > now + MAX_VALID_TO:
-                    raise self._error(op, "ValidationException",
-                                      "ValidTo cannot be more than 365 days from the request date.")
+            rules.check_valid_to(valid_to, now, self._fail(op))
             key = self._key(op, key_id)
             if key.origin != "EXTERNAL":
                 raise self._error(op, "UnsupportedOperationException",
@@ -251,55 +117,19 @@ class MemoryKms:
             if import_type is not None and (not symmetric or import_type not in materials.IMPORT_TYPES):
                 raise self._error(op, "ValidationException", "ImportType is only supported for symmetric "
                                   f"encryption keys, as one of {', '.join(materials.IMPORT_TYPES)}")
-            # From here on the token is spent, whatever happens (as in localkms.moto_import):
-            # every import, including a failed one, needs a fresh GetParametersForImport.
-            token = self.world.tokens.get(bytes(import_token or b""))
-            if token is None:
-                raise self._error(op, "InvalidImportTokenException",
-                                  "The import token is invalid or was not issued in this Region.")
-            if token.used:
-                raise self._error(op, "InvalidImportTokenException", "The import token has already been used.")
-            token.used = True
-            if token.expires <= now:
-                raise self._error(op, "ExpiredImportTokenException", "The import token has expired.")
-            if token.key_arn != key.arn:
-                raise self._error(op, "InvalidImportTokenException",
-                                  "The import token is associated with a different KMS key.")
-            try:
-                material = transfer.unwrap_key_material(
-                    bytes(encrypted_key_material), _wrapping_key(token.wrapping_key_spec), token.algorithm)
-            except (transfer.TransferError, ValueError):  # a ciphertext KMS cannot decrypt
-                raise self._error(op, "InvalidCiphertextException",
-                                  "KMS could not decrypt the encrypted (wrapped) key material. "
-                                  "Verify that you used the matching wrapping public key and "
-                                  "algorithm.") from None
-            try:
-                keymaterial.check_material(key.key_spec, material)
-            except (keymaterial.TransferError, ValueError):
-                raise self._error(op, "IncorrectKeyMaterialException",
-                                  f"The key material is invalid for a {key.key_spec} KMS key.") from None
+            token = rules.spend_token(self.world, key, import_token, now, self._fail(op))  # spent from here on
+            material = rules.unwrapped_material(key, token, encrypted_key_material, self._fail(op))
             when = None if valid_to is None else valid_to if valid_to.tzinfo else valid_to.replace(tzinfo=timezone.utc)
             if symmetric:
-                return materials.import_symmetric(self.world, key, material, import_type, when,
-                                                  lambda code, text: self._error(op, code, text))
-            associated = self._associated(key)
-            if associated is not None and associated != material:
-                raise self._error(op, "IncorrectKeyMaterialException",
-                                  "The key material in the request is not the same key material "
-                                  "that was previously imported into this KMS key.")
-            key.associated = material
-            key.material = material
-            key.expiration_model = "KEY_MATERIAL_DOES_NOT_EXPIRE" if when is None else "KEY_MATERIAL_EXPIRES"
-            key.valid_to = when
-            if key.state == "PendingImport":
-                key.state = "Enabled"
+                return materials.import_symmetric(self.world, key, material, import_type, when, self._fail(op))
+            materials.import_asymmetric(self.world, key, material, when, self._fail(op))
             return None
 
     def rotate_key_on_demand(self, key_id: str) -> None:
         op = "RotateKeyOnDemand"
         with self.world.lock:
             self._begin(op)
-            materials.rotate(self.world, self._key(op, key_id), lambda code, text: self._error(op, code, text))
+            materials.rotate(self.world, self._key(op, key_id), self._fail(op))
 
     def delete_imported_key_material(self, key_id: str, key_material_id: str | None = None) -> None:
         """As AWS: the material is gone at once, the key goes PendingImport (ARN and aliases stay);
@@ -327,15 +157,6 @@ class MemoryKms:
             key.material = None
             key.valid_to = None
             key.state = "PendingImport"
-
-    def _associated(self, key: _Key) -> bytes | None:
-        if key.associated is not None:
-            return key.associated
-        if key.mr_type == "REPLICA" and key.primary_region:
-            primary = self.world.find(key.primary_region, key.key_id)
-            if primary is not None:
-                return primary.associated
-        return None
 
     def describe_key(self, key_id: str) -> KeyDescription | None:
         op = "DescribeKey"
@@ -399,23 +220,11 @@ class MemoryKms:
                 key.deletion_date = self.world.now() + timedelta(days=int(pending_window_days))
             return key.deletion_date  # as AWS's DeletionDate (None for a primary awaiting replicas)
 
-    def _check_alias_name(self, op: str, alias_name: str) -> None:
-        if not alias_name.startswith("alias/"):
-            raise self._error(op, "ValidationException", "Invalid identifier")
-        if alias_name.startswith("alias/aws/"):
-            raise self._error(op, "NotAuthorizedException",
-                              "The alias name cannot begin with alias/aws/ (reserved for AWS managed keys)")
-        if len(alias_name) > 256 or not _ALIAS_RE.match(alias_name):
-            raise self._error(op, "ValidationException",
-                              f"1 validation error detected: Value '{alias_name}' at 'aliasName' "
-                              f"failed to satisfy constraint: Member must satisfy regular expression "
-                              f"pattern: ^[a-zA-Z0-9:/_-]+$ and length 1-256")
-
     def create_alias(self, alias_name: str, key_id: str) -> None:
         op = "CreateAlias"
         with self.world.lock:
             self._begin(op)
-            self._check_alias_name(op, alias_name)
+            rules.check_alias_name(alias_name, self._fail(op))
             reg = self.world.region(self.region)
             if alias_name in reg.aliases:
                 raise self._error(op, "AlreadyExistsException",
@@ -429,7 +238,7 @@ class MemoryKms:
         op = "UpdateAlias"
         with self.world.lock:
             self._begin(op)
-            self._check_alias_name(op, alias_name)
+            rules.check_alias_name(alias_name, self._fail(op))
             reg = self.world.region(self.region)
             if alias_name not in reg.aliases:
                 raise self._error(op, "NotFoundException",
@@ -449,7 +258,7 @@ class MemoryKms:
         with self.world.lock:
             try:
                 self._begin(op)
-                self._check_alias_name(op, alias_name)
+                rules.check_alias_name(alias_name, self._fail(op))
             except ProviderError as err:
                 if err.code == "NotFoundException":
                     return
@@ -484,7 +293,7 @@ class MemoryKms:
             self._not_pending_deletion(op, key)
             if key.state == "PendingImport":
                 raise self._error(op, "KMSInvalidStateException", f"{key.arn} is pending import.")
-            _check_tags(self, op, tags)
+            rules.check_tags(tags, self._fail(op))
             target = self.world.region(replica_region)
             if key.key_id in target.keys:
                 # AWS: AlreadyExistsException. awskms returns the (same) key ID: do the same.
@@ -526,7 +335,7 @@ class MemoryKms:
             self._begin(op, tags=True)
             key = self._key(op, key_id)
             self._not_pending_deletion(op, key)
-            _check_tags(self, op, tags)
+            rules.check_tags(tags, self._fail(op))
             key.tags.update(tags)
 
     def list_keys(self) -> list[str]:
@@ -583,11 +392,3 @@ class MemoryKms:
     def __repr__(self) -> str:
         return f"MemoryKms(region={self.region!r})"
 
-
-def _check_tags(kms: MemoryKms, op: str, tags: dict[str, str] | None) -> None:
-    for k, v in (tags or {}).items():
-        if not 1 <= len(str(k)) <= 128 or len(str(v)) > 256:
-            raise kms._error(op, "TagException",
-                             "Tag keys must be 1-128 characters and tag values at most 256 characters")
-        if str(k).startswith("aws:"):
-            raise kms._error(op, "TagException", "Tag keys cannot begin with aws:")

@@ -1,7 +1,10 @@
-"""The in-memory twin's model of a symmetric key's several materials (reference 2.5, 2.10): what
-``ImportType``, ``RotateKeyOnDemand`` and ``DeleteImportedKeyMaterial(KeyMaterialId)`` act on.
+"""The in-memory twin's model of a key's material (reference 2.5, 2.10): what ``ImportKeyMaterial``
+does with material that unwrapped and checked, and what ``ImportType``, ``RotateKeyOnDemand`` and
+``DeleteImportedKeyMaterial(KeyMaterialId)`` act on.
 
-The association (which materials belong to the key, which one is CURRENT) lives on the primary (or
+An asymmetric key (``import_asymmetric``) only ever accepts the material first associated with it
+(for a multi-Region key: with its primary). A symmetric key holds several materials: the
+association (which materials belong to the key, which one is CURRENT) lives on the primary (or
 single-Region) key as ``_Key.materials``: id → {"secret", "state"}. Every regional key records what
 is imported there as ``_Key.imported``: id → its ValidTo. A key is usable when every permanently
 associated material (CURRENT or NON_CURRENT) is imported there; new material waits as
@@ -36,6 +39,33 @@ def family(world: MemoryKmsWorld, key: _Key) -> dict[str, dict[str, Any]]:
 
 def current_id(world: MemoryKmsWorld, key: _Key) -> str:
     return next((mid for mid, m in family(world, key).items() if m["state"] == "CURRENT"), "")
+
+
+def associated(world: MemoryKmsWorld, key: _Key) -> bytes | None:
+    """The material forever bound to an asymmetric key: its own, or for a replica its primary's."""
+    if key.associated is not None:
+        return key.associated
+    if key.mr_type == "REPLICA" and key.primary_region:
+        primary = world.find(key.primary_region, key.key_id)
+        if primary is not None:
+            return primary.associated
+    return None
+
+
+def import_asymmetric(world: MemoryKmsWorld, key: _Key, material: bytes, when: datetime | None,
+                      fail: Fail) -> None:
+    """ImportKeyMaterial of asymmetric material that unwrapped and checked: ``PendingImport`` → ``Enabled``."""
+    bound = associated(world, key)
+    if bound is not None and bound != material:
+        raise fail("IncorrectKeyMaterialException",
+                   "The key material in the request is not the same key material "
+                   "that was previously imported into this KMS key.")
+    key.associated = material
+    key.material = material
+    key.expiration_model = "KEY_MATERIAL_DOES_NOT_EXPIRE" if when is None else "KEY_MATERIAL_EXPIRES"
+    key.valid_to = when
+    if key.state == "PendingImport":
+        key.state = "Enabled"
 
 
 def import_symmetric(world: MemoryKmsWorld, key: _Key, material: bytes, import_type: str | None,
