@@ -15,7 +15,7 @@
   the tag search's ListResourceTags on every key, where botocore's ~1.5 ms of CPU per request
   bounded ``verify`` at 10,000 keys. It says why not where it cannot match botocore's transport.
 
-Users (``providers/awskms*.py``, ``store/dynamostore.py``, ``store/kmsseal.py``) import the
-modules that need boto3 lazily, so ``read``/``list`` never load it. Importing this package itself
-imports nothing.
+Users (``providers/awskms*.py``, ``store/dynamostore.py``, ``store/awsclient.py``,
+``store/kmsseal.py``) import the modules that need boto3 lazily, so ``read``/``list`` never load
+it. Importing this package itself imports nothing.
 """

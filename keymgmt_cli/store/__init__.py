@@ -195,7 +195,8 @@ def open_store_url(url: str, environ: Mapping[str, str]) -> Any:
     endpoint = params.get("endpoint") or None
     if endpoint is not None:
         refuse_userinfo(endpoint, f"storage dynamodb://{table}: endpoint")
-    from .dynamostore import DynamoStore, lease_seconds_from
+    from .dynamoleases import lease_seconds_from
+    from .dynamostore import DynamoStore
 
     return DynamoStore(table, region, endpoint, home=state_home(environ),
                        lease_seconds=lease_seconds_from(environ))

@@ -17,7 +17,8 @@ A DynamoDB state may instead be sealed with ``KEYMGMT_MASTER_KEY`` (the same bas
 every runner, from the CI's secret store): the record then holds only its KCV. The OS keyring
 and the key file cannot be shared by a team, so they are refused for DynamoDB.
 
-Its KMS client comes from the AWS border (``keymgmt_cli/aws``), as does ``dynamostore``'s.
+Its KMS client comes from the AWS border (``keymgmt_cli/aws``) through ``awsclient``, as does
+``dynamostore``'s.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class KmsSeal:
     @property
     def client(self) -> Any:
         if self._client is None:
-            from .dynamostore import make_client
+            from .awsclient import make_client
 
             self._client = make_client("kms", self.spec.region, self.spec.endpoint)
         return self._client
@@ -261,7 +262,7 @@ def init_shared_seal(store: Any, environ: Mapping[str, str], seal_url: str | Non
 
 def _init_locked(store: Any, environ: Mapping[str, str], seal_url: str | None,
                  kms_client: Any) -> str:
-    from .dynamostore import SharedStateError  # the conditional put's conflict
+    from .dynamoleases import SharedStateError  # the conditional put's conflict
 
     existing = read_record(store)
     if existing is None and store.get("state") is not None:

@@ -52,7 +52,7 @@ class SerialClient:
 
 def serial_dynamodb_client():
     """A :class:`SerialClient` on the in-process moto (call inside ``moto.mock_aws()``)."""
-    from keymgmt_cli.store.dynamostore import make_client
+    from keymgmt_cli.store.awsclient import make_client
 
     return SerialClient(make_client("dynamodb", REGION, None))
 

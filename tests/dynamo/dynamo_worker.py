@@ -59,7 +59,7 @@ def probe(count: int) -> dict:
 
 def nolock(count: int) -> dict:
     from keymgmt_cli.store import open_store
-    from keymgmt_cli.store.dynamostore import ConcurrentUpdate
+    from keymgmt_cli.store.dynamoleases import ConcurrentUpdate
 
     store = open_store(os.environ).inner  # DynamoStore itself: its conditional writes, not MACs
     conflicts = done = 0

@@ -151,7 +151,8 @@ def test_a_wrong_seal_key_is_refused(aws, tmp_path):
 
 def test_lease_held_names_the_holder_and_until_when(store, tmp_path):
     from keymgmt_cli.errors import StoreError
-    from keymgmt_cli.store.dynamostore import DynamoStore, runner_id
+    from keymgmt_cli.store.dynamoleases import runner_id
+    from keymgmt_cli.store.dynamostore import DynamoStore
 
     other = DynamoStore("errors", REGION, home=tmp_path, lease_seconds=30)
     with store.lock("ns.key.k"):
@@ -168,14 +169,15 @@ def test_lease_held_names_the_holder_and_until_when(store, tmp_path):
 
 def test_shared_state_refusals_exit_2():
     from keymgmt_cli.cli.report import exit_code_for
-    from keymgmt_cli.store.dynamostore import ConcurrentUpdate, LeaseHeld
+    from keymgmt_cli.store.dynamoleases import ConcurrentUpdate, LeaseHeld
 
     assert exit_code_for(LeaseHeld("x")) == 2 and exit_code_for(ConcurrentUpdate("x")) == 2
 
 
 # -- consistency -------------------------------------------------------------------------------------
 def test_a_write_based_on_a_stale_read_is_refused_not_lost(store, tmp_path):
-    from keymgmt_cli.store.dynamostore import ConcurrentUpdate, DynamoStore, runner_id
+    from keymgmt_cli.store.dynamoleases import ConcurrentUpdate, runner_id
+    from keymgmt_cli.store.dynamostore import DynamoStore
 
     other = DynamoStore("errors", REGION, home=tmp_path)
     store.put("m/keys/k", {"n": 1})
@@ -206,22 +208,23 @@ def test_a_write_based_on_a_stale_read_is_refused_not_lost(store, tmp_path):
 
 
 def test_a_runner_that_lost_its_lease_writes_nothing_more(store):
-    from keymgmt_cli.store import dynamostore
+    from keymgmt_cli.store import dynamoleases
 
     store.lease_seconds = 0.6
     with store.lock("L"):
         def refuse(*args, **kwargs):  # as if another runner took the lease while we stalled
-            raise dynamostore._ConditionFailed(None)
+            raise dynamoleases.ConditionFailed(None)
 
         store._renew = refuse
         time.sleep(0.5)
-        with pytest.raises(dynamostore.LeaseLost, match="lease L was lost"):
+        with pytest.raises(dynamoleases.LeaseLost, match="lease L was lost"):
             store.put("m/x", {"late": True})
     assert store.get("m/x") is None
 
 
 def test_the_lease_outlives_its_duration_while_held_and_is_released_after(store, tmp_path):
-    from keymgmt_cli.store.dynamostore import DynamoStore, LeaseHeld
+    from keymgmt_cli.store.dynamoleases import LeaseHeld
+    from keymgmt_cli.store.dynamostore import DynamoStore
 
     store.lease_seconds = 1.0
     other = DynamoStore("errors", REGION, home=tmp_path)
