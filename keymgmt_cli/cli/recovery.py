@@ -181,9 +181,9 @@ def recover_cmd(obj: Any, print_key: bool, snapshot_file: str | None, storage: s
     # rebuilt key once it is proven.
     store = getattr(store, "inner", store)
     if snapshot_file is not None:
-        from keymgmt_cli.store import snapshot
+        from keymgmt_cli.store import snapshotfile
 
-        _, body, _ = snapshot.read(snapshot_file)
+        _, body, _ = snapshotfile.read(snapshot_file)
         state_id, kcv, kind = body["state_id"], body["seal"].get("kcv"), body["seal"].get("kind")
         where = os.path.abspath(snapshot_file)
     else:

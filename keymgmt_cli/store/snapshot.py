@@ -1,20 +1,16 @@
 """Snapshots: the whole state in one authenticated file, and restoring it into an empty state.
 
-File layout (bytes, strictly): a JSON body, ``\\n``, then one trailer line
-``{"sha256":"<hex>","mac":"<hex>"}`` and ``\\n``. ``sha256`` covers the body's exact bytes (a
-byte changed anywhere is "modified"); ``mac`` is HMAC-SHA256 over the same bytes under a key
-derived from the master key (``HMAC(master, "keymgmt-snapshot-mac-v1")``), so a snapshot made
-under another key, or forged by someone who rewrote the digest too, is refused as well.
-
-The body holds every document as stored (format 2: with its ``_auth`` MAC tag, and the
-``meta/revisions/*`` rollback records; ``auth.py``): secrets stay sealed under the master key, so a
-snapshot alone reveals nothing. ``save`` verifies every document through an ``AuthStore`` under the
-proven master key before recording the raw bytes of the backend, so a state edited outside
-keymgmt is never snapshotted; ``restore`` verifies every document of the snapshot (MAC, state
-id, revisions) before writing anything, writes them raw into the target's backend (never through
-``AuthStore.put``, which would re-MAC them) and verifies the restored state before it is done. It also holds what a restore needs to open them: the state's
-seal (``local``: the check value of the key in the keyring, key file or environment; ``env``
-or ``awskms``: the seal record, whose data key only AWS KMS can decrypt).
+The file itself (its layout, digest and MAC under a key derived from the master key) is
+``snapshotfile.py``. The body holds every document as stored (format 2: with its ``_auth`` MAC
+tag, and the ``meta/revisions/*`` rollback records; ``auth.py``): secrets stay sealed under the
+master key, so a snapshot alone reveals nothing. ``save`` verifies every document through an
+``AuthStore`` under the proven master key before recording the raw bytes of the backend, so a
+state edited outside keymgmt is never snapshotted; ``restore`` verifies every document of the
+snapshot (MAC, state id, revisions) before writing anything, writes them raw into the target's
+backend (never through ``AuthStore.put``, which would re-MAC them) and verifies the restored state
+before it is done. It also holds what a restore needs to open them: the state's seal (``local``:
+the check value of the key in the keyring, key file or environment; ``env`` or ``awskms``: the
+seal record, whose data key only AWS KMS can decrypt).
 
 Consistency: ``save`` holds every lock the engine takes (each key and KMS provider of every
 mount, then the state lock) while it reads, so no operation is half applied in a snapshot.
@@ -30,7 +26,6 @@ that finished (its origin names the same snapshot) writes nothing, so that
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import os
@@ -44,13 +39,12 @@ from . import keysource
 from .auth import AUTH_FIELD, AuthStore, derive_auth_key, is_authenticated, is_marker
 from .masterkey import MasterKey
 from .retired import INSTANCE_DOC, ORIGIN_DOC, lineage, new_instance, retired_instances
+from .snapshotfile import FORMAT, encode, read, verify
 
-FORMAT = 2  # 2: the documents as stored, with their MAC tags (auth.py)
 RESTORING_DOC = "meta/restoring"
 #: Documents a snapshot does not carry: this copy's own lifecycle markers and identity (a restore
 #: makes a new instance id and origin; the body's "instance" says what the copy must know).
 LOCAL_ONLY = frozenset({"meta/retired", "meta/rekey", RESTORING_DOC, INSTANCE_DOC, ORIGIN_DOC})
-_MAC_CONTEXT = b"keymgmt-snapshot-mac-v1"
 LOCK_TIMEOUT = 120.0
 
 
@@ -100,11 +94,7 @@ def hold_all(store: Any, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
         yield
 
 
-# -- the file --------------------------------------------------------------------------------
-
-
-def mac_key(master: bytes) -> bytes:
-    return hmac.new(master, _MAC_CONTEXT, hashlib.sha256).digest()
+# -- save ------------------------------------------------------------------------------------
 
 
 def _seal_of(store: Any, environ: Mapping[str, str], master: MasterKey) -> dict[str, Any]:
@@ -149,59 +139,6 @@ def save(store: Any, environ: Mapping[str, str], path: str, *,
     except OSError as exc:
         raise StoreError(f"cannot write snapshot {target}: {exc.strerror or type(exc).__name__}") from None
     return {"path": target, "state_id": state_id, "documents": len(docs), "bytes": len(data)}
-
-
-def encode(body: dict[str, Any], master: bytes) -> bytes:
-    raw = (json.dumps(body, indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False)
-           .encode("utf-8"))
-    trailer = {"sha256": hashlib.sha256(raw).hexdigest(),
-               "mac": hmac.new(mac_key(master), raw, hashlib.sha256).hexdigest()}
-    return raw + b"\n" + _trailer_bytes(trailer) + b"\n"
-
-
-def _trailer_bytes(trailer: dict[str, str]) -> bytes:
-    return json.dumps(trailer, separators=(",", ":"), sort_keys=True).encode("ascii")
-
-
-def read(path: str) -> tuple[bytes, dict[str, Any], dict[str, str]]:
-    """(body bytes, body, trailer) of an unmodified snapshot; the MAC is checked by ``verify``."""
-    target = os.path.abspath(os.path.expanduser(path))
-    try:
-        with open(target, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise StoreError(f"cannot read snapshot {target}: {exc.strerror or type(exc).__name__}") from None
-    refused = PreconditionFailed(f"{target} is not an unmodified keymgmt snapshot; nothing was restored",
-                                 hint="restore from another copy of the snapshot")
-    if not data.endswith(b"\n"):
-        raise refused
-    raw, sep, trailer_line = data[:-1].rpartition(b"\n")
-    if not sep:
-        raise refused
-    try:
-        trailer = json.loads(trailer_line.decode("ascii"))
-        ok = (isinstance(trailer, dict) and set(trailer) == {"sha256", "mac"}
-              and _trailer_bytes(trailer) == trailer_line)
-    except (UnicodeDecodeError, ValueError, TypeError):
-        ok = False
-    if not ok or not hmac.compare_digest(hashlib.sha256(raw).hexdigest(), str(trailer["sha256"])):
-        raise refused
-    try:
-        body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise refused from None
-    if not isinstance(body, dict) or body.get("keymgmt_snapshot") != FORMAT or \
-            not isinstance(body.get("documents"), dict) or not isinstance(body.get("seal"), dict) \
-            or not isinstance(body.get("state_id"), str):
-        raise PreconditionFailed(f"{target} is not a keymgmt snapshot of format {FORMAT}")
-    return raw, body, trailer
-
-
-def verify(raw: bytes, trailer: dict[str, str], master: bytes, path: str) -> None:
-    expected = hmac.new(mac_key(master), raw, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, str(trailer["mac"])):
-        raise PreconditionFailed(f"{path} was not made under this master key, or was modified; "
-                                 "nothing was restored")
 
 
 # -- restore ---------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import json
 
-from keymgmt_cli.store import FileStore, snapshot
+from keymgmt_cli.store import FileStore, snapshot, snapshotfile
 from keymgmt_cli.store.auth import AUTH_FIELD, check_document, derive_auth_key, is_authenticated
 from keymgmt_cli.store.snapshot import all_ids
 from recovery_support import file_env, km, master_key_of, shares_of
@@ -61,7 +61,7 @@ def test_a_restored_state_is_a_byte_exact_copy_that_verifies(env, home, tmp_path
     _state(env)
     file = tmp_path / "s.snap"
     assert km(env, "operator", "snapshot", "save", str(file))[0] == 0
-    _, body, _ = snapshot.read(str(file))
+    _, body, _ = snapshotfile.read(str(file))
     assert any(i.startswith("meta/revisions/") for i in body["documents"])
     assert all(AUTH_FIELD in d for i, d in body["documents"].items() if is_authenticated(i))
     target = tmp_path / "t"
@@ -94,7 +94,7 @@ def test_a_snapshot_forged_under_the_right_key_cannot_carry_an_edited_document(e
     file = tmp_path / "s.snap"
     assert km(env, "operator", "snapshot", "save", str(file))[0] == 0
     key = master_key_of(home)
-    _, body, _ = snapshot.read(str(file))
+    _, body, _ = snapshotfile.read(str(file))
     for edit in ("flip", "untag"):
         forged = json.loads(json.dumps(body))
         doc = forged["documents"]["ns/default/keys/a"]
@@ -102,7 +102,7 @@ def test_a_snapshot_forged_under_the_right_key_cannot_carry_an_edited_document(e
             doc["deletion_allowed"] = True
         else:
             del doc[AUTH_FIELD]
-        (tmp_path / "forged.snap").write_bytes(snapshot.encode(forged, key))
+        (tmp_path / "forged.snap").write_bytes(snapshotfile.encode(forged, key))
         target = tmp_path / f"t-{edit}"
         env2 = file_env(target, KEYMGMT_MASTER_KEY=base64.b64encode(key).decode())
         code, _, err = km(env2, "operator", "snapshot", "restore", str(tmp_path / "forged.snap"))

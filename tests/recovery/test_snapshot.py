@@ -11,7 +11,7 @@ import time
 import pytest
 
 from keymgmt_cli.localkms import server
-from keymgmt_cli.store import FileStore, snapshot
+from keymgmt_cli.store import FileStore, snapshot, snapshotfile
 from recovery_support import REPO, assert_absent, file_env, km, master_key_of, shares_of, tree_text
 
 pytestmark = pytest.mark.emulator
@@ -129,9 +129,9 @@ def test_a_snapshot_under_another_key_is_refused(env, home, tmp_path, kms):
     file = tmp_path / "s.snap"
     assert km(env, "operator", "snapshot", "save", str(file))[0] == 0
     # rewritten with a valid digest but no knowledge of the key: the MAC refuses it
-    raw, body, trailer = snapshot.read(str(file))
+    raw, body, trailer = snapshotfile.read(str(file))
     body["documents"]["ns/default/keys/v"]["deletion_allowed"] = True
-    forged = snapshot.encode(body, os.urandom(32))
+    forged = snapshotfile.encode(body, os.urandom(32))
     (tmp_path / "forged.snap").write_bytes(forged)
     env2 = file_env(tmp_path / "t", KEYMGMT_MASTER_KEY=base64.b64encode(master_key_of(home)).decode())
     code, _, err = km(env2, "operator", "snapshot", "restore", str(tmp_path / "forged.snap"))
@@ -228,12 +228,12 @@ def test_a_snapshot_naming_a_foreign_plain_http_kms_endpoint_is_refused(tmp_path
     import os
 
     known = os.urandom(32)
-    body = {"keymgmt_snapshot": snapshot.FORMAT, "state_id": "s", "backend": "file", "location": "/x", "created": "now",
+    body = {"keymgmt_snapshot": snapshotfile.FORMAT, "state_id": "s", "backend": "file", "location": "/x", "created": "now",
             "seal": {"kind": "awskms", "kcv": "0" * 16,
                      "record": {"format": 1, "kind": "awskms", "key_id": "k", "region": "us-east-1",
                                 "endpoint": "http://10.1.2.3:4566", "encrypted_key": "AAAA", "kcv": "0" * 16}},
             "documents": {"state": {"format": 1, "state_id": "s", "mounts": {}}}}
-    (tmp_path / "evil.snap").write_bytes(snapshot.encode(body, known))
+    (tmp_path / "evil.snap").write_bytes(snapshotfile.encode(body, known))
     code, _, err = km(file_env(tmp_path / "t"), "operator", "snapshot", "restore", str(tmp_path / "evil.snap"))
     assert code == 2 and "neither https nor loopback" in err
     assert not (tmp_path / "t" / "state.json").exists()

@@ -8,7 +8,7 @@ import base64
 import json
 import os
 
-from keymgmt_cli.store import snapshot
+from keymgmt_cli.store import snapshot, snapshotfile
 from keymgmt_cli.store.auth import AUTH_FIELD
 from recovery_support import file_env, km
 
@@ -29,7 +29,7 @@ def test_a_snapshot_carries_no_instance_origin_or_retirement(tmp_path):
     assert km(copy, "operator", "snapshot", "restore", str(file))[0] == 0
     again = tmp_path / "again.snap"
     assert km(copy, "operator", "snapshot", "save", str(again))[0] == 0  # a snapshot of a copy
-    _, body, _ = snapshot.read(str(again))
+    _, body, _ = snapshotfile.read(str(again))
     assert not set(body["documents"]) & snapshot.LOCAL_ONLY
     instance = json.loads((tmp_path / "copy" / "meta" / "instance.json").read_text())["instance_id"]
     assert body["instance"] == {"id": instance, "retired": []}
@@ -44,13 +44,13 @@ def test_a_snapshot_with_untagged_markers_from_an_older_keymgmt_restores_and_sig
     env, key = _state(tmp_path)
     file = tmp_path / "s.snap"
     assert km(env, "operator", "snapshot", "save", str(file))[0] == 0
-    _, body, _ = snapshot.read(str(file))
+    _, body, _ = snapshotfile.read(str(file))
     docs = body["documents"]
     docs["meta/escrow"] = {k: v for k, v in docs["meta/escrow"].items() if k != AUTH_FIELD}
     docs["meta/origin"] = {"format": 1, "copy_of": body["state_id"], "restored_from": "/old"}
     body.pop("instance")
     old = tmp_path / "old.snap"
-    old.write_bytes(snapshot.encode(body, base64.b64decode(key)))  # as the older keymgmt made it
+    old.write_bytes(snapshotfile.encode(body, base64.b64decode(key)))  # as the older keymgmt made it
     copy = file_env(tmp_path / "copy", KEYMGMT_MASTER_KEY=key)
     code, out, err = km(copy, "operator", "snapshot", "restore", str(old))
     assert code == 0, err
