@@ -20,53 +20,9 @@ from typing import Any
 
 import click
 
+from keymgmt_cli.cli.recoveryio import (CONTEXT, authenticated, environ_of, format_option, open_state,
+                                        print_shares, read_shares, storage_option, warn)
 from keymgmt_cli.errors import PreconditionFailed, UsageError
-
-CONTEXT = {"help_option_names": ["-h", "-help", "--help"], "max_content_width": 100}
-FORMATS = ("table", "json")
-
-
-def _environ(obj: Any) -> dict[str, str]:
-    environ = getattr(obj, "environ", None)
-    return dict(os.environ) if environ is None else environ
-
-
-def _store(environ: dict[str, str], storage: str | None) -> Any:
-    from keymgmt_cli.store import AuthStore, cheap_auth_key, open_store, open_store_url
-
-    if not storage:
-        return open_store(environ)
-    inner = open_store_url(storage, environ)  # documents authenticated, as open_store's are
-    return AuthStore(inner, lambda: cheap_auth_key(inner, environ))
-
-
-def _storage_option(func: Any) -> Any:
-    return click.option("-storage", "--storage", default=None, metavar="URL",
-                        help="The state (default: KEYMGMT_STORAGE, the config file, else the local "
-                             "directory).")(func)
-
-
-def _format_option(func: Any) -> Any:
-    return click.option("-format", "--format", "fmt", default="table",
-                        type=click.Choice(FORMATS, case_sensitive=False),
-                        help="table (default) or json.")(func)
-
-
-def _print_shares(shares: list[str], threshold: int, fmt: str, extra: dict[str, Any] | None = None) -> None:
-    import json
-
-    if fmt == "json":
-        click.echo(json.dumps({"unseal_keys_b64": shares, "unseal_shares": len(shares),
-                               "unseal_threshold": threshold, **(extra or {})}, indent=2))
-        return
-    for n, share in enumerate(shares, 1):
-        click.echo(f"Unseal Key {n}: {share}")
-    click.echo("")
-    click.echo(f"The master key was split into {len(shares)} key shares with a key threshold of "
-               f"{threshold}.")
-    click.echo("keymgmt keeps none of them: give each to a different person or place now; they "
-               "are not shown again.")
-    click.echo(f"Any {threshold} of them rebuild the master key: keymgmt operator recover")
 
 
 # -- escrow ------------------------------------------------------------------------------------
@@ -75,8 +31,8 @@ def _print_shares(shares: list[str], threshold: int, fmt: str, extra: dict[str, 
               help="Number of key shares to split the master key into.")
 @click.option("-key-threshold", "--key-threshold", "threshold", type=int, default=3,
               show_default=True, help="Number of key shares needed to rebuild the master key.")
-@_format_option
-@_storage_option
+@format_option
+@storage_option
 @click.pass_obj
 def escrow_cmd(obj: Any, shares: int, threshold: int, fmt: str, storage: str | None) -> None:
     """Split the master key with Shamir's secret sharing and print the shares once.
@@ -95,36 +51,27 @@ def escrow_cmd(obj: Any, shares: int, threshold: int, fmt: str, storage: str | N
     from keymgmt_cli.store.retired import check_writable
 
     escrow.check_counts(shares, threshold)
-    environ = _environ(obj)
-    store = _store(environ, storage)
+    environ = environ_of(obj)
+    store = open_state(environ, storage)
     if store.get(keysource.STATE_DOC) is None:
         _initialize(obj, environ, store, storage)
     if keysource.shared(store, environ):
         key = keysource.load_key(store, environ)
     else:  # as any first write would: the key is created if the state has none yet
         key = masterkey.load_master_key(store.home, environ, create=True)
-    verified = _verified(store, key.key)  # the markers read and written are authenticated
+    verified = authenticated(store, key.key)  # the markers read and written are authenticated
     check_writable(verified)
     state_id = keysource.state_id(verified)
     from keymgmt_cli.audit.operations import Operation, run
 
     def split_and_record() -> None:
         escrow_id, texts = escrow.split(key.key, shares, threshold, state_id)
-        _print_shares(texts, threshold, fmt.lower())
+        print_shares(texts, threshold, fmt.lower())
         escrow.write_record(verified, escrow_id, shares, threshold, key.kcv)
 
     op = Operation(store, environ, "escrow", {"key_shares": shares, "key_threshold": threshold, "storage": storage})
     run(op, key.key, split_and_record,  # the shares are printed, never recorded
         result=lambda _: {"unseal_shares": shares, "unseal_threshold": threshold, "state_id": state_id})
-
-
-def _verified(store: Any, master: bytes) -> Any:
-    """The state's backend seen through the document MACs under ``master`` (a proven key): the
-    state id that shares are tagged with is the authenticated one."""
-    from keymgmt_cli.store.auth import AuthStore, derive_auth_key
-
-    auth_key = derive_auth_key(master)
-    return AuthStore(getattr(store, "inner", store), lambda: auth_key)
 
 
 def _initialize(obj: Any, environ: dict[str, str], store: Any, storage: str | None) -> None:
@@ -136,27 +83,13 @@ def _initialize(obj: Any, environ: dict[str, str], store: Any, storage: str | No
 
 
 # -- recover -----------------------------------------------------------------------------------
-def _read_shares(stream: Any) -> list[str]:
-    if stream.isatty():
-        from keymgmt_cli.store import escrow
-
-        first = click.prompt("Unseal Key 1 (will be hidden)", hide_input=True, err=True)
-        shares = [first]
-        needed = escrow.threshold_of(first)
-        while len(shares) < needed:
-            shares.append(click.prompt(f"Unseal Key {len(shares) + 1} of {needed} (will be hidden)",
-                                       hide_input=True, err=True))
-        return shares
-    return [line.strip() for line in stream.read().splitlines() if line.strip()]
-
-
 @click.command("recover", context_settings=CONTEXT)
 @click.option("-print", "--print", "print_key", is_flag=True,
               help="Write the rebuilt master key (base64) to stdout instead of storing it (for a CI "
                    "secret store).")
 @click.option("-snapshot", "--snapshot", "snapshot_file", default=None, metavar="FILE",
               help="Prove the key against this snapshot (for a new machine with no state yet).")
-@_storage_option
+@storage_option
 @click.pass_obj
 def recover_cmd(obj: Any, print_key: bool, snapshot_file: str | None, storage: str | None) -> None:
     """Rebuild the master key from escrow shares and put it back where keymgmt looks for it.
@@ -174,8 +107,8 @@ def recover_cmd(obj: Any, print_key: bool, snapshot_file: str | None, storage: s
     """
     from keymgmt_cli.store import escrow, keysource
 
-    environ = _environ(obj)
-    store = _store(environ, storage)
+    environ = environ_of(obj)
+    store = open_state(environ, storage)
     # The master key is what is missing (or a wrong one is in the source): the state id and the
     # check value are read from the raw backend, and the state document is verified under the
     # rebuilt key once it is proven.
@@ -190,11 +123,11 @@ def recover_cmd(obj: Any, print_key: bool, snapshot_file: str | None, storage: s
         state_id = keysource.state_id(store)
         seal = keysource.state_seal(store, environ)
         kcv, kind, where = seal.kcv, seal.kind, store.location
-    shares = _read_shares(getattr(sys, "stdin"))
+    shares = read_shares(getattr(sys, "stdin"))
     key = escrow.combine(shares, state_id)
     keysource.prove(key, kcv, where)
     if snapshot_file is None:
-        _verified(store, key).get(keysource.STATE_DOC)  # StoreError if it was tampered with
+        authenticated(store, key).get(keysource.STATE_DOC)  # StoreError if it was tampered with
     from keymgmt_cli.audit.operations import Operation
 
     # the key is what was missing: the records are written once it is proven (audit/operations.py);
@@ -204,7 +137,7 @@ def recover_cmd(obj: Any, print_key: bool, snapshot_file: str | None, storage: s
     if print_key:
         click.echo(base64.b64encode(key).decode("ascii"))
         if recordable:
-            op.done(key, data={"stored": "printed to stdout (-print)"}, warn=_warn)
+            op.done(key, data={"stored": "printed to stdout (-print)"}, warn=warn)
         return
     if kind != "local" or keysource.shared(store, environ):
         raise PreconditionFailed(f"the master key of {where} comes from its seal ({kind}), which "
@@ -214,7 +147,7 @@ def recover_cmd(obj: Any, print_key: bool, snapshot_file: str | None, storage: s
     stored = keysource.put_recovered(store, environ, key)
     kcv = keysource.key_check_value(key)
     if recordable:
-        op.done(key, data={"stored": stored}, warn=_warn)
+        op.done(key, data={"stored": stored}, warn=warn)
     if stored.startswith("already in place"):
         click.echo(f"Success! The shares rebuild the master key of {where} (kcv {kcv}); it is "
                    f"{stored}")
@@ -235,7 +168,7 @@ def snapshot_group() -> None:
 
 
 @snapshot_group.command("save", context_settings=CONTEXT)
-@_storage_option
+@storage_option
 @click.argument("file")
 @click.pass_obj
 def snapshot_save(obj: Any, storage: str | None, file: str) -> None:
@@ -250,8 +183,8 @@ def snapshot_save(obj: Any, storage: str | None, file: str) -> None:
     """
     from keymgmt_cli.store import snapshot
 
-    environ = _environ(obj)
-    out = snapshot.save(_store(environ, storage), environ, file)
+    environ = environ_of(obj)
+    out = snapshot.save(open_state(environ, storage), environ, file)
     click.echo(f"Success! Saved {out['documents']} documents of state {out['state_id']} to "
                f"{out['path']} ({out['bytes']} bytes)")
 
@@ -261,7 +194,7 @@ def snapshot_save(obj: Any, storage: str | None, file: str) -> None:
 @click.option("-retire-source", "--retire-source", "retire_source", default=None, metavar="URL",
               help="Mark the state the snapshot came from (file:///PATH or dynamodb://...) retired: "
                    "it then refuses changes and names this state as where it lives now.")
-@_storage_option
+@storage_option
 @click.argument("file")
 @click.pass_obj
 def snapshot_restore(obj: Any, force: bool, retire_source: str | None, storage: str | None, file: str) -> None:
@@ -278,11 +211,11 @@ def snapshot_restore(obj: Any, force: bool, retire_source: str | None, storage: 
           -retire-source=file://$HOME/.local/share/keymgmt backup.snap
     """
     from keymgmt_cli.store import snapshot
-    environ = _environ(obj)
-    store = _store(environ, storage)
+    environ = environ_of(obj)
+    store = open_state(environ, storage)
     source = None
     if retire_source is not None:
-        source = _store(environ, retire_source)
+        source = open_state(environ, retire_source)
         if source.location == store.location:
             raise UsageError("-retire-source names the state being restored into")
     if store.backend == "dynamodb":
@@ -307,13 +240,13 @@ def snapshot_restore(obj: Any, force: bool, retire_source: str | None, storage: 
         click.echo(f"Retired {where}: it now refuses changes and points here.")
         restored["retired"] = where
     # the key is the snapshot's, opened again now that the target holds it (audit/operations.py)
-    op.done(lambda: _keysource.load_key(store, environ).key, data=restored, warn=_warn)
+    op.done(lambda: _keysource.load_key(store, environ).key, data=restored, warn=warn)
 
 
 # -- rekey -------------------------------------------------------------------------------------
 @click.command("rekey", context_settings=CONTEXT)
-@_format_option
-@_storage_option
+@format_option
+@storage_option
 @click.pass_obj
 def rekey_cmd(obj: Any, fmt: str, storage: str | None) -> None:
     """Replace the master key and re-seal every secret under the new one.
@@ -330,14 +263,14 @@ def rekey_cmd(obj: Any, fmt: str, storage: str | None) -> None:
     """
     from keymgmt_cli.store import rekey, retired
 
-    environ = _environ(obj)
-    store = _store(environ, storage)
+    environ = environ_of(obj)
+    store = open_state(environ, storage)
     marker = store.get(retired.RETIRED_DOC)
     if marker is not None and store.get(retired.REKEY_DOC) is None:
         from keymgmt_cli.store import keysource
 
         # the marker is authenticated: proven under the state's key before it is obeyed
-        retired.check_writable(_verified(store, keysource.load_key(store, environ).key))
+        retired.check_writable(authenticated(store, keysource.load_key(store, environ).key))
     fmt = fmt.lower()
 
     from keymgmt_cli.audit.operations import Operation, run
@@ -369,7 +302,7 @@ def rekey_cmd(obj: Any, fmt: str, storage: str | None) -> None:
             click.echo(f"New master key (put it into KEYMGMT_MASTER_KEY now; not shown again): {key_text}")
             click.echo("")
         if escrowed:
-            _print_shares(escrowed["texts"], escrowed["threshold"], "table")
+            print_shares(escrowed["texts"], escrowed["threshold"], "table")
             click.echo("")
         finished = " (finished an interrupted rekey)" if summary["resumed"] else ""
         click.echo(f"Success! Rekeyed {store.location}{finished}: {summary['resealed']} secrets "
@@ -380,7 +313,7 @@ def rekey_cmd(obj: Any, fmt: str, storage: str | None) -> None:
     if store.get(rekey.REKEY_DOC) is not None:  # finishing an interrupted rekey: the trail may be half re-linked
         summary = rekey.rekey(store, environ, report=report)
         op.done(lambda: new_key[0] if new_key else keysource.load_key(store, environ).key,
-                data=_rekey_result(summary), warn=_warn)
+                data=_rekey_result(summary), warn=warn)
         return
     run(op, keysource.load_key(store, environ).key, lambda: rekey.rekey(store, environ, report=report),
         result=_rekey_result,  # never the new key nor the new shares
@@ -390,10 +323,6 @@ def rekey_cmd(obj: Any, fmt: str, storage: str | None) -> None:
 def _rekey_result(summary: dict[str, Any]) -> dict[str, Any]:
     return {"resealed": summary["resealed"], "resumed": summary["resumed"], "master_key_source": summary["source"],
             "unseal_shares": (summary.get("escrow") or {}).get("shares")}
-
-
-def _warn(message: str) -> None:
-    click.echo(f"Warning: {message}", err=True)
 
 
 def register(group: click.Group) -> None:
