@@ -55,7 +55,7 @@ STEPS = [
     ("  SigV4 signing (add_auth)", "botocore/auth.py", "add_auth"),
     ("  HTTP send/receive (urllib3 urlopen)", "urllib3/connectionpool.py", "urlopen"),
     ("  parse response", "botocore/parsers.py", "parse"),
-    ("key material generation", "keymgmt_cli/transfer.py", "generate_material"),
+    ("key material generation", "keymgmt_cli/keymaterial.py", "generate_material"),
     ("wrapping (RSA-OAEP of the material)", "keymgmt_cli/transfer.py", "wrap_key_material"),
     ("state writes (store put)", "keymgmt_cli/store/filestore.py", "put"),
     ("state reads (store get)", "keymgmt_cli/store/filestore.py", "get"),

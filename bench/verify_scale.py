@@ -319,8 +319,8 @@ PROFILE_STEPS = [
     ("  parse response", "botocore/parsers.py", "parse"),
     ("  retry handler (needs-retry)", "botocore/retries/standard.py", "needs_retry"),
     ("  event emission (all emits)", "botocore/hooks.py", "emit"),
-    ("keymgmt _call (ours around botocore)", "providers/awskms.py", "_call"),
-    ("  pacing (_pace)", "providers/awskms.py", "_pace"),
+    ("keymgmt _call (ours around botocore)", "providers/awskms_region.py", "_call"),
+    ("  pacing (_pace)", "providers/awskms_region.py", "_pace"),
     ("thread pool + GIL handoff (futures worker)", "concurrent/futures/thread.py", "_worker"),
 ]
 

@@ -7,8 +7,9 @@
     keymgmt operator rekey [-format=json]
 
 Each takes ``-storage=URL`` to act on another state than the configured one. The algorithms
-live in ``keymgmt_cli/store/`` (escrow, keysource, snapshot, rekey, retired); this module reads
-options, shares and prints.
+live in ``keymgmt_cli/store/`` (escrow, keysource, snapshot, rekey, retired); this module is the
+commands, each read top to bottom; what they share (the options, the state they open, the shares
+printed and read, warnings) is ``recoveryio.py``.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 under it: RSA of the size asked for, with exponent 65537, or nothing is imported.
 
 Apart from ``awskms.py`` because it is a check of AWS's answer, not a call: it loads cryptography
-(only when an import actually happens) and reads ``transfer``'s table of wrapping key sizes, which
-the adapter otherwise never needs.
+(only once GetParametersForImport has answered) and reads ``transfer``'s table of wrapping key
+sizes, which the adapter otherwise never needs.
 """
 
 from __future__ import annotations

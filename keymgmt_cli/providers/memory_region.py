@@ -3,7 +3,8 @@ log, open to the faults a test injects (``fail_next``), given a request id, and 
 would when the key it names is missing or pending deletion.
 
 ``MemoryRegion`` is what ``memory.MemoryKms`` stands on, as ``awskms.AwsKmsProvider`` stands on
-``awskms_region.KmsRegion``: the twin itself is one method per KMS operation, beside awskms's.
+``awskms_region.KmsRegion``; apart for the same reason: the twin itself then reads as one method
+per KMS operation, beside awskms's, with what every request goes through written once, here.
 Errors are worded as awskms words them (``permissions.provider_error``); the STS caller identity
 is the world's.
 """
