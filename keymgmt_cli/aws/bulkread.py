@@ -258,6 +258,13 @@ class BulkReader:
                 return Reply(failure=self._failure(operation, failures.TLS, "SSLError",
                                                    f"certificate verify failed: {error.verify_message}",
                                                    attempts=attempt))
+            except ValueError:  # http.client refuses a header value, quoting it (the session token): not shown
+                conn.close()
+                conn_box[0] = None
+                return Reply(failure=self._failure(operation, failures.OTHER, "InvalidHeader",
+                                                   "a request header holds a line break or a control character "
+                                                   "(at the end of the session token?); not shown",
+                                                   attempts=attempt))
             except (OSError, http.client.HTTPException) as error:  # refused, reset, closed, timed out
                 conn.close()
                 conn_box[0] = None

@@ -305,3 +305,19 @@ def test_no_secret_in_errors_reprs_or_readings(fake):
         provider(server.endpoint_url, TOKEN, max_attempts=1).list_tags_of_keys(list(keys))
     shown = repr(reading) + str(failed.value) + repr(kms.bulk_reader()) + repr(failed.value)
     assert SECRET not in shown and TOKEN not in shown
+
+
+def test_a_session_token_with_a_line_break_fails_in_one_line_without_the_token(fake):
+    """http.client refuses such a header with a ValueError quoting the token whole; it escaped the
+    worker thread (an internal error, the token in KEYMGMT_DEBUG's traceback) instead of failing
+    the read in one line."""
+    keys, _ = account(foreign=3, strays=0)
+    token = TOKEN + "\r"
+    server = fake(keys, token=token)
+    kms = provider(server.endpoint_url, token)
+    assert not isinstance(kms.bulk_reader(), str)
+    with pytest.raises(ProviderError) as failed:
+        kms.list_tags_of_keys(list(keys))
+    shown = str(failed.value) + repr(failed.value) + str(failed.value.__cause__) + str(failed.value.__context__)
+    assert TOKEN not in shown and SECRET not in shown
+    assert len(server.requests) == 0 and "InvalidHeader" in str(failed.value)
