@@ -321,3 +321,16 @@ def test_a_session_token_with_a_line_break_fails_in_one_line_without_the_token(f
     shown = str(failed.value) + repr(failed.value) + str(failed.value.__cause__) + str(failed.value.__context__)
     assert TOKEN not in shown and SECRET not in shown
     assert len(server.requests) == 0 and "InvalidHeader" in str(failed.value)
+
+
+def test_an_answer_larger_than_any_listresourcetags_answer_is_not_read_whole(fake):
+    """A broken or hostile endpoint (an operator's custom one, a loopback port another local user
+    took) answering gigabytes: each of the 96 workers held its whole body in memory. 50 tags of at
+    most 128 + 256 characters fit in far less than bulkread.MAX_RESPONSE_BYTES; past it the read
+    fails (a key whose tags were not read is not a key proven not ours)."""
+    keys, _ = account(foreign=3, strays=0)
+    server = fake(keys)
+    server.fault = lambda n, target, key: "huge" if target.endswith("ListResourceTags") else None
+    with pytest.raises(ProviderError) as failed:
+        provider(server.endpoint_url, max_attempts=1).list_tags_of_keys(list(keys))
+    assert "ResponseTooLarge" in str(failed.value) and "\n" not in str(failed.value)
