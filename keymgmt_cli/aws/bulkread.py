@@ -269,6 +269,8 @@ class BulkReader:
                 return Reply(failure=self._failure(operation, failures.TLS, "SSLError",
                                                    f"certificate verify failed: {error.verify_message}",
                                                    attempts=attempt))
+            except failures.BOTO_ERRORS as error:  # credentials that could not be refreshed: botocore's words
+                return Reply(failure=failures.failure_of(error, self.service, operation, self.region))
             except _TooLarge as error:  # the rest is not read: this connection is done
                 conn.close()
                 conn_box[0] = None

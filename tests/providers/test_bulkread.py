@@ -334,3 +334,23 @@ def test_an_answer_larger_than_any_listresourcetags_answer_is_not_read_whole(fak
     with pytest.raises(ProviderError) as failed:
         provider(server.endpoint_url, max_attempts=1).list_tags_of_keys(list(keys))
     assert "ResponseTooLarge" in str(failed.value) and "\n" not in str(failed.value)
+
+
+def test_credentials_that_cannot_be_refreshed_fail_the_read_as_botocore_words_it(fake):
+    """A role's credentials expiring mid-read with STS unreachable: get_frozen_credentials raises
+    botocore's CredentialRetrievalError, which escaped the worker (an internal error) where a
+    botocore call gives the provider's one-line credentials error."""
+    import botocore.exceptions as bce
+
+    keys, _ = account(foreign=3, strays=0)
+    server = fake(keys)
+
+    class Expired:
+        def get_frozen_credentials(self):
+            raise bce.CredentialRetrievalError(provider="assume-role", error_msg="STS unreachable")
+
+    reader = bulkread.BulkReader(server.endpoint_url, REGION, "kms", "TrentService", Expired(), tls=None, workers=2)
+    batch = reader.run("ListResourceTags", [f'{{"KeyId": "{k}"}}'.encode() for k in keys], pace=lambda: None)
+    assert [r.failure.kind for r in batch.replies] == ["credentials"] * 3
+    assert {r.failure.code for r in batch.replies} == {"CredentialRetrievalError"}
+    assert server.requests == []
