@@ -28,7 +28,8 @@ Failures are plain data (``aws.failures.Failure``), worded by the caller as boto
 throttling (``THROTTLING_CODES``, HTTP 429) retried with exponential backoff (half jitter) up to
 ``max_attempts`` + ``throttle_retries`` tries (botocore's attempts, then the provider's own rounds,
 as ``awskms._call`` retries), 5xx and broken connections retried on a new connection up to
-``max_attempts`` tries; a bad certificate is never retried. Pacing is the caller's (``pace`` is called before every send,
+``max_attempts`` tries; a bad certificate is never retried, nor an answer over
+``MAX_RESPONSE_BYTES`` (not read past it). Pacing is the caller's (``pace`` is called before every send,
 retries included), at the operation's quota (``aws.pacing``).
 """
 
@@ -63,6 +64,14 @@ REFREEZE_SECONDS = 5.0
 BASE_DELAY = 0.1
 MAX_DELAY = 16.0
 USER_AGENT = "keymgmt bulkread (Python http.client)"
+#: The most of one answer that is read: a ListResourceTags page (50 tags of at most 128 + 256
+#: characters) is well under it; a broken or hostile endpoint's gigabytes are not held, times the
+#: workers, in memory.
+MAX_RESPONSE_BYTES = 1 << 20
+
+
+class _TooLarge(Exception):
+    """An answer over ``MAX_RESPONSE_BYTES`` (its status)."""
 
 
 @dataclass
@@ -234,7 +243,9 @@ class BulkReader:
         headers["User-Agent"] = USER_AGENT
         conn.request("POST", "/", body, headers)
         response = conn.getresponse()
-        data = response.read()
+        data = response.read(MAX_RESPONSE_BYTES + 1)
+        if len(data) > MAX_RESPONSE_BYTES:
+            raise _TooLarge(response.status)
         request_id = _clean_id(response.getheader("x-amzn-RequestId") or response.getheader("x-amz-request-id"))
         return response.status, data, request_id, response.getheader("x-amzn-ErrorType") or ""
 
@@ -257,6 +268,21 @@ class BulkReader:
                 conn_box[0] = None
                 return Reply(failure=self._failure(operation, failures.TLS, "SSLError",
                                                    f"certificate verify failed: {error.verify_message}",
+                                                   attempts=attempt))
+            except failures.BOTO_ERRORS as error:  # credentials that could not be refreshed: botocore's words
+                return Reply(failure=failures.failure_of(error, self.service, operation, self.region))
+            except _TooLarge as error:  # the rest is not read: this connection is done
+                conn.close()
+                conn_box[0] = None
+                return Reply(failure=self._failure(operation, failures.RESPONSE, "ResponseTooLarge",
+                                                   f"the response is over {MAX_RESPONSE_BYTES} bytes",
+                                                   status=error.args[0], attempts=attempt))
+            except ValueError:  # http.client refuses a header value, quoting it (the session token): not shown
+                conn.close()
+                conn_box[0] = None
+                return Reply(failure=self._failure(operation, failures.OTHER, "InvalidHeader",
+                                                   "a request header holds a line break or a control character "
+                                                   "(at the end of the session token?); not shown",
                                                    attempts=attempt))
             except (OSError, http.client.HTTPException) as error:  # refused, reset, closed, timed out
                 conn.close()

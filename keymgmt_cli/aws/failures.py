@@ -88,7 +88,21 @@ def failure_of(exc: BaseException, service: str, operation: str, region: str) ->
         kind = VALIDATION
     else:
         kind = OTHER
-    return Failure(service, operation, region, kind, type(exc).__name__, one_line(exc))
+    return Failure(service, operation, region, kind, type(exc).__name__, one_line(_no_header_value(str(exc))))
+
+
+_HEADER_VALUE = "Invalid header value"
+
+
+def _no_header_value(text: str) -> str:
+    """``text`` without the value http.client quotes whole when it refuses a header ("Invalid
+    header value b'...'", wrapped by botocore's HTTPClientError): the refused value is usually the
+    session token (a line break in it), and the token must never be shown."""
+    at = text.find(_HEADER_VALUE)
+    if at < 0:
+        return text
+    return (text[:at + len(_HEADER_VALUE)] + " (not shown: a header holds a line break or a control "
+            "character; is there one at the end of AWS_SESSION_TOKEN or the session token?)")
 
 
 def request_id_of(response: Any) -> str:

@@ -12,13 +12,21 @@ from urllib.parse import urlsplit
 
 from ..errors import ProviderError
 
-_LOOPBACK_NAMES = {"localhost", "ip6-localhost", "ip6-loopback"}
+# Not ip6-localhost / ip6-loopback: only some distributions' /etc/hosts name them, and where they
+# are missing the resolver asks DNS, whose answer a man in the middle can give.
+_LOOPBACK_NAMES = {"localhost"}
+
+
+def _as_botocore_reads(endpoint: str) -> str:
+    """``endpoint`` up to its first backslash: urllib3 (botocore's HTTP) ends the host there,
+    urlsplit does not ("http://evil.example\\@127.0.0.1" is evil.example to urllib3)."""
+    return endpoint.split("\\", 1)[0]
 
 
 def host_of(endpoint: str) -> str:
     text = endpoint if "://" in endpoint else f"http://{endpoint}"
     try:
-        return (urlsplit(text).hostname or "").lower()
+        return (urlsplit(_as_botocore_reads(text)).hostname or "").lower()
     except ValueError:
         return ""
 
@@ -38,7 +46,7 @@ def is_loopback(endpoint: str | None) -> bool:
 def shown(endpoint: str) -> str:
     """scheme://host[:port] of an endpoint, without user info, path or query (never a secret)."""
     try:
-        parts = urlsplit(endpoint)
+        parts = urlsplit(_as_botocore_reads(endpoint))
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
         return "(unparsable URL)"

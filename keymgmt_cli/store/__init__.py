@@ -111,10 +111,15 @@ def cheap_auth_key(store: Any, environ: Mapping[str, str]) -> bytes | None:
         record = store.get(SEAL_RECORD)
         if value is None or record is None or record.get("kind") != "env":
             return None
-        from .masterkey import ENV_SOURCE, MasterKey, _parse_env_key
+        from .masterkey import ENV_SOURCE, MasterKey, _is_kcv, _parse_env_key
 
         master = MasterKey(_parse_env_key(value), ENV_SOURCE)
         from .digests import equal
+
+        if not _is_kcv(record.get("kcv")):  # as kmsseal reads it (equal() raises on a non-ASCII str)
+            raise StoreError(f"the seal record {SEAL_RECORD} in {store.location} is corrupt (its key "
+                             "check value is missing or malformed); refusing a master key it "
+                             "cannot prove", hint="restore it from a backup (it holds no secret)")
 
         if not equal(str(record.get("kcv", "")), master.kcv):
             raise StoreError(f"master key from {ENV_SOURCE} does not match the one that sealed "
@@ -155,7 +160,7 @@ def setting(environ: Mapping[str, str], name: str) -> str | None:
 
     try:
         config = loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: valid JSON nested too deeply
         config = None
     if not isinstance(config, dict) or not all(isinstance(config.get(k, ""), str) for k in _SETTINGS):
         raise StoreError(f"config file {path} is not a JSON object of strings "

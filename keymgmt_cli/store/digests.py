@@ -42,6 +42,7 @@ def hmac_sha256(key: bytes, msg: bytes) -> bytes:
     than the block hashed first, a shorter one padded with zeros."""
     if _sha256 is not None:
         try:
+            key = memoryview(key).cast("B")  # its bytes, as hmac takes it (TypeError: not bytes-like)
             if len(key) > _BLOCK:
                 key = _sha256(key).digest()
             key = bytes(key).ljust(_BLOCK, b"\0")

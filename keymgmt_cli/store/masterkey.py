@@ -328,7 +328,7 @@ def _read_meta(home: Path | str) -> dict[str, Any] | None:
         return None
     except OSError as exc:
         raise StoreError(f"cannot read {path}: {link_error(exc)}") from None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: valid JSON nested too deeply
         meta = None
     if not isinstance(meta, dict) or not _is_kcv(meta.get("kcv")):
         raise StoreError(f"{path} is corrupt (expected a JSON object with a \"kcv\")",
@@ -406,7 +406,7 @@ def sealed_evidence(home: Path) -> str | None:
             path = os.path.join(dirpath, name)
             try:
                 doc = loads(read_nofollow(path))
-            except (OSError, ValueError):
+            except (OSError, ValueError, RecursionError):
                 return path  # unreadable: cannot show it holds no secret
             if _holds_secret(doc):
                 return path

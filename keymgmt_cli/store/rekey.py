@@ -87,9 +87,27 @@ def _kms_key(store: Any, environ: Mapping[str, str], record: dict[str, Any]) -> 
     return load_shared_master_key(_RecordOnly(record, store.location), environ, None)
 
 
+def _checked_journal(store: Any, journal: Any) -> dict[str, Any]:
+    """The rekey journal as ``_start`` writes it, else a StoreError naming it. It is not MAC'd (it
+    holds each key sealed under the other, and a forged one opens nothing), so its fields are
+    checked before they are compared or unsealed: a hand-edited value must give this one line, not
+    a TypeError from the constant-time comparison or a KeyError."""
+    kind = journal.get("kind") if isinstance(journal, dict) else None
+    sound = (kind in ("local", "awskms") and masterkey._is_kcv(journal.get("old_kcv"))
+             and masterkey._is_kcv(journal.get("new_kcv"))
+             and isinstance(journal.get("old_key"), str) and isinstance(journal.get("new_key"), str)
+             and (kind == "local" or isinstance(journal.get("new_record"), dict)))
+    if not sound:
+        raise StoreError(f"the rekey journal {REKEY_DOC} of {store.location} is corrupt",
+                         hint="restore the state from a backup (operator snapshot restore); it was "
+                              "changed outside keymgmt")
+    return journal
+
+
 def _resume_keys(store: Any, environ: Mapping[str, str], journal: dict[str, Any],
                  keyring_backend: Any) -> tuple[MasterKey, bytes]:
     """(old, new) of an unfinished rekey, from whichever key the source holds."""
+    journal = _checked_journal(store, journal)
     kind = journal["kind"]
     if kind == "awskms":
         seal = keysource.state_seal(store, environ)

@@ -161,3 +161,48 @@ def test_a_tampered_revision_record_is_refused(store, raw):
 def test_without_a_key_nothing_is_written(store, raw):
     with pytest.raises(StoreError, match="no master key"):
         AuthStore(raw, lambda: None).put("state", {"state_id": "x"})
+
+
+# -- tags and records whose text is valid JSON but that no MAC can be computed or compared for ------
+def _file_state(tmp_path):
+    raw = FileStore(tmp_path / "home")
+    store = AuthStore(raw, lambda: KEY)
+    _state(store)
+    store.put("ns/default/keys/k1", {"n": 1})
+    return raw
+
+
+def _rewrite(raw, doc_id, change):
+    import json
+
+    path = raw._doc_path(doc_id)
+    with open(path) as f:
+        doc = json.load(f)
+    change(doc)
+    with open(path, "w") as f:
+        f.write(json.dumps(doc))  # allow_nan: NaN and Infinity, which json.loads reads back
+
+
+def test_a_mac_of_non_ascii_characters_is_refused_as_tampering(tmp_path):
+    """hmac.compare_digest (and digests.equal) raise TypeError for a non-ASCII str: a forged tag
+    of 64 such characters made the command an internal error instead of naming the document."""
+    from keymgmt_cli.store.auth import check_document
+
+    raw = _file_state(tmp_path)
+    _rewrite(raw, "ns/default/keys/k1", lambda d: d[AUTH_FIELD].update(mac="\u00e9" * 64))
+    with pytest.raises(StoreError, match=r"ns/default/keys/k1 .*(failed authentication|malformed)"):
+        AuthStore(_fresh(raw), lambda: KEY).get("ns/default/keys/k1")
+    state_id = _fresh(raw).get("state")["state_id"]
+    assert check_document(KEY, state_id, "ns/default/keys/k1", _fresh(raw).get("ns/default/keys/k1")) is None
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_revision_record_holding_nan_or_infinity_is_refused_as_tampering(tmp_path, value):
+    """Its canonical JSON cannot be written (allow_nan=False): the ValueError escaped _read_record
+    as an internal error, while a document holding one is refused by name."""
+    raw = _file_state(tmp_path)
+    record_id = next(r for r in (f"meta/revisions/{h}" for h in "0123456789abcdef")
+                     if raw.get(r) and "ns/default/keys/k1" in raw.get(r)["revs"])
+    _rewrite(raw, record_id, lambda d: d.update(extra=value))
+    with pytest.raises(StoreError, match=f"revision record {record_id} .*failed authentication"):
+        AuthStore(_fresh(raw), lambda: KEY).get("ns/default/keys/k1")

@@ -4,7 +4,7 @@ It answers ListKeys, ListResourceTags and the Resource Groups Tagging API's GetR
 (refused: AccessDeniedException, as IAM without tag:GetResources answers) from a dict of keys,
 checks every request's SigV4 signature by signing it again with botocore's ``SigV4Auth`` (over
 the headers the request says it signed, at the time it says), and lets a test script faults per
-request: ``fault(n, target, key_id) -> None | "throttle" | "drop" | "500" | "denied"``."""
+request: ``fault(n, target, key_id) -> None | "throttle" | "drop" | "500" | "denied" | "huge"``."""
 
 from __future__ import annotations
 
@@ -76,6 +76,16 @@ class FakeKms:
                         return self.answer(400, {"__type": "ThrottlingException", "message": "Rate exceeded"})
                     if what == "500":
                         return self.answer(500, {"__type": "KMSInternalException", "message": "internal"})
+                    if what == "huge":  # a broken or hostile endpoint: 8 MiB of valid JSON
+                        raw = b'{"Tags": [], "Truncated": false, "Pad": "' + b"x" * (8 << 20) + b'"}'
+                        self.send_response(200)
+                        self.send_header("Content-Length", str(len(raw)))
+                        self.end_headers()
+                        try:
+                            self.wfile.write(raw)
+                        except OSError:  # the reader stopped reading and closed
+                            self.close_connection = True
+                        return
                     if what == "denied":
                         return self.answer(400, {"__type": "AccessDeniedException",
                                                  "message": "not authorized to perform kms:ListResourceTags"})

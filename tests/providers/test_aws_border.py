@@ -73,3 +73,23 @@ def test_failure_of_reads_every_kind_without_botocore_above_it():
         failure = failures.failure_of(exc, "kms", "DescribeKey", REGION)
         assert failure.kind == kind and failure.code == type(exc).__name__
         assert "\n" not in failure.message
+
+
+@pytest.mark.parametrize("token", ["session-token-never-shown\r", "session-token-never-shown\nX-Injected: 1"])
+def test_a_session_token_holding_a_line_break_is_never_shown(token):
+    """http.client refuses a header value with a line break and quotes it whole in its ValueError
+    ("Invalid header value b'...'"), which botocore wraps in HTTPClientError: a session token
+    exported with a trailing CR (a file edited on Windows, a CI secret with its newline) came out
+    in the ProviderError, on stderr and in the audit trail."""
+    client = botocore.session.get_session().create_client(
+        "kms", region_name=REGION, endpoint_url="http://127.0.0.1:9", aws_access_key_id="AKIDX",
+        aws_secret_access_key="secret-never-shown", aws_session_token=token)
+    import botocore.exceptions as bce
+
+    with pytest.raises(bce.HTTPClientError) as raised:
+        client.list_keys()
+    assert "session-token-never-shown" in str(raised.value)  # botocore's own text holds it
+    failure = failures.failure_of(raised.value, "kms", "ListKeys", REGION)
+    assert failure.kind == failures.CONNECTION and failure.code == "HTTPClientError"
+    assert "session-token-never-shown" not in failure.message and "secret-never-shown" not in failure.message
+    assert "Invalid header value" in failure.message

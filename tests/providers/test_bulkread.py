@@ -305,3 +305,52 @@ def test_no_secret_in_errors_reprs_or_readings(fake):
         provider(server.endpoint_url, TOKEN, max_attempts=1).list_tags_of_keys(list(keys))
     shown = repr(reading) + str(failed.value) + repr(kms.bulk_reader()) + repr(failed.value)
     assert SECRET not in shown and TOKEN not in shown
+
+
+def test_a_session_token_with_a_line_break_fails_in_one_line_without_the_token(fake):
+    """http.client refuses such a header with a ValueError quoting the token whole; it escaped the
+    worker thread (an internal error, the token in KEYMGMT_DEBUG's traceback) instead of failing
+    the read in one line."""
+    keys, _ = account(foreign=3, strays=0)
+    token = TOKEN + "\r"
+    server = fake(keys, token=token)
+    kms = provider(server.endpoint_url, token)
+    assert not isinstance(kms.bulk_reader(), str)
+    with pytest.raises(ProviderError) as failed:
+        kms.list_tags_of_keys(list(keys))
+    shown = str(failed.value) + repr(failed.value) + str(failed.value.__cause__) + str(failed.value.__context__)
+    assert TOKEN not in shown and SECRET not in shown
+    assert len(server.requests) == 0 and "InvalidHeader" in str(failed.value)
+
+
+def test_an_answer_larger_than_any_listresourcetags_answer_is_not_read_whole(fake):
+    """A broken or hostile endpoint (an operator's custom one, a loopback port another local user
+    took) answering gigabytes: each of the 96 workers held its whole body in memory. 50 tags of at
+    most 128 + 256 characters fit in far less than bulkread.MAX_RESPONSE_BYTES; past it the read
+    fails (a key whose tags were not read is not a key proven not ours)."""
+    keys, _ = account(foreign=3, strays=0)
+    server = fake(keys)
+    server.fault = lambda n, target, key: "huge" if target.endswith("ListResourceTags") else None
+    with pytest.raises(ProviderError) as failed:
+        provider(server.endpoint_url, max_attempts=1).list_tags_of_keys(list(keys))
+    assert "ResponseTooLarge" in str(failed.value) and "\n" not in str(failed.value)
+
+
+def test_credentials_that_cannot_be_refreshed_fail_the_read_as_botocore_words_it(fake):
+    """A role's credentials expiring mid-read with STS unreachable: get_frozen_credentials raises
+    botocore's CredentialRetrievalError, which escaped the worker (an internal error) where a
+    botocore call gives the provider's one-line credentials error."""
+    import botocore.exceptions as bce
+
+    keys, _ = account(foreign=3, strays=0)
+    server = fake(keys)
+
+    class Expired:
+        def get_frozen_credentials(self):
+            raise bce.CredentialRetrievalError(provider="assume-role", error_msg="STS unreachable")
+
+    reader = bulkread.BulkReader(server.endpoint_url, REGION, "kms", "TrentService", Expired(), tls=None, workers=2)
+    batch = reader.run("ListResourceTags", [f'{{"KeyId": "{k}"}}'.encode() for k in keys], pace=lambda: None)
+    assert [r.failure.kind for r in batch.replies] == ["credentials"] * 3
+    assert {r.failure.code for r in batch.replies} == {"CredentialRetrievalError"}
+    assert server.requests == []

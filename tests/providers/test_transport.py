@@ -50,6 +50,38 @@ def test_plain_http_to_another_host_is_refused_before_any_call(endpoint):
     assert "\n" not in str(err)
 
 
+@pytest.mark.parametrize("endpoint", ["http://example.com\\@127.0.0.1:4566", "http://example.com\\\\@[::1]:4566"])
+def test_a_backslash_cannot_pass_another_host_off_as_loopback(endpoint, monkeypatch):
+    """urlsplit reads the host after the '@' (127.0.0.1); urllib3, which botocore sends with, ends
+    the host at the backslash and connects to example.com in plain http. From the environment
+    (AWS_KMS_ENDPOINT, AWS_ENDPOINT_URL_KMS) nothing else checks the URL."""
+    with pytest.raises(ProviderError) as info:
+        connect(endpoint)
+    assert info.value.code == "InsecureEndpoint" and "http://example.com " in str(info.value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", endpoint)
+    with pytest.raises(ProviderError) as info:
+        connect()
+    assert info.value.code == "InsecureEndpoint"
+
+
+@pytest.mark.parametrize("endpoint", ["http://ip6-localhost:4566", "http://ip6-loopback:4566"])
+def test_names_that_may_come_from_dns_are_not_loopback(endpoint):
+    """ip6-localhost and ip6-loopback are only /etc/hosts entries of some distributions; where
+    they are missing the resolver asks DNS (with the search domains), whose answer a man in the
+    middle can give."""
+    with pytest.raises(ProviderError) as info:
+        connect(endpoint)
+    assert info.value.code == "InsecureEndpoint"
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:4566\\@example.com"])
+def test_a_backslash_after_a_loopback_host_is_read_as_botocore_reads_it(endpoint):
+    """urllib3 connects to 127.0.0.1 there: loopback, as is_loopback now says."""
+    from keymgmt_cli.aws.transport import is_loopback
+
+    assert is_loopback(endpoint)
+
+
 def test_plain_http_found_by_botocore_itself_is_refused(monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", "http://example.com")
     with pytest.raises(ProviderError) as info:

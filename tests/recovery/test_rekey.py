@@ -169,3 +169,23 @@ def test_kill_9_at_random_moments_then_rerun_finishes(env, home):
     assert not _check_openable(home, original)
     assert master_key_of(home) != first_key
     assert km(env, "write", "-f", "keymgmt/key/k1/rotate")[0] == 0
+
+
+@pytest.mark.parametrize("edit", [
+    {"old_kcv": "é" * 16},                       # non-ASCII: compare_digest would raise TypeError
+    {"new_kcv": 12345},
+    {"kind": "something-else"},
+    {"old_key": None},
+    {"kind": "awskms", "new_record": "not-a-record"},
+])
+def test_a_hand_edited_rekey_journal_is_one_line_naming_it(env, home, edit):
+    _build(env, keys=1)
+    store = FileStore(home)
+    journal = {"format": 1, "kind": "local", "old_kcv": "0" * 16, "new_kcv": "1" * 16,
+               "old_key": "x", "new_key": "y", **edit}
+    store.put("meta/rekey", journal)
+    code, out, err = km(env, "operator", "rekey")
+    assert code != 0
+    assert "meta/rekey" in err and "corrupt" in err
+    assert "Traceback" not in err and "internal error" not in err.lower()
+    assert store.get("meta/rekey") == journal  # nothing changed

@@ -129,3 +129,22 @@ def test_the_digests_load_no_openssl():
     out = subprocess.run([sys.executable, "-S", "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def _wide_views():
+    import array
+
+    yield memoryview(array.array("I", range(20)))  # 80 bytes, 20 items: over the block in bytes only
+    yield array.array("H", range(40))
+    yield memoryview(bytes(range(128))).cast("B", (2, 64))  # 2 rows of 64: len() 2, 128 bytes
+    yield memoryview(bytes(range(20)))[::2]  # not contiguous: hmac refuses it (BufferError)
+    yield [1, 2, 3]  # not bytes-like at all: hmac's TypeError
+    yield (1, 2)
+
+
+@pytest.mark.parametrize("key", list(_wide_views()), ids=lambda k: type(k).__name__)
+def test_a_key_whose_length_is_not_its_size_in_bytes_is_hmac_digest(key):
+    """RFC 2104 pads or hashes the key by its length in bytes; len() of a memoryview or array of
+    wider items counts items (and of a list, ints that are no key at all): the builtin path gave
+    another MAC, or one where hmac refuses the key."""
+    assert _outcome(digests.hmac_sha256, key, b"msg") == _outcome(hmac.digest, key, b"msg", "sha256")

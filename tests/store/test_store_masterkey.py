@@ -294,3 +294,43 @@ def test_open_secret_box_creates_on_first_seal_and_reopens(home):
     stranger = open_secret_box(home, {"KEYMGMT_MASTER_KEY": KEY_B64}, keyring_backend=kr)
     with pytest.raises(StoreError, match="does not match"):
         stranger.unseal(token, "m1/kms/aws#secret_key")
+
+
+# -- valid JSON Python will not hold (docjson raises what json raises): one line, never internal ----
+_DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def test_seal_json_nested_too_deeply_is_corrupt_not_an_internal_error(home):
+    load_master_key(home, {"KEYMGMT_MASTER_KEY": KEY_B64}, create=True)
+    (home / "seal.json").write_text(_DEEP)
+    with pytest.raises(StoreError, match=f"{home / 'seal.json'} is corrupt"):
+        load_master_key(home, {"KEYMGMT_MASTER_KEY": KEY_B64}, create=True)
+
+
+def test_a_state_document_nested_too_deeply_is_evidence_of_a_key_not_an_internal_error(home):
+    from keymgmt_cli.store.masterkey import sealed_evidence
+
+    (home / "ns").mkdir(parents=True)
+    (home / "ns" / "deep.json").write_text(_DEEP)
+    assert sealed_evidence(home) == str(home / "ns" / "deep.json")
+
+
+def test_a_config_file_nested_too_deeply_is_the_config_error(tmp_path):
+    from keymgmt_cli.store import setting
+
+    config = tmp_path / "config.json"
+    config.write_text(_DEEP)
+    with pytest.raises(StoreError, match="is not a JSON object of strings"):
+        setting({"KEYMGMT_CONFIG": str(config)}, "storage")
+
+
+def test_a_seal_record_with_a_non_ascii_check_value_is_refused_on_the_read_path(tmp_path):
+    """meta/seal is not MAC'd (its check value proves the key): a non-ASCII one made
+    digests.equal raise TypeError on the fast read path, an internal error."""
+    from keymgmt_cli.store import cheap_auth_key
+    from keymgmt_cli.store.filestore import FileStore
+
+    store = FileStore(tmp_path / "state")
+    store.put("meta/seal", {"kind": "env", "kcv": "\u00e9" * 16})
+    with pytest.raises(StoreError, match="meta/seal .*corrupt"):
+        cheap_auth_key(store, {"KEYMGMT_MASTER_KEY": KEY_B64})
