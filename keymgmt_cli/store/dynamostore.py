@@ -158,14 +158,23 @@ class DynamoStore(LeasedWrites):
         try:
             doc = json.loads(item["doc"]["S"])
             version = int(item["ver"]["N"])
-            if not isinstance(doc, dict):
-                raise ValueError(f"expected a JSON object, found {type(doc).__name__}")
-        except (KeyError, ValueError, TypeError) as exc:
-            raise StoreError(f"state document {doc_id} in {self.location} is corrupt ({exc})",
-                             hint="restore it from a backup (point-in-time recovery), or "
-                                  "remove the item to forget that entity") from None
+        except RecursionError:  # valid JSON nested deeper than the interpreter's recursion limit
+            raise self._corrupt(doc_id, "nested too deeply") from None
+        except (KeyError, TypeError):  # no doc or ver attribute, or one of another DynamoDB type
+            raise self._corrupt(doc_id, "its doc or ver attribute is missing or not of the type "
+                                        "keymgmt writes") from None
+        except ValueError as exc:  # json's or int()'s message: a position or a limit, no content
+            raise self._corrupt(doc_id, str(exc)) from None
+        if not isinstance(doc, dict):
+            raise self._corrupt(doc_id, f"expected a JSON object, found {type(doc).__name__}")
         self._remember(doc_id, version)
         return doc
+
+    def _corrupt(self, doc_id: str, reason: str) -> StoreError:
+        """A stored item keymgmt cannot read back, named without its content (it may hold secrets)."""
+        return StoreError(f"state document {doc_id} in {self.location} is corrupt ({reason})",
+                          hint="restore it from a backup (point-in-time recovery), or "
+                               "remove the item to forget that entity")
 
     def list(self, collection: str) -> list[str]:
         parts = check_store_id(collection)

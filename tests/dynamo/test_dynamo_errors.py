@@ -299,3 +299,25 @@ def test_status_names_the_backend_and_the_kms_seal_without_calling_kms(aws, tmp_
                     f"(sealed data key in dynamodb://status-table?region={REGION})")
     code, out, err = invoke(env, "status")
     assert code == 0 and out.startswith(f"State:       dynamodb dynamodb://status-table?region={REGION}\n")
+
+
+# -- an item edited by hand: one line naming the document, never a traceback ------------------------
+@pytest.mark.parametrize("doc, ver, reason", [
+    ("[" * 100_000 + "]" * 100_000, "1", "nested too deeply"),
+    ("{not json", "1", "Expecting property name"),
+    ("[1, 2]", "1", "expected a JSON object, found list"),
+    ('{"n": ' + "9" * 5000 + "}", "1", "integer string conversion"),
+    ('{"a": 1}', "one", "its doc or ver attribute is missing or not of the type keymgmt writes"),
+])
+def test_a_hand_edited_item_is_corrupt_in_one_line(store, doc, ver, reason):
+    from keymgmt_cli.errors import StoreError
+
+    store.client.put_item(TableName=store.table, Item={
+        "pk": {"S": "/m/keys"}, "sk": {"S": "k"}, "doc": {"S": doc}, "ver": {"N": ver} if ver.isdigit()
+        else {"S": ver}})
+    with pytest.raises(StoreError) as caught:
+        store.get("m/keys/k")
+    message = str(caught.value)
+    assert message.startswith("state document m/keys/k in ") and "is corrupt (" in message
+    assert reason in message
+    assert "\n" not in message and "9999" not in message and "not json" not in message
