@@ -43,9 +43,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-# AWS KMS default request quotas (requests per second, per account and region), as in the table
-# REQUEST_QUOTAS of keymgmt_cli/providers/awskms.py on 2026-12-01 (copied, not imported: that
-# module is being moved) and AWS's "Request quotas" page. Operations not listed are not throttled.
+# AWS KMS default request quotas (requests per second, per account and region), from AWS's
+# "Request quotas" page; the same figures as keymgmt_cli/aws/codes.REQUEST_QUOTAS, copied rather
+# than imported on purpose: the harness models AWS on its own, so a wrong figure in keymgmt's table
+# shows up as throttling here instead of being shared by both. Operations not listed are not
+# throttled.
 QUOTAS: dict[str, float] = {
     "GetParametersForImport": 1,
     "CreateKey": 5,
@@ -56,11 +58,13 @@ QUOTAS: dict[str, float] = {
     "DisableKey": 5,
     "ImportKeyMaterial": 15,
     "DeleteImportedKeyMaterial": 15,
+    "RotateKeyOnDemand": 5,
     "ScheduleKeyDeletion": 15,
     "CancelKeyDeletion": 5,
     "ReplicateKey": 5,
     "TagResource": 10,
     "ListAliases": 500,
+    "ListKeys": 500,
     "DescribeKey": 2000,
     "ListResourceTags": 2000,
     "GetPublicKey": 1000,
