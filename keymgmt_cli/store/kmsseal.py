@@ -59,6 +59,7 @@ def parse_seal_url(url: str) -> SealSpec:
     The key may be a key id, a key ARN, ``alias/NAME`` or an alias ARN.
     """
     text = url.strip()
+    refuse_userinfo(text, SEAL_ENV)  # the URL's own authority and a nested endpoint= alike
     if not text.startswith("awskms://"):
         raise StoreError(f"{SEAL_ENV}={without_userinfo(text)[:80]!r} is not supported; expected "
                          "awskms://KEY_ID_OR_ALIAS?region=R[&endpoint=URL]")
@@ -74,7 +75,7 @@ def parse_seal_url(url: str) -> SealSpec:
     if not region:
         raise StoreError(f"{SEAL_ENV}={without_userinfo('awskms://' + key_id)} needs ?region=R (the KMS key's region)")
     endpoint = params.get("endpoint") or None
-    if endpoint is not None:
+    if endpoint is not None:  # once more decoded: endpoint=https%3A%2F%2Fuser%40host hides its '@'
         refuse_userinfo(endpoint, f"{SEAL_ENV}: endpoint")
     if endpoint is not None and not urlsplit(endpoint).scheme.startswith("http"):
         raise StoreError(f"{SEAL_ENV}: endpoint {endpoint[:80]!r} is not an http(s) URL")

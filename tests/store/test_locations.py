@@ -48,11 +48,13 @@ def test_a_storage_url_with_a_password_is_refused_without_echoing_it(url):
 
 @pytest.mark.parametrize("url", [
     f"awskms://alias/k?region=eu-west-1&endpoint=https://admin:{SECRET}@kms.example.com",
+    f"awskms://admin:{SECRET}@alias/k?region=eu-west-1",
+    f"awskms://alias/k?region=eu-west-1&endpoint=https%3A%2F%2Fadmin%3A{SECRET}%40kms.example.com",
     f"awskms://admin:{SECRET}@alias/k",
     f"vault://admin:{SECRET}@host",
 ])
 def test_a_seal_url_with_a_password_is_refused_without_echoing_it(url):
-    with pytest.raises(StoreError) as err:
+    with pytest.raises(StoreError, match="carries user info") as err:
         parse_seal_url(url)
     assert SECRET not in str(err.value)
 
