@@ -61,6 +61,7 @@ def read(path: str) -> tuple[bytes, dict[str, Any], dict[str, str]]:
     try:
         trailer = json.loads(trailer_line.decode("ascii"))
         ok = (isinstance(trailer, dict) and set(trailer) == {"sha256", "mac"}
+              and all(isinstance(v, str) and v.isascii() for v in trailer.values())  # compare_digest
               and _trailer_bytes(trailer) == trailer_line)
     except (UnicodeDecodeError, ValueError, TypeError):
         ok = False
@@ -68,7 +69,7 @@ def read(path: str) -> tuple[bytes, dict[str, Any], dict[str, str]]:
         raise refused
     try:
         body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deeply
         raise refused from None
     if not isinstance(body, dict) or body.get("keymgmt_snapshot") != FORMAT or \
             not isinstance(body.get("documents"), dict) or not isinstance(body.get("seal"), dict) \

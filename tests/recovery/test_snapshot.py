@@ -237,3 +237,20 @@ def test_a_snapshot_naming_a_foreign_plain_http_kms_endpoint_is_refused(tmp_path
     code, _, err = km(file_env(tmp_path / "t"), "operator", "snapshot", "restore", str(tmp_path / "evil.snap"))
     assert code == 2 and "neither https nor loopback" in err
     assert not (tmp_path / "t" / "state.json").exists()
+
+
+@pytest.mark.parametrize("body, trailer", [
+    # a non-ASCII digest written as a JSON escape: the canonical line matches, compare_digest would raise
+    (b'{"keymgmt_snapshot":1}', lambda raw: {"mac": "x", "sha256": "\u00e9"}),
+    (b'{"keymgmt_snapshot":1}', lambda raw: {"mac": 1, "sha256": __import__("hashlib").sha256(raw).hexdigest()}),
+    # nested past the recursion limit under a correct (unkeyed) digest anyone can recompute
+    (b"[" * 100_000 + b"]" * 100_000, lambda raw: {"mac": "x", "sha256": __import__("hashlib").sha256(raw).hexdigest()}),
+])
+def test_a_hand_made_snapshot_file_is_refused_not_an_internal_error(tmp_path, body, trailer):
+    from keymgmt_cli.errors import KeymgmtError
+
+    line = json.dumps(trailer(body), separators=(",", ":"), sort_keys=True).encode("ascii")
+    path = tmp_path / "made.snap"
+    path.write_bytes(body + b"\n" + line + b"\n")
+    with pytest.raises(KeymgmtError, match="is not an unmodified keymgmt snapshot"):
+        snapshotfile.read(str(path))
