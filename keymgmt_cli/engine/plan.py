@@ -24,7 +24,7 @@ import threading
 import uuid
 from contextlib import contextmanager
 
-from keymgmt_cli.audit.calls import OPERATIONS, key_id_of
+from keymgmt_cli.audit.calls import BULK, OPERATIONS, key_id_of
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -178,9 +178,12 @@ class PlanWorld:
     def record(self, region: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any,
                sent: bool) -> None:
         operation, mutating = OPERATIONS[method]
+        call = {"region": region, "operation": operation, "key_id": key_id_of(method, args, kwargs, result),
+                "mutating": mutating, "sent": sent}
+        if method in BULK:  # one operation for many keys, listed once as the audit trail records it
+            call["keys"] = len(args[0])
         with self.lock:
-            self.calls.append({"region": region, "operation": operation, "key_id": key_id_of(method, args, kwargs, result),
-                               "mutating": mutating, "sent": sent})
+            self.calls.append(call)
 
     def by_region(self) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
@@ -329,8 +332,6 @@ class PlanningProvider:
         reading = self._inner.list_tags_of_keys(real) if real else TagReading(tags={})
         reading.tags.update(planned)
         self._world.record(self.region, "list_tags_of_keys", (key_ids,), {}, reading, bool(real))
-        with self._world.lock:
-            self._world.calls[-1]["keys"] = len(key_ids)
         return reading
 
     def describe_key(self, key_id: str) -> Any:
