@@ -19,18 +19,6 @@ MOUNT_SEGMENT_MAX = 64
 REGION_PATTERN = r"[a-z]{2}(-[a-z]+){1,2}-\d{1,2}"
 
 
-def __getattr__(name: str) -> object:
-    """``REGION_RE``, the compiled ``REGION_PATTERN``, made when first asked for (PEP 562): the
-    write schemas and tests use it, the read path does not."""
-    if name == "REGION_RE":
-        import re
-
-        compiled = re.compile(REGION_PATTERN)
-        globals()["REGION_RE"] = compiled
-        return compiled
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def _is_name(text: str, chars: frozenset[str], longest: int) -> bool:
     return 0 < len(text) <= longest and chars.issuperset(text)
 

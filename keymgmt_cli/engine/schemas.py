@@ -7,7 +7,7 @@ from datetime import datetime
 
 from keymgmt_cli.engine.fields import Field
 from keymgmt_cli.engine.keytypes import DEFAULT_KEY_TYPE, KEY_TYPES, PURPOSES
-from keymgmt_cli.engine.names import REGION_RE
+from keymgmt_cli.engine.names import REGION_PATTERN
 from keymgmt_cli.errors import InvalidRequest
 
 KEY_FIELDS = {
@@ -16,7 +16,7 @@ KEY_FIELDS = {
     "replica_regions": Field(
         "replica_regions", "commalist",
         "AWS regions for multi-Region replicas (aes256-gcm96 only); set on creation only.",
-        pattern=REGION_RE.pattern, pattern_hint="an AWS region such as us-east-1"),
+        pattern=REGION_PATTERN, pattern_hint="an AWS region such as us-east-1"),
     "min_enabled_version": Field(
         "min_enabled_version", "int",
         "Versions below this are disabled in every KMS the key is distributed to; 0 enables all.",
@@ -38,7 +38,7 @@ KMS_FIELDS = {
                       allowed=PROVIDERS, required=True),
     "key_collection": Field("key_collection", "string",
                             "For awskms, the AWS region; cannot be changed after creation.",
-                            required=True, pattern=REGION_RE.pattern,
+                            required=True, pattern=REGION_PATTERN,
                             pattern_hint="an AWS region such as us-west-1"),
     "credentials": Field("credentials", "kvmap",
                          "Credentials as credentials=KEY=VALUE: access_key, secret_key, session_token, "

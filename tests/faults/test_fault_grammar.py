@@ -31,7 +31,7 @@ from fault_harness import cli_environ, tree_bytes
 from keymgmt_cli.cli import fast
 from keymgmt_cli.cli.main import Env, cli
 from keymgmt_cli.engine.fields import go_parse_int
-from keymgmt_cli.engine.names import REGION_RE
+from keymgmt_cli.engine.names import REGION_PATTERN
 from keymgmt_cli.errors import ProviderError
 
 HUGE = 5 * 1024 * 1024  # above the CLI's 4 MiB limit for a DATA value or JSON document
@@ -146,6 +146,7 @@ def _choice_poison(allowed: tuple[str, ...]) -> Any:
 bad_int = st.one_of(text.filter(lambda s: s != "" and go_parse_int(s) is None),
                     st.integers(min_value=2 ** 63).map(str), st.just("1e3"), st.just("1.5"), st.just(" 1"))
 bad_bool = _not_in(_TRUE_FALSE | {""})
+REGION_RE = re.compile(REGION_PATTERN)
 bad_region = st.one_of(text.filter(lambda s: not any(REGION_RE.fullmatch(p.strip()) or not p.strip()
                                                      for p in s.split(","))),
                        st.just("Mars"), st.just("us_west_1"))
