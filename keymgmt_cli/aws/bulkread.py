@@ -85,11 +85,14 @@ class Reply:
 
 @dataclass
 class Batch:
-    """What a batch cost: requests sent (retries included), throttled answers, the replies."""
+    """What a batch cost: requests sent (retries included), throttled answers, the replies, how
+    many were in flight, and the reply that stopped it (``run``'s ``stop``), if one did."""
 
     replies: list[Reply] = field(default_factory=list)
     requests: int = 0
     throttled: int = 0
+    in_flight: int = 0
+    stopped: Reply | None = None
 
 
 def _clean_id(value: Any) -> str:
@@ -146,7 +149,7 @@ class BulkReader:
     """Sends one operation's requests for many items, ``workers`` at a time."""
 
     def __init__(self, endpoint_url: str, region: str, signing_name: str, target_prefix: str,
-                 credentials: Any, *, tls: ssl.SSLContext | None, service: str = "kms",
+                 credentials: Any, *, tls: ssl.SSLContext | None,
                  max_attempts: int = 8, throttle_retries: int = 0,
                  connect_timeout: float = 10.0, read_timeout: float = 60.0,
                  sleep: Callable[[float], None] = time.sleep, workers: int | None = None,
@@ -155,7 +158,7 @@ class BulkReader:
         self.endpoint_url = endpoint_url
         self.host, self.port = parts.hostname or "", parts.port
         self.region = region
-        self.service = service
+        self.service = signing_name  # as a Failure names it: "kms"
         self.target_prefix = target_prefix
         self.signer = Signer(endpoint_url, region, signing_name)
         self.tls = tls
@@ -253,7 +256,6 @@ class BulkReader:
             pace: Callable[[], None], batch: Batch) -> Reply:
         """One item: send, retry what is worth retrying, return the answer or the failure."""
         attempt = 0
-        throttled = 0
         while True:
             pace()
             with self._lock:
@@ -306,11 +308,10 @@ class BulkReader:
             else:
                 code, message = _error_of(status, data, error_type)
             retryable_status = status >= 500 or code == "MalformedResponse"
-            if code in THROTTLING_CODES or status == 429:
-                throttled += 1
+            throttling = code in THROTTLING_CODES or status == 429
+            if throttling:
                 with self._lock:
                     batch.throttled += 1
-            throttling = code in THROTTLING_CODES or status == 429
             limit = self.throttle_attempts if throttling else self.max_attempts
             if (throttling or retryable_status) and attempt + 1 < limit:
                 attempt += 1
@@ -327,22 +328,33 @@ class BulkReader:
     # -- many ----------------------------------------------------------------------------------------
 
     def run(self, operation: str, bodies: Sequence[bytes], pace: Callable[[], None],
-            workers: int | None = None) -> Batch:
-        """Every body sent as one ``operation`` request, ``workers`` in flight; replies in order."""
+            workers: int | None = None, stop: Callable[[Reply], bool] | None = None) -> Batch:
+        """Every body sent as one ``operation`` request, ``workers`` in flight; replies in order.
+
+        Once a reply satisfies ``stop`` (a failure no other item can escape: a refused signature,
+        expired credentials), nothing more is sent: the requests in flight finish, ``batch.stopped``
+        holds the first such reply, and the items never sent keep an empty ``Reply()``.
+        """
         batch = Batch(replies=[Reply()] * len(bodies))
         if not bodies:
             return batch
-        count = max(1, min(workers or self.workers or WORKERS, len(bodies)))
+        count = batch.in_flight = max(1, min(workers or self.workers or WORKERS, len(bodies)))
         local = threading.local()
         opened: list[list[Any]] = []
 
         def item(index: int) -> None:
+            if batch.stopped is not None:
+                return
             box = getattr(local, "box", None)
             if box is None:
                 box = local.box = [None]
                 with self._lock:
                     opened.append(box)
-            batch.replies[index] = self.one(box, operation, bodies[index], pace, batch)
+            reply = batch.replies[index] = self.one(box, operation, bodies[index], pace, batch)
+            if stop is not None and stop(reply):
+                with self._lock:
+                    if batch.stopped is None:
+                        batch.stopped = reply
 
         try:
             if count == 1:

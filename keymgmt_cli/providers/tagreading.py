@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..aws import bulkread, failures
+from ..aws import failures
 from ..errors import ProviderError
 from . import tagsearch
 from .base import NOT_READABLE_CODES, TagReading, sample_ids
@@ -34,10 +34,19 @@ def read(provider: Any, key_ids: list[str]) -> TagReading:
     if isinstance(reader, str):
         return by_botocore(provider, key_ids, f"botocore ({tagsearch.LISTING_WORKERS} threads): {reader}")
     bodies = [json.dumps({"KeyId": k, "Limit": 50}).encode() for k in key_ids]
-    batch = reader.run("ListResourceTags", bodies, lambda: provider.before_request("ListResourceTags"))
+    batch = reader.run("ListResourceTags", bodies, lambda: provider.before_request("ListResourceTags"),
+                       stop=lambda reply: reply.failure is not None and not _not_ours(reply.failure))
+    if batch.stopped is not None:  # no key read past it; the first such failure decides
+        failure = batch.stopped.failure
+        if failure.code in SIGNATURE_CODES:
+            # the endpoint wants a signature botocore would make and ours is not: botocore, said
+            return by_botocore(provider, key_ids, f"botocore ({tagsearch.LISTING_WORKERS} threads): the "
+                                                  f"endpoint refused keymgmt's own signature ({failure.code})",
+                               spent=batch.requests)
+        raise provider.word_failure(failure)
     reading = TagReading(tags={}, requests=batch.requests, throttled=batch.throttled,
                          how=f"keymgmt's own signed requests ({urlsplit(reader.endpoint_url).scheme}, "
-                             f"{min(len(bodies), reader.workers or bulkread.WORKERS)} in flight)")
+                             f"{batch.in_flight} in flight)")
     refused_ids: list[str] = []
     for key_id, reply in zip(key_ids, batch.replies):
         failure = reply.failure
@@ -50,19 +59,19 @@ def read(provider: Any, key_ids: list[str]) -> TagReading:
             else:
                 reading.tags[key_id] = {t["TagKey"]: t.get("TagValue", "")
                                         for t in answer.get("Tags", []) if "TagKey" in t}
-        elif failure.code in SIGNATURE_CODES:
-            # the endpoint wants a signature botocore would make and ours is not: botocore, said
-            return by_botocore(provider, key_ids, f"botocore ({tagsearch.LISTING_WORKERS} threads): the "
-                                                  f"endpoint refused keymgmt's own signature ({failure.code})",
-                               spent=reading.requests)
-        elif failure.kind == failures.RESPONSE and failure.code in NOT_READABLE_CODES:
+        elif _not_ours(failure):
             reading.tags[key_id] = None
             reading.refused += 1
             refused_ids.append(reply.request_id)
-        else:
+        else:  # run() stops on any other failure; kept so that a key unread is never taken as not ours
             raise provider.word_failure(failure)
     reading.request_ids = sample_ids([r.request_id for r in batch.replies], refused_ids)
     return reading
+
+
+def _not_ours(failure: Any) -> bool:
+    """AWS answered that this key cannot be read by us (AccessDenied, NotFound): not ours."""
+    return failure.kind == failures.RESPONSE and failure.code in NOT_READABLE_CODES
 
 
 def by_botocore(provider: Any, key_ids: list[str], how: str, spent: int = 0) -> TagReading:

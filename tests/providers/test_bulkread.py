@@ -93,6 +93,21 @@ def test_a_wrong_signature_would_be_caught(fake):
     assert "another-secret" not in str(refused.value)
 
 
+def test_a_refused_signature_stops_the_batch_before_every_key_is_sent(fake):
+    """A failure no key can escape ends the lean batch: the requests in flight finish, no more go
+    out, and botocore reads instead; not one refused request per key of the region."""
+    keys, _ = account(foreign=600, strays=0)
+    server = fake(keys)
+    kms = connect(ProviderConfig(region=REGION, endpoint=server.endpoint_url, access_key=AKID,
+                                 secret_key="another-secret"), pacing=False, sleep=lambda s: None)
+    with pytest.raises(ProviderError) as refused:
+        kms.list_tags_of_keys(list(keys))
+    assert refused.value.code == "InvalidSignatureException"
+    lean = [r for r in server.requests if r["target"].endswith(".ListResourceTags")
+            and r["headers"].get("User-Agent") == bulkread.USER_AGENT]
+    assert 1 <= len(lean) <= bulkread.WORKERS, len(lean)
+
+
 def test_throttling_storm_is_retried_and_counted(fake):
     keys, planted = account(foreign=40)
     server = fake(keys)
