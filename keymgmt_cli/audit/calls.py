@@ -74,6 +74,11 @@ def key_id_of(method: str, args: tuple[Any, ...], kwargs: dict[str, Any], result
     return str(args[0] if args else kwargs.get("key_id", ""))
 
 
+def bulk_keys(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    """How many keys a ``BULK`` method was asked about (its first argument, or ``key_ids=``)."""
+    return len(args[0]) if args else len(kwargs.get("key_ids", []))
+
+
 def bulk_fields(keys: int, result: Any = None) -> dict[str, Any]:
     """The ``bulk`` part of a bulk read's one entry: how many keys, requests (retries included),
     keys refused (AccessDenied/NotFound: not ours), throttled answers, and a bounded sample of AWS's
@@ -104,21 +109,21 @@ class CallLog:
     def add(self, entry: dict[str, Any]) -> None:
         with self._lock:
             self.entries.append(entry)
-            if self.journal is not None and not self.journal_error:
-                try:
-                    self.journal.append(entry)
-                except Exception as error:  # the response still lists the call; a crash would lose it
-                    self.journal_error = f"the calls journal could not be written ({type(error).__name__})"
+            self._journal(entry)
 
     def begin(self, entry: dict[str, Any]) -> None:
         """A long read is starting: written to the journal only (not to the response's list), so
         a command killed during it leaves a crashed record that says it had begun."""
         with self._lock:
-            if self.journal is not None and not self.journal_error:
-                try:
-                    self.journal.append(entry)
-                except Exception as error:
-                    self.journal_error = f"the calls journal could not be written ({type(error).__name__})"
+            self._journal(entry)
+
+    def _journal(self, entry: dict[str, Any]) -> None:
+        """Append ``entry`` to the journal (the caller holds the lock); after a first failure, no more."""
+        if self.journal is not None and not self.journal_error:
+            try:
+                self.journal.append(entry)
+            except Exception as error:  # the response still lists the call; a crash would lose it
+                self.journal_error = f"the calls journal could not be written ({type(error).__name__})"
 
     def snapshot(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -159,8 +164,7 @@ class RecordingProvider:
                      "outcome": "ok", "credentials": self._credentials}
             _take_ids(self._inner)  # forget ids of requests not made through this wrapper
             if name in BULK:
-                keys = len(args[0]) if args else len(kwargs.get("key_ids", []))
-                self._log.begin({**entry, "outcome": "started", "bulk": bulk_fields(keys)})
+                self._log.begin({**entry, "outcome": "started", "bulk": bulk_fields(bulk_keys(args, kwargs))})
             try:
                 result = attr(*args, **kwargs)
             except Exception as error:
@@ -177,7 +181,7 @@ class RecordingProvider:
         entry["key_id"] = key_id_of(name, args, kwargs, result)
         if name in BULK:  # one entry for the whole read (its requests ran in other threads)
             _take_ids(self._inner)
-            entry["bulk"] = bulk_fields(len(args[0]) if args else len(kwargs.get("key_ids", [])), result)
+            entry["bulk"] = bulk_fields(bulk_keys(args, kwargs), result)
             sample = entry["bulk"].get("request_ids") or []
             entry["request_id"] = sample[-1] if sample else ""
             self._log.add(entry)

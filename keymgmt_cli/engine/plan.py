@@ -24,7 +24,7 @@ import threading
 import uuid
 from contextlib import contextmanager
 
-from keymgmt_cli.audit.calls import BULK, OPERATIONS, key_id_of
+from keymgmt_cli.audit.calls import BULK, OPERATIONS, bulk_keys, key_id_of
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ class PlanWorld:
         call = {"region": region, "operation": operation, "key_id": key_id_of(method, args, kwargs, result),
                 "mutating": mutating, "sent": sent}
         if method in BULK:  # one operation for many keys, listed once as the audit trail records it
-            call["keys"] = len(args[0])
+            call["keys"] = bulk_keys(args, kwargs)
         with self.lock:
             self.calls.append(call)
 
